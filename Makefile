@@ -1,0 +1,32 @@
+# The README's commands. CMake does the real work; see CMakeLists.txt.
+BUILD ?= build
+JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Builds and runs the main example: prints a summary, writes memscope-report.json.
+demo: build
+	$(BUILD)/examples/quickstart
+
+# Builds and runs every test under ctest.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Builds the benchmarks in Release and prints their figures.
+bench: build
+	scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

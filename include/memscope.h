@@ -1,0 +1,393 @@
+/* memscope.h — the one public header of memscope, a memory tracker for C.
+ *
+ *   ms_tracker *t = TRACKER();
+ *   int *data = malloc(5 * sizeof *data);
+ *   TRACK(t, data);                        // name "data", type "int *", file, line
+ *   ms_analysis_report *r = ms_analyze(t);
+ *   ms_report_free(r);
+ *   ms_tracker_free(t);
+ *
+ * Ownership: every pointer returned by a function named *_new, ms_analyze,
+ * ms_tracker_events, ms_event_store_snapshot or ms_snapshot_* builders is the
+ * caller's and is released by the matching *_free function; every *_free
+ * accepts NULL. Arrays returned by ms_snapshot_allocations and
+ * ms_snapshot_threads are borrowed from the snapshot.
+ *
+ * Errors: functions returning int return 0 or a negative MS_E... code;
+ * functions returning a pointer return NULL; both set the thread-local
+ * ms_last_error(). No function aborts the program on bad input.
+ */
+#ifndef MEMSCOPE_H
+#define MEMSCOPE_H
+
+#include <stdbool.h> /* bool */
+#include <stddef.h>  /* size_t */
+#include <stdint.h>  /* uint64_t, uintptr_t */
+#include <stdio.h>   /* FILE, for ms_report_print */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- version */
+#define MS_VERSION_MAJOR 0
+#define MS_VERSION_MINOR 1
+#define MS_VERSION_PATCH 0
+#define MS_VERSION_NUMBER (MS_VERSION_MAJOR * 10000 + MS_VERSION_MINOR * 100 + MS_VERSION_PATCH)
+#define MS_VERSION_STRING "0.1.0"
+
+#if defined(_WIN32)
+#define MS_API
+#elif defined(__GNUC__)
+#define MS_API __attribute__((visibility("default")))
+#else
+#define MS_API
+#endif
+
+#if defined(__GNUC__)
+#define MS_NODISCARD __attribute__((warn_unused_result))
+#else
+#define MS_NODISCARD
+#endif
+
+/** @return MS_VERSION_NUMBER of the library that was linked. */
+MS_API unsigned ms_version(void);
+/** @return MS_VERSION_STRING of the library that was linked (static storage). */
+MS_API const char *ms_version_string(void);
+
+/* ----------------------------------------------------------------- errors */
+/* X(name, value, message): the pinned error codes and their texts. */
+#define MS_ERROR_MAP(X)                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EIO, -3, "input/output error")                                                               \
+    X(ENOTHEAP, -4, "pointer is not a live heap block")                                            \
+    X(ERANGE, -5, "value out of range")                                                            \
+    X(ENOTSUP, -6, "operation not supported")                                                      \
+    X(ENULLTRACKER, -7, "tracker is NULL")                                                         \
+    X(ENULLPTR, -8, "pointer is NULL")
+
+enum ms_error_code {
+    MS_OK = 0,
+#define MS__ERROR_ENUM(name, value, text) MS_##name = (value),
+    MS_ERROR_MAP(MS__ERROR_ENUM)
+#undef MS__ERROR_ENUM
+};
+
+/** @return the code of the last failure in the calling thread, 0 if none.
+ *  Like errno: set by a failing call, never reset by a succeeding one. */
+MS_API int ms_last_error(void);
+/** @return a detailed message for the last failure in the calling thread
+ *  (for example the path and the system's reason), "" if none. Valid until the
+ *  thread's next failing call. */
+MS_API const char *ms_last_error_message(void);
+/** @return a static description of `code` ("unknown error" if it is not one). */
+MS_API const char *ms_strerror(int code);
+/** Forget the calling thread's last error (ms_last_error() returns 0 again). */
+MS_API void ms_clear_error(void);
+
+/* ------------------------------------------------------------------ types */
+typedef struct ms_tracker ms_tracker;                 /* opaque */
+typedef struct ms_event_store ms_event_store;         /* opaque */
+typedef struct ms_snapshot_engine ms_snapshot_engine; /* opaque */
+typedef struct ms_memory_snapshot ms_memory_snapshot; /* opaque */
+
+/* A call site of TRACK: compile-time literals, one static record per call. */
+typedef struct ms_site {
+    const char *name; /* "data" */
+    const char *type; /* "int *" */
+    const char *file; /* __FILE__ */
+    unsigned line;    /* __LINE__ */
+    const char *func; /* __func__ */
+} ms_site;
+
+typedef struct ms_sampling_config {
+    double sample_rate;      /* 0.0 .. 1.0: the share of TRACK calls recorded */
+    bool capture_call_stack; /* stacks are recorded once capture lands */
+    size_t max_stack_depth;
+} ms_sampling_config;
+
+typedef enum ms_event_type {
+    MS_EVENT_ALLOCATE,
+    MS_EVENT_DEALLOCATE,
+    MS_EVENT_REALLOCATE
+} ms_event_type;
+
+/* The public view of one event; how the store keeps it is internal. */
+typedef struct ms_memory_event {
+    uint64_t timestamp; /* ns since the Unix epoch */
+    ms_event_type type;
+    uintptr_t ptr;       /* the block (the new one for a reallocation) */
+    uintptr_t old_ptr;   /* reallocation only */
+    size_t size, old_size;
+    uint64_t thread_id;  /* the kernel thread id for recorded events */
+    const ms_site *site; /* NULL when not from TRACK */
+} ms_memory_event;
+
+typedef struct ms_memory_stats {
+    size_t total_allocations, total_deallocations, active_allocations;
+    uint64_t total_allocated, total_deallocated; /* bytes */
+    uint64_t current_memory, peak_memory;        /* bytes */
+    size_t unmatched_deallocations;              /* frees of blocks never seen */
+    /* appended fields */
+    uint64_t dropped_events;       /* events that could not be recorded at all */
+    uint64_t evicted_events;       /* events pushed out of the retained log (figures stay exact) */
+    uint64_t retained_events;      /* events the retained log holds now */
+    uint64_t ignored_deallocations; /* frees of unknown blocks while sampling (not errors) */
+    uint64_t replaced_allocations; /* TRACKs of an address whose block was never untracked */
+    uint64_t track_errors;         /* TRACK/UNTRACK calls rejected (NULL, not heap, ...) */
+    uint64_t sampled_out;          /* TRACK calls skipped by sampling (0 while rate is 1.0) */
+} ms_memory_stats;
+
+typedef struct ms_active_allocation {
+    uintptr_t ptr;
+    size_t size;
+    uint64_t allocated_at; /* ns since the Unix epoch */
+    uint64_t thread_id;    /* the thread that allocated it */
+    const ms_site *site;   /* NULL when the block was not named */
+} ms_active_allocation;
+
+typedef struct ms_thread_memory_stats {
+    uint64_t thread_id;
+    size_t allocation_count;
+    uint64_t total_allocated, total_deallocated; /* bytes allocated by it, and of those freed */
+    uint64_t current_memory, peak_memory;
+    size_t deallocation_count; /* appended: frees of blocks it allocated */
+} ms_thread_memory_stats;
+
+typedef struct ms_allocation_hotspot {
+    const char *var_name, *type_name; /* "?" when the block was not named */
+    size_t total_size, allocation_count;
+    const char *location; /* "file.c:42", NULL if unknown */
+    /* appended fields */
+    const char *function;               /* NULL if unknown */
+    size_t active_count, active_size;   /* still live */
+} ms_allocation_hotspot;
+
+typedef struct ms_system_snapshot {
+    uint64_t timestamp;          /* ns since the Unix epoch */
+    double cpu_usage_percent;    /* this process, % of one core */
+    uint64_t memory_usage_bytes; /* this process's resident set */
+    double memory_usage_percent; /* that, over the machine's memory */
+    size_t thread_count;         /* this process's threads */
+    uint64_t disk_read_bps, disk_write_bps;
+    uint64_t network_rx_bps, network_tx_bps;
+    double gpu_usage_percent;
+    uint64_t gpu_memory_used, gpu_memory_total; /* 0 where no GPU is found */
+} ms_system_snapshot;
+
+typedef struct ms_analysis_report {
+    size_t total_allocations, total_deallocations, active_allocations;
+    uint64_t peak_memory_bytes, current_memory_bytes;
+    double allocation_rate_per_sec, deallocation_rate_per_sec;
+    ms_allocation_hotspot *hotspots;
+    size_t hotspot_count;
+    ms_system_snapshot *system_snapshots;
+    size_t system_snapshot_count;
+    /* appended fields */
+    uint64_t total_allocated_bytes, total_deallocated_bytes;
+    size_t unmatched_deallocations;
+    uint64_t dropped_events, evicted_events;
+    double sample_rate; /* the rate in force when the report was made */
+    bool is_estimate;   /* counts and bytes above are scaled by 1/sample_rate */
+    double duration_sec; /* since the tracker was created */
+    size_t thread_count;
+} ms_analysis_report;
+
+/* ---------------------------------------------------------------- tracker */
+
+/** Create a tracker that records every TRACK (sample rate 1.0, no stacks,
+ *  retained log of 64 MiB). One tracker is shared by any number of threads.
+ *  @return the tracker (free with ms_tracker_free), NULL on failure. */
+MS_API MS_NODISCARD ms_tracker *ms_tracker_new(void);
+
+/** The process-wide tracker, created on first use and never freed; if it has
+ *  an auto-export path the report is written at process exit (atexit).
+ *  ms_tracker_free() on it does nothing. Thread-safe. */
+MS_API ms_tracker *ms_tracker_global(void);
+
+/** Set the sampling configuration. A rate outside [0, 1] (or NaN) is
+ *  MS_ERANGE and leaves the tracker unchanged. Set it before recording:
+ *  reports scale by the rate in force when they are made.
+ *  @return t, so calls chain (NULL if t is NULL). */
+MS_API ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg);
+
+/** Seed the sampling generator for reproducible runs (tests). Each thread
+ *  seeds its own generator from this seed and the order it first recorded in.
+ *  @return t. */
+MS_API ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed);
+
+/** Write a report to `path` when the tracker is freed (the global tracker: at
+ *  process exit). The format comes from the extension; ".json" today.
+ *  An unknown extension is MS_ENOTSUP and leaves the tracker unchanged.
+ *  A failed auto-export prints one line to stderr and sets ms_last_error().
+ *  @return t. */
+MS_API ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path);
+
+/** Bound the retained event log to `bytes` (default 64 MiB; 0 keeps none).
+ *  Past it the oldest events are evicted and counted; figures stay exact.
+ *  Call before recording. @return t. */
+MS_API ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes);
+
+/** Write the auto-export (if set) and release the tracker. Threads must have
+ *  stopped using it. Accepts NULL. Does nothing for ms_tracker_global(). */
+MS_API void ms_tracker_free(ms_tracker *t);
+
+/** Pass as `size` to ms_track_as to ask the allocator for the block's size. */
+#define MS_SIZE_UNKNOWN ((size_t)-1)
+
+/** Record that `ptr` is a live block of `size` bytes named by `site`.
+ *  size == MS_SIZE_UNKNOWN asks the allocator (glibc malloc_usable_size).
+ *  Errors (counted in ms_tracker_stats().track_errors, and set in
+ *  ms_last_error): NULL tracker, NULL ptr, a pointer that is provably not a
+ *  live heap block, a size of 2^48 bytes or more. Lock-free, thread-safe. */
+MS_API void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site);
+
+/** Record that the block at `ptr` is freed (for programs without capture). */
+MS_API void ms_untrack(ms_tracker *t, const void *ptr);
+
+/** Record that `old_ptr` was reallocated to `new_ptr` of `new_size` bytes
+ *  (MS_SIZE_UNKNOWN asks the allocator). The block keeps its name. */
+MS_API void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr,
+                             size_t new_size);
+
+/* --------------------------------------------------------------- sampling */
+MS_API ms_sampling_config ms_sampling_demo(void);             /* 0.1,  no stacks, depth 5  */
+MS_API ms_sampling_config ms_sampling_full(void);             /* 1.0,  stacks,    depth 20 */
+MS_API ms_sampling_config ms_sampling_high_performance(void); /* 0.01, no stacks, depth 0  */
+
+/* ---------------------------------------------------------------- reports */
+
+/** Analyse everything recorded so far: totals, current and peak, rates per
+ *  second since the tracker started, hotspots by call site (bytes, then
+ *  count), system snapshots. Figures are scaled when sampling (is_estimate).
+ *  @return the report (free with ms_report_free), NULL on failure. */
+MS_API MS_NODISCARD ms_analysis_report *ms_analyze(ms_tracker *t);
+MS_API void ms_report_free(ms_analysis_report *r);
+
+/** Print a short human-readable summary of `r` to `out`. @return 0 or MS_E... */
+MS_API int ms_report_print(const ms_analysis_report *r, FILE *out);
+
+/** @return the exact recorded figures (not scaled); zeros if t is NULL. */
+MS_API ms_memory_stats ms_tracker_stats(ms_tracker *t);
+
+/** @return a copy of the retained events in order (free with ms_events_free);
+ *  *count receives their number. NULL with *count 0 when there are none. */
+MS_API MS_NODISCARD ms_memory_event *ms_tracker_events(ms_tracker *t, size_t *count);
+
+/** @return the latest system sample; all zeros (timestamp 0) until the
+ *  system monitor samples for this tracker. */
+MS_API ms_system_snapshot ms_current_system_snapshot(ms_tracker *t);
+
+/* ------------------------------------------------------ events and stores */
+
+/** A new event store: per-thread lock-free buffers, an exact live state and a
+ *  retained log of 64 MiB. @return NULL on failure. */
+MS_API MS_NODISCARD ms_event_store *ms_event_store_new(void);
+
+/** Record `e` (its type, pointers, sizes, thread_id and site). The store
+ *  stamps the event with its own clock when recorded: e.timestamp is not
+ *  kept. Lock-free from any thread. */
+MS_API void ms_event_store_record(ms_event_store *s, ms_memory_event e);
+
+/** @return a copy of the retained events in order (free with ms_events_free). */
+MS_API MS_NODISCARD ms_memory_event *ms_event_store_snapshot(ms_event_store *s, size_t *count);
+MS_API void ms_events_free(ms_memory_event *events);
+MS_API void ms_event_store_free(ms_event_store *s);
+
+/** @return the tracker's store, borrowed: it lives as long as t. */
+MS_API ms_event_store *ms_tracker_event_store(ms_tracker *t);
+
+/** Build events stamped with the current time (ns since the Unix epoch). */
+MS_API ms_memory_event ms_event_allocate(uintptr_t ptr, size_t size, uint64_t thread_id);
+MS_API ms_memory_event ms_event_deallocate(uintptr_t ptr, size_t size, uint64_t thread_id);
+MS_API ms_memory_event ms_event_reallocate(uintptr_t old_ptr, uintptr_t new_ptr, size_t old_size,
+                                           size_t new_size, uint64_t thread_id);
+
+/* -------------------------------------------------------------- snapshots */
+
+/** An engine that builds snapshots of `s` (borrowed, not freed by the engine). */
+MS_API MS_NODISCARD ms_snapshot_engine *ms_snapshot_engine_new(ms_event_store *s);
+/** Snapshot the store's live state: O(live blocks), never a replay. */
+MS_API MS_NODISCARD ms_memory_snapshot *ms_snapshot_engine_build(ms_snapshot_engine *e);
+/** Replay `n` events in the given order: O(n). */
+MS_API MS_NODISCARD ms_memory_snapshot *ms_snapshot_build_from_events(const ms_memory_event *ev,
+                                                                      size_t n);
+MS_API size_t ms_snapshot_active_count(const ms_memory_snapshot *s);
+MS_API uint64_t ms_snapshot_current_memory(const ms_memory_snapshot *s);
+MS_API uint64_t ms_snapshot_peak_memory(const ms_memory_snapshot *s);
+MS_API ms_memory_stats ms_snapshot_stats(const ms_memory_snapshot *s);
+/** Borrowed arrays, valid until ms_snapshot_free; in no particular order. */
+MS_API const ms_active_allocation *ms_snapshot_allocations(const ms_memory_snapshot *s,
+                                                           size_t *count);
+MS_API const ms_thread_memory_stats *ms_snapshot_threads(const ms_memory_snapshot *s,
+                                                         size_t *count);
+MS_API void ms_snapshot_free(ms_memory_snapshot *s);
+MS_API void ms_snapshot_engine_free(ms_snapshot_engine *e);
+
+/* ---------------------------------------------------------------- exports */
+
+/** Write the JSON report to `path` (parent directories are created). It is
+ *  written beside the target and renamed, so a failure never leaves a partial
+ *  file. @return 0 or MS_E... (message in ms_last_error_message). */
+MS_API MS_NODISCARD int ms_export_json(ms_tracker *t, const char *path);
+
+/* ----------------------------------------------------------------- macros */
+
+#if !defined(__cplusplus)
+/* The type of `var` as text, for the common pointer types. */
+#define MS_TYPE_NAME(var)                                                                          \
+    _Generic((var),                                                                                \
+        char *: "char *", const char *: "const char *",                                           \
+        signed char *: "signed char *", unsigned char *: "unsigned char *",                       \
+        short *: "short *", unsigned short *: "unsigned short *",                                 \
+        int *: "int *", const int *: "const int *", unsigned *: "unsigned int *",                 \
+        long *: "long *", unsigned long *: "unsigned long *",                                     \
+        long long *: "long long *", unsigned long long *: "unsigned long long *",                 \
+        float *: "float *", double *: "double *", long double *: "long double *",                 \
+        _Bool *: "_Bool *", char **: "char **", void **: "void **",                               \
+        const void *: "const void *",                                                              \
+        default: "void *")
+#define MS__TYPE_CHECK(var, type)                                                                  \
+    _Static_assert(_Generic((var), type: 1, default: 0),                                           \
+                   "TRACK_TYPED: '" #var "' is not of type " #type)
+#else
+#define MS_TYPE_NAME(var) "void *"
+#define MS__TYPE_CHECK(var, type) static_assert(true, "")
+#endif
+
+#define MS__TRACK(t, var, size, typestr)                                                           \
+    do {                                                                                           \
+        static const ms_site ms__site_ = {#var, typestr, __FILE__, __LINE__, __func__};            \
+        ms_track_as((t), (const void *)(var), (size), &ms__site_);                                 \
+    } while (0)
+
+#define MS_TRACKER() ms_tracker_new()
+#define MS_TRACK(t, var) MS__TRACK(t, var, MS_SIZE_UNKNOWN, MS_TYPE_NAME(var))
+#define MS_TRACK_SIZED(t, var, bytes) MS__TRACK(t, var, (size_t)(bytes), MS_TYPE_NAME(var))
+#define MS_TRACK_TYPED(t, var, type)                                                               \
+    do {                                                                                           \
+        MS__TYPE_CHECK(var, type);                                                                 \
+        MS__TRACK(t, var, MS_SIZE_UNKNOWN, #type);                                                 \
+    } while (0)
+#define MS_UNTRACK(t, var) ms_untrack((t), (const void *)(var))
+#define MS_FREE(t, var)                                                                            \
+    do {                                                                                           \
+        ms_untrack((t), (const void *)(var));                                                      \
+        free((void *)(var));                                                                       \
+        (var) = NULL;                                                                              \
+    } while (0)
+
+/* The short spellings; define MEMSCOPE_NO_SHORT_MACROS to keep them out. */
+#ifndef MEMSCOPE_NO_SHORT_MACROS
+#define TRACKER() MS_TRACKER()
+#define TRACK(t, var) MS_TRACK(t, var)
+#define TRACK_SIZED(t, var, bytes) MS_TRACK_SIZED(t, var, bytes)
+#define TRACK_TYPED(t, var, type) MS_TRACK_TYPED(t, var, type)
+#define UNTRACK(t, var) MS_UNTRACK(t, var)
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMSCOPE_H */

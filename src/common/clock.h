@@ -1,0 +1,85 @@
+/* clock.h — the recording clock. Ticks are the invariant TSC where the kernel
+ * itself uses it as its clocksource (x86-64), else CLOCK_MONOTONIC nanoseconds.
+ * Reading ticks is no system call. Depends on nothing.
+ *
+ * Ordering: ms__ticks() may execute before earlier loads complete, so it is
+ * used where an early reading is harmless (recording an allocation: the block
+ * is published to other threads only after). ms__ticks_ordered() waits for all
+ * earlier loads first (lfence), so a free recorded on thread B after B loaded
+ * the pointer that thread A published always gets a later tick than A's
+ * allocation. See docs/design.md. */
+#ifndef MS_COMMON_CLOCK_H
+#define MS_COMMON_CLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define MS__HAVE_TSC 1
+#else
+#define MS__HAVE_TSC 0
+#endif
+
+extern bool ms__clock_use_tsc; /* written once by ms__clock_init, read-only after */
+
+/* pre: nothing. Idempotent, thread-safe; reads the clocksource once. */
+void ms__clock_init(void);
+
+static inline uint64_t ms__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ms__real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ms__ticks(void)
+{
+#if MS__HAVE_TSC
+    if (ms__clock_use_tsc)
+        return __rdtsc();
+#endif
+    return ms__mono_ns();
+}
+
+static inline uint64_t ms__ticks_ordered(void)
+{
+#if MS__HAVE_TSC
+    if (ms__clock_use_tsc) {
+        _mm_lfence();
+        return __rdtsc();
+    }
+#endif
+    return ms__mono_ns();
+}
+
+/* A fixed linear map from ticks to ns since the Unix epoch. Calibrated once per
+ * process (at least 5 ms after ms__clock_init), then never changed, so the same
+ * tick always converts to the same ns. */
+typedef struct ms__timebase {
+    uint64_t tick0; /* ticks at ms__clock_init */
+    uint64_t ns0;   /* CLOCK_REALTIME ns at tick0 */
+    double ns_per_tick;
+} ms__timebase;
+
+const ms__timebase *ms__clock_timebase(void);
+
+static inline uint64_t ms__timebase_ns(const ms__timebase *tb, uint64_t tick)
+{
+    if (tick >= tb->tick0)
+        return tb->ns0 + (uint64_t)((double)(tick - tb->tick0) * tb->ns_per_tick);
+    return tb->ns0 - (uint64_t)((double)(tb->tick0 - tick) * tb->ns_per_tick);
+}
+
+/* Ticks in one millisecond, rounded to a power of two (for bucket widths). */
+uint64_t ms__clock_ticks_per_ms_pow2(void);
+
+#endif

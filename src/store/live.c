@@ -1,0 +1,328 @@
+/* live.c — applies event records to the live state (see live.h and
+ * docs/semantics.md). Open addressing with linear probing and backward-shift
+ * deletion, so churn leaves no tombstones. */
+#include "store/live.h"
+
+#include <string.h>
+
+#include "common/pages.h"
+
+#define MIN_BLOCKS 1024u
+#define MIN_SITES 64u
+
+static inline size_t hash_ptr(uintptr_t p, size_t cap)
+{
+    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+int ms__live_init(ms__live *l, uint64_t series_width)
+{
+    memset(l, 0, sizeof *l);
+    l->bcap = MIN_BLOCKS;
+    l->scap = MIN_SITES;
+    l->width = series_width ? series_width : 1;
+    l->blocks = ms__pages_alloc(l->bcap * sizeof *l->blocks);
+    l->sites = ms__pages_alloc(l->scap * sizeof *l->sites);
+    l->threads = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->threads);
+    l->thread_used = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->thread_used);
+    l->series = ms__pages_alloc(MS__SERIES_CAP * sizeof *l->series);
+    if (!l->blocks || !l->sites || !l->threads || !l->thread_used || !l->series) {
+        ms__live_destroy(l);
+        return MS_ENOMEM;
+    }
+    return 0;
+}
+
+void ms__live_destroy(ms__live *l)
+{
+    ms__pages_free(l->blocks, l->bcap * sizeof *l->blocks);
+    ms__pages_free(l->sites, l->scap * sizeof *l->sites);
+    ms__pages_free(l->threads, MS__TIDS_CAP * sizeof *l->threads);
+    ms__pages_free(l->thread_used, MS__TIDS_CAP * sizeof *l->thread_used);
+    ms__pages_free(l->series, MS__SERIES_CAP * sizeof *l->series);
+    memset(l, 0, sizeof *l);
+}
+
+size_t ms__live_bytes(const ms__live *l)
+{
+    return l->bcap * sizeof *l->blocks + l->scap * sizeof *l->sites;
+}
+
+/* ------------------------------------------------------------- blocks */
+
+const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr)
+{
+    for (size_t i = hash_ptr(ptr, l->bcap);; i = (i + 1) & (l->bcap - 1)) {
+        if (l->blocks[i].ptr == ptr)
+            return &l->blocks[i];
+        if (l->blocks[i].ptr == 0)
+            return NULL;
+    }
+}
+
+static bool grow_blocks(ms__live *l)
+{
+    size_t ncap = l->bcap * 2;
+    ms__block *nb = ms__pages_alloc(ncap * sizeof *nb);
+    if (!nb)
+        return false;
+    for (size_t i = 0; i < l->bcap; i++) {
+        if (l->blocks[i].ptr == 0)
+            continue;
+        size_t j = hash_ptr(l->blocks[i].ptr, ncap);
+        while (nb[j].ptr != 0)
+            j = (j + 1) & (ncap - 1);
+        nb[j] = l->blocks[i];
+    }
+    ms__pages_free(l->blocks, l->bcap * sizeof *l->blocks);
+    l->blocks = nb;
+    l->bcap = ncap;
+    return true;
+}
+
+static ms__block *insert_block(ms__live *l, uintptr_t ptr)
+{
+    // Keep the load at or under 3/4 so probes stay short.
+    if ((l->bcount + 1) * 4 > l->bcap * 3 && !grow_blocks(l)) {
+        if (l->bcount + 1 >= l->bcap) // truly full: refuse rather than loop
+            return NULL;
+        l->failed = true;
+    }
+    size_t i = hash_ptr(ptr, l->bcap);
+    while (l->blocks[i].ptr != 0)
+        i = (i + 1) & (l->bcap - 1);
+    l->bcount++;
+    l->blocks[i].ptr = ptr;
+    return &l->blocks[i];
+}
+
+/* Backward-shift deletion: pull later members of the probe run into the hole. */
+static void remove_block(ms__live *l, ms__block *b)
+{
+    size_t mask = l->bcap - 1;
+    size_t hole = (size_t)(b - l->blocks);
+    for (size_t i = (hole + 1) & mask; l->blocks[i].ptr != 0; i = (i + 1) & mask) {
+        size_t home = hash_ptr(l->blocks[i].ptr, l->bcap);
+        // Move i into the hole unless its home lies cyclically in (hole, i].
+        bool stays = (hole <= i) ? (hole < home && home <= i) : (hole < home || home <= i);
+        if (!stays) {
+            l->blocks[hole] = l->blocks[i];
+            hole = i;
+        }
+    }
+    l->blocks[hole].ptr = 0;
+    l->bcount--;
+}
+
+/* -------------------------------------------------------------- sites */
+
+static bool grow_sites(ms__live *l)
+{
+    size_t ncap = l->scap * 2;
+    ms__site_stat *ns = ms__pages_alloc(ncap * sizeof *ns);
+    if (!ns)
+        return false;
+    for (size_t i = 0; i < l->scap; i++) {
+        if (!l->sites[i].used)
+            continue;
+        size_t j = hash_ptr((uintptr_t)l->sites[i].site, ncap);
+        while (ns[j].used)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = l->sites[i];
+    }
+    ms__pages_free(l->sites, l->scap * sizeof *l->sites);
+    l->sites = ns;
+    l->scap = ncap;
+    return true;
+}
+
+static ms__site_stat *site_stat(ms__live *l, const ms_site *site)
+{
+    if (!site)
+        return &l->null_site;
+    size_t i = hash_ptr((uintptr_t)site, l->scap);
+    for (; l->sites[i].used; i = (i + 1) & (l->scap - 1))
+        if (l->sites[i].site == site)
+            return &l->sites[i];
+    if ((l->scount + 1) * 2 > l->scap) {
+        if (!grow_sites(l)) {
+            l->failed = true;
+            return &l->null_site;
+        }
+        return site_stat(l, site);
+    }
+    l->scount++;
+    l->sites[i].used = true;
+    l->sites[i].site = site;
+    return &l->sites[i];
+}
+
+/* ------------------------------------------------------------ threads */
+
+static ms__thread_stat *thread_stat(ms__live *l, unsigned slot)
+{
+    ms__thread_stat *t = &l->threads[slot];
+    if (t->allocs == 0 && t->frees == 0) {
+        // First touch: remember the slot unless it is already listed (a slot
+        // whose only block was freed by another thread keeps its counts).
+        bool listed = false;
+        for (size_t i = l->thread_used_count; i-- > 0;)
+            if (l->thread_used[i] == slot) {
+                listed = true;
+                break;
+            }
+        if (!listed)
+            l->thread_used[l->thread_used_count++] = (uint16_t)slot;
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------- series */
+
+static void series_note(ms__live *l, uint64_t tick)
+{
+    if (l->npoints == 0) {
+        l->origin = tick;
+        l->series[0] = (ms__point){tick, l->current, l->current};
+        l->npoints = 1;
+        return;
+    }
+    uint64_t rel = tick > l->origin ? tick - l->origin : 0;
+    uint64_t span_start = l->origin + rel / l->width * l->width;
+    ms__point *last = &l->series[l->npoints - 1];
+    if (span_start <= last->tick) {
+        if (l->current > last->max)
+            last->max = l->current;
+        last->last = l->current;
+        return;
+    }
+    while (l->npoints == MS__SERIES_CAP) {
+        // Full: halve the resolution by merging points that share a span.
+        l->width *= 2;
+        size_t out = 0;
+        for (size_t i = 0; i < l->npoints; i++) {
+            uint64_t s = l->origin + (l->series[i].tick - l->origin) / l->width * l->width;
+            if (out > 0 && l->series[out - 1].tick == s) {
+                ms__point *p = &l->series[out - 1];
+                if (l->series[i].max > p->max)
+                    p->max = l->series[i].max;
+                p->last = l->series[i].last;
+            } else {
+                l->series[out] = l->series[i];
+                l->series[out].tick = s;
+                out++;
+            }
+        }
+        l->npoints = out;
+        span_start = l->origin + rel / l->width * l->width;
+        last = &l->series[l->npoints - 1];
+        if (span_start <= last->tick) {
+            if (l->current > last->max)
+                last->max = l->current;
+            last->last = l->current;
+            return;
+        }
+    }
+    l->series[l->npoints++] = (ms__point){span_start, l->current, l->current};
+}
+
+/* --------------------------------------------------------------- apply */
+
+static void close_block(ms__live *l, ms__block *b)
+{
+    uint64_t size = ms__block_size(b);
+    ms__thread_stat *owner = thread_stat(l, ms__block_slot(b));
+    owner->frees++;
+    owner->deallocated += size;
+    owner->current -= size;
+    ms__site_stat *st = site_stat(l, b->site);
+    st->live_count--;
+    st->live_bytes -= size;
+    l->deallocs++;
+    l->deallocated += size;
+    l->current -= size;
+    remove_block(l, b);
+}
+
+static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size,
+                       const ms_site *site)
+{
+    ms__block *old = (ms__block *)(uintptr_t)ms__live_find(l, ptr);
+    if (old) {
+        l->replaced++;
+        close_block(l, old);
+    }
+    ms__block *b = insert_block(l, ptr);
+    if (!b) {
+        l->failed = true;
+        return;
+    }
+    unsigned slot = ms__rec_slot(r);
+    b->site = site;
+    b->tick = r->tick;
+    b->size_w = size | (uint64_t)slot << 48;
+    ms__thread_stat *t = thread_stat(l, slot);
+    t->allocs++;
+    t->allocated += size;
+    t->current += size;
+    if (t->current > t->peak)
+        t->peak = t->current;
+    ms__site_stat *st = site_stat(l, site);
+    st->allocs++;
+    st->bytes += size;
+    st->live_count++;
+    st->live_bytes += size;
+    l->allocs++;
+    l->allocated += size;
+    l->current += size;
+}
+
+static void unknown_free(ms__live *l)
+{
+    if (l->sampling)
+        l->ignored++;
+    else
+        l->unmatched++;
+}
+
+void ms__live_apply(ms__live *l, const ms__rec *r)
+{
+    switch ((ms_event_type)ms__rec_type(r)) {
+    case MS_EVENT_ALLOCATE:
+        if (r->ptr == 0)
+            return;
+        open_block(l, r, r->ptr, ms__rec_size(r), r->site);
+        break;
+    case MS_EVENT_DEALLOCATE: {
+        if (r->ptr == 0) // free(NULL) does nothing
+            return;
+        ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->ptr);
+        if (b)
+            close_block(l, b);
+        else
+            unknown_free(l);
+        break;
+    }
+    case MS_EVENT_REALLOCATE: {
+        const ms_site *site = r->site;
+        if (r->old_ptr != 0) {
+            ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->old_ptr);
+            if (b) {
+                if (!site)
+                    site = b->site;
+                close_block(l, b);
+            } else {
+                unknown_free(l);
+            }
+        }
+        if (r->ptr != 0)
+            open_block(l, r, r->ptr, ms__rec_size(r), site);
+        break;
+    }
+    default:
+        return;
+    }
+    if (l->current > l->peak)
+        l->peak = l->current;
+    series_note(l, r->tick);
+}

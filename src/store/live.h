@@ -1,0 +1,73 @@
+/* live.h — the exact live state: active blocks, totals, per-thread and
+ * per-site figures, peak, and a down-sampled series of current memory.
+ * Updated one record at a time, in order, by one writer (the store's fold, or
+ * a replay). Its memory comes from pages (never malloc): the fold runs inside
+ * the recording path. Depends on common/ and rec.h. The rules it applies are
+ * written in docs/semantics.md. */
+#ifndef MS_STORE_LIVE_H
+#define MS_STORE_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/rec.h"
+#include "store/tids.h"
+
+typedef struct ms__block {
+    uintptr_t ptr; /* 0 = empty slot */
+    const ms_site *site;
+    uint64_t tick;   /* when it was allocated */
+    uint64_t size_w; /* size:48 | owning thread slot:16 */
+} ms__block;
+
+typedef struct ms__site_stat {
+    const ms_site *site; /* key; the NULL site has its own entry in ms__live */
+    uint64_t allocs, bytes, live_count, live_bytes;
+    bool used;
+} ms__site_stat;
+
+typedef struct ms__thread_stat {
+    uint64_t allocs, frees, allocated, deallocated, current, peak;
+} ms__thread_stat;
+
+typedef struct ms__point {
+    uint64_t tick; /* start of the span */
+    uint64_t max;  /* largest current memory in the span */
+    uint64_t last; /* current memory at the span's end */
+} ms__point;
+
+#define MS__SERIES_CAP 1024
+
+typedef struct ms__live {
+    ms__block *blocks;
+    size_t bcap, bcount; /* bcap is a power of two */
+    ms__site_stat *sites;
+    size_t scap, scount;
+    ms__site_stat null_site;
+    ms__thread_stat *threads; /* MS__TIDS_CAP entries, by slot (pages, touched lazily) */
+    uint16_t *thread_used;    /* slots in first-use order */
+    size_t thread_used_count;
+    uint64_t allocs, deallocs, allocated, deallocated, current, peak;
+    uint64_t unmatched, ignored, replaced;
+    bool sampling; /* frees of unknown blocks are "ignored", not "unmatched" */
+    ms__point *series;
+    size_t npoints;
+    uint64_t width; /* span of one point, in ticks; a power of two */
+    uint64_t origin;
+    bool failed; /* a table could not grow: figures may be incomplete */
+} ms__live;
+
+/* pre: series_width is a power of two (ticks per point at the start). */
+int ms__live_init(ms__live *l, uint64_t series_width);
+void ms__live_destroy(ms__live *l);
+void ms__live_apply(ms__live *l, const ms__rec *r);
+/* @return the live block at ptr, or NULL. */
+const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);
+/* Bytes the live state holds in its tables. */
+size_t ms__live_bytes(const ms__live *l);
+
+static inline uint64_t ms__block_size(const ms__block *b) { return b->size_w & MS__SIZE_MASK; }
+static inline unsigned ms__block_slot(const ms__block *b) { return (unsigned)(b->size_w >> 48); }
+
+#endif

@@ -1,0 +1,165 @@
+/* store.h — the event store: each thread appends 48-byte records to its own
+ * chain of segments (no lock, no system call, no malloc); a fold merges the
+ * threads' records in tick order up to a safe watermark into the exact live
+ * state and the bounded retained log. Depends on common/, rec.h, live.h,
+ * tids.h. The design is in docs/design.md. */
+#ifndef MS_STORE_STORE_H
+#define MS_STORE_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/atomic.h"
+#include "common/clock.h"
+#include "store/live.h"
+#include "store/rec.h"
+#include "store/tids.h"
+
+#define MS__SEG_EVENTS 4096u
+#define MS__DEFAULT_RETAINED_BYTES ((size_t)64 << 20)
+
+typedef struct ms__seg {
+    /* Published records. Written by the owner thread (release), read by the
+     * folder (acquire). */
+    _Atomic uint32_t count;
+    /* The owner's next segment, set (release) once this one is full. */
+    _Atomic(struct ms__seg *) next;
+    char pad[MS_CACHE_LINE - sizeof(uint32_t) - sizeof(void *)];
+    ms__rec ev[MS__SEG_EVENTS];
+} ms__seg;
+
+enum { MS__TB_THREAD_GONE = 1, MS__TB_STORE_GONE = 2 };
+
+/* One thread's buffer in one store. Header from pages; freed by whichever of
+ * the thread (at exit) and the store (at free) lets go of it last. */
+typedef struct ms__tbuf {
+    /* Owner thread only. */
+    ms__seg *cur;
+    uint32_t idx;  /* mirror of cur->count */
+    uint32_t slot; /* the thread's id slot */
+    uint64_t last_tick;
+    uint64_t rng;      /* sampling generator state */
+    uint64_t rng_gen;  /* seed generation the state came from */
+    /* Single writer (owner), read by the folder: relaxed is enough. */
+    _Atomic uint64_t sampled_out, errors;
+    /* 1 while the owner is between taking a tick and publishing the record.
+     * Owner writes; the folder reads after an asymmetric barrier. */
+    _Atomic uint32_t inflight;
+    /* A recycled segment handed back by the folder (release); the owner takes
+     * it with an exchange. */
+    _Atomic(ms__seg *) spare;
+
+    /* Folder only (under the store's fold lock). */
+    alignas(MS_CACHE_LINE) ms__seg *rd_seg;
+    uint32_t rd_idx;
+    uint64_t last_folded_tick;
+    uint64_t order; /* registration order: breaks ties between equal ticks */
+    struct ms__tbuf *store_next;
+
+    /* Lifetime. */
+    _Atomic uint32_t state; /* MS__TB_* bits */
+    struct ms__tbuf *thread_next; /* the owner thread's list */
+    uint64_t store_id;
+    struct ms_event_store *store;
+} ms__tbuf;
+
+typedef struct ms__chunk ms__chunk;
+
+struct ms_event_store {
+    uint64_t id; /* unique for the process's life: TLS caches key on it */
+    ms__tids *tids;
+    _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t segs_allocated;
+    _Atomic uint64_t seed_gen; /* bumped when the sampling seed changes */
+    uint64_t seed;
+    _Atomic bool sampling;
+
+    pthread_mutex_t fold_lock; /* guards everything below */
+    ms__live live;
+    uint64_t tbuf_count;
+    uint64_t gone_sampled_out, gone_errors; /* from freed thread buffers */
+    ms__seg *free_segs;
+    size_t free_seg_count;
+    void *heap; /* merge heap, pages */
+    size_t heap_cap;
+    /* Retained log: a FIFO of chunks, oldest first. */
+    size_t retained_budget, chunk_events, max_chunks, nchunks;
+    ms__chunk *oldest, *newest;
+    uint64_t retained, evicted;
+    uint64_t start_tick;
+    struct ms_event_store *reg_next; /* the process's store registry (fork) */
+};
+
+/* The calling thread's buffer for a store, cached in TLS. */
+typedef struct ms__tcache {
+    uint64_t id;
+    ms__tbuf *buf;
+} ms__tcache;
+extern _Thread_local ms__tcache ms__tl_cache;
+extern bool ms__need_fence; /* no membarrier: the owner fences instead */
+
+ms_event_store *ms__store_new(size_t retained_bytes);
+/* pre: no thread records into s any more. */
+void ms__store_free(ms_event_store *s);
+/* Change the retained budget. pre: nothing recorded yet. */
+int ms__store_set_retained(ms_event_store *s, size_t bytes);
+
+/* @return the calling thread's buffer for s, creating it; NULL (drop
+ * counted) when memory or thread slots run out. */
+ms__tbuf *ms__store_tbuf_slow(ms_event_store *s);
+static inline ms__tbuf *ms__store_tbuf(ms_event_store *s)
+{
+    if (ms_likely(ms__tl_cache.id == s->id))
+        return ms__tl_cache.buf;
+    return ms__store_tbuf_slow(s);
+}
+
+/* Slow path of a push: the current segment is full. @return false when the
+ * record must be dropped (counted by the caller). */
+bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b);
+
+/* Append one record for the thread in `slot`. Lock-free, no system call, no
+ * allocation in the steady state. */
+static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot, unsigned type,
+                                  uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
+                                  uint64_t old_size, const ms_site *site)
+{
+    if (ms_unlikely(ms_atomic_load_relaxed(&b->inflight))) {
+        // A signal handler interrupted a record on this thread: do not touch
+        // the half-written slot.
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        return;
+    }
+    ms_atomic_store_relaxed(&b->inflight, 1);
+    if (ms_unlikely(ms__need_fence))
+        ms_fence_seq_cst();
+    ms_compiler_barrier();
+    if (ms_unlikely(b->idx == MS__SEG_EVENTS) && !ms__store_next_segment(s, b)) {
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        ms_atomic_store_release(&b->inflight, 0);
+        return;
+    }
+    uint64_t tick = type == MS_EVENT_ALLOCATE ? ms__ticks() : ms__ticks_ordered();
+    if (ms_unlikely(tick < b->last_tick)) // keep each thread's ticks monotonic
+        tick = b->last_tick;
+    b->last_tick = tick;
+    ms__rec_set(&b->cur->ev[b->idx], tick, type, slot, ptr, old_ptr, size, old_size, site);
+    b->idx++;
+    ms_atomic_store_release(&b->cur->count, b->idx);
+    ms_atomic_store_release(&b->inflight, 0);
+}
+
+/* Fold what every thread has published, then hold the fold lock so the live
+ * state and the retained log can be read. Pair with ms__store_unlock. */
+void ms__store_lock_folded(ms_event_store *s);
+void ms__store_unlock(ms_event_store *s);
+
+/* Under ms__store_lock_folded: */
+typedef void (*ms__rec_visit_fn)(const ms__rec *r, void *ctx);
+void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx);
+uint64_t ms__store_sampled_out(ms_event_store *s);
+uint64_t ms__store_errors(ms_event_store *s);
+
+#endif
