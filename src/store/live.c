@@ -8,25 +8,31 @@
 #include "common/pages.h"
 
 #define MIN_BLOCKS 1024u
-#define MIN_SITES 64u
+#define MIN_SITES 64u /* a power of two */
 
+/* Fibonacci hashing: the top bits of the product are the best mixed. */
 static inline size_t hash_ptr(uintptr_t p, size_t cap)
 {
-    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
 }
 
 int ms__live_init(ms__live *l, uint64_t series_width)
 {
     memset(l, 0, sizeof *l);
     l->bcap = MIN_BLOCKS;
-    l->scap = MIN_SITES;
-    l->width = series_width ? series_width : 1;
+    l->site_list_cap = MIN_SITES;
+    l->site_index_cap = 2 * MIN_SITES;
+    while ((UINT64_C(1) << l->width_shift) < series_width)
+        l->width_shift++;
     l->blocks = ms__pages_alloc(l->bcap * sizeof *l->blocks);
-    l->sites = ms__pages_alloc(l->scap * sizeof *l->sites);
+    l->site_list = ms__pages_alloc(l->site_list_cap * sizeof *l->site_list);
+    l->site_index = ms__pages_alloc(l->site_index_cap * sizeof *l->site_index);
     l->threads = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->threads);
     l->thread_used = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->thread_used);
     l->series = ms__pages_alloc(MS__SERIES_CAP * sizeof *l->series);
-    if (!l->blocks || !l->sites || !l->threads || !l->thread_used || !l->series) {
+    l->site_count = 1; // [0]: the unnamed site
+    if (!l->blocks || !l->site_list || !l->site_index || !l->threads || !l->thread_used || !l->series) {
         ms__live_destroy(l);
         return MS_ENOMEM;
     }
@@ -36,7 +42,8 @@ int ms__live_init(ms__live *l, uint64_t series_width)
 void ms__live_destroy(ms__live *l)
 {
     ms__pages_free(l->blocks, l->bcap * sizeof *l->blocks);
-    ms__pages_free(l->sites, l->scap * sizeof *l->sites);
+    ms__pages_free(l->site_list, l->site_list_cap * sizeof *l->site_list);
+    ms__pages_free(l->site_index, l->site_index_cap * sizeof *l->site_index);
     ms__pages_free(l->threads, MS__TIDS_CAP * sizeof *l->threads);
     ms__pages_free(l->thread_used, MS__TIDS_CAP * sizeof *l->thread_used);
     ms__pages_free(l->series, MS__SERIES_CAP * sizeof *l->series);
@@ -45,7 +52,24 @@ void ms__live_destroy(ms__live *l)
 
 size_t ms__live_bytes(const ms__live *l)
 {
-    return l->bcap * sizeof *l->blocks + l->scap * sizeof *l->sites;
+    return l->bcap * sizeof *l->blocks + l->site_list_cap * sizeof *l->site_list +
+           l->site_index_cap * sizeof *l->site_index;
+}
+
+void ms__live_stats(const ms__live *l, ms_memory_stats *out)
+{
+    *out = (ms_memory_stats){
+        .total_allocations = (size_t)l->allocs,
+        .total_deallocations = (size_t)l->deallocs,
+        .active_allocations = l->bcount,
+        .total_allocated = l->allocated,
+        .total_deallocated = l->deallocated,
+        .current_memory = l->current,
+        .peak_memory = l->peak,
+        .unmatched_deallocations = (size_t)l->unmatched,
+        .ignored_deallocations = l->ignored,
+        .replaced_allocations = l->replaced,
+    };
 }
 
 /* ------------------------------------------------------------- blocks */
@@ -82,8 +106,8 @@ static bool grow_blocks(ms__live *l)
 
 static ms__block *insert_block(ms__live *l, uintptr_t ptr)
 {
-    // Keep the load at or under 3/4 so probes stay short.
-    if ((l->bcount + 1) * 4 > l->bcap * 3 && !grow_blocks(l)) {
+    // Keep the load at or under 0.7 so probes stay short.
+    if ((l->bcount + 1) * 10 > l->bcap * 7 && !grow_blocks(l)) {
         if (l->bcount + 1 >= l->bcap) // truly full: refuse rather than loop
             return NULL;
         l->failed = true;
@@ -116,45 +140,65 @@ static void remove_block(ms__live *l, ms__block *b)
 
 /* -------------------------------------------------------------- sites */
 
-static bool grow_sites(ms__live *l)
+static bool grow_site_index(ms__live *l)
 {
-    size_t ncap = l->scap * 2;
-    ms__site_stat *ns = ms__pages_alloc(ncap * sizeof *ns);
-    if (!ns)
+    size_t ncap = l->site_index_cap * 2;
+    uint32_t *ni = ms__pages_alloc(ncap * sizeof *ni);
+    if (!ni)
         return false;
-    for (size_t i = 0; i < l->scap; i++) {
-        if (!l->sites[i].used)
-            continue;
-        size_t j = hash_ptr((uintptr_t)l->sites[i].site, ncap);
-        while (ns[j].used)
+    for (uint32_t idx = 1; idx < l->site_count; idx++) {
+        size_t j = hash_ptr((uintptr_t)l->site_list[idx].site, ncap);
+        while (ni[j])
             j = (j + 1) & (ncap - 1);
-        ns[j] = l->sites[i];
+        ni[j] = idx + 1;
     }
-    ms__pages_free(l->sites, l->scap * sizeof *l->sites);
-    l->sites = ns;
-    l->scap = ncap;
+    ms__pages_free(l->site_index, l->site_index_cap * sizeof *l->site_index);
+    l->site_index = ni;
+    l->site_index_cap = ncap;
     return true;
 }
 
-static ms__site_stat *site_stat(ms__live *l, const ms_site *site)
+/* @return the index of `site`, adding it on first sight (0 if it cannot). */
+static uint32_t site_idx(ms__live *l, const ms_site *site)
 {
     if (!site)
-        return &l->null_site;
-    size_t i = hash_ptr((uintptr_t)site, l->scap);
-    for (; l->sites[i].used; i = (i + 1) & (l->scap - 1))
-        if (l->sites[i].site == site)
-            return &l->sites[i];
-    if ((l->scount + 1) * 2 > l->scap) {
-        if (!grow_sites(l)) {
-            l->failed = true;
-            return &l->null_site;
+        return 0;
+    if (site == l->last_site)
+        return l->last_site_idx;
+    size_t i = hash_ptr((uintptr_t)site, l->site_index_cap);
+    for (; l->site_index[i]; i = (i + 1) & (l->site_index_cap - 1)) {
+        uint32_t idx = l->site_index[i] - 1;
+        if (l->site_list[idx].site == site) {
+            l->last_site = site;
+            l->last_site_idx = idx;
+            return idx;
         }
-        return site_stat(l, site);
     }
-    l->scount++;
-    l->sites[i].used = true;
-    l->sites[i].site = site;
-    return &l->sites[i];
+    if (l->site_count == l->site_list_cap) {
+        void *n = ms__pages_realloc(l->site_list, l->site_list_cap * sizeof *l->site_list,
+                                    2 * l->site_list_cap * sizeof *l->site_list);
+        if (!n) {
+            l->failed = true;
+            return 0;
+        }
+        l->site_list = n;
+        l->site_list_cap *= 2;
+    }
+    if ((l->site_count + 1) * 2 > l->site_index_cap) {
+        if (!grow_site_index(l)) {
+            l->failed = true;
+            return 0;
+        }
+        i = hash_ptr((uintptr_t)site, l->site_index_cap);
+        while (l->site_index[i])
+            i = (i + 1) & (l->site_index_cap - 1);
+    }
+    uint32_t idx = (uint32_t)l->site_count++;
+    l->site_list[idx].site = site;
+    l->site_index[i] = idx + 1;
+    l->last_site = site;
+    l->last_site_idx = idx;
+    return idx;
 }
 
 /* ------------------------------------------------------------ threads */
@@ -179,6 +223,40 @@ static ms__thread_stat *thread_stat(ms__live *l, unsigned slot)
 
 /* ------------------------------------------------------------- series */
 
+static void series_add(ms__live *l, uint64_t span_start)
+{
+    ms__point *last = &l->series[l->npoints - 1];
+    if (span_start <= last->tick) {
+        if (l->current > last->max)
+            last->max = l->current;
+        last->last = l->current;
+    } else {
+        l->series[l->npoints++] = (ms__point){span_start, l->current, l->current};
+    }
+}
+
+/* Halve the resolution: merge the points that now share a span. */
+static void series_coarsen(ms__live *l)
+{
+    l->width_shift++;
+    size_t out = 0;
+    for (size_t i = 0; i < l->npoints; i++) {
+        uint64_t s = l->origin + ((l->series[i].tick - l->origin) >> l->width_shift
+                                  << l->width_shift);
+        if (out > 0 && l->series[out - 1].tick == s) {
+            ms__point *p = &l->series[out - 1];
+            if (l->series[i].max > p->max)
+                p->max = l->series[i].max;
+            p->last = l->series[i].last;
+        } else {
+            l->series[out] = l->series[i];
+            l->series[out].tick = s;
+            out++;
+        }
+    }
+    l->npoints = out;
+}
+
 static void series_note(ms__live *l, uint64_t tick)
 {
     if (l->npoints == 0) {
@@ -188,42 +266,14 @@ static void series_note(ms__live *l, uint64_t tick)
         return;
     }
     uint64_t rel = tick > l->origin ? tick - l->origin : 0;
-    uint64_t span_start = l->origin + rel / l->width * l->width;
-    ms__point *last = &l->series[l->npoints - 1];
-    if (span_start <= last->tick) {
-        if (l->current > last->max)
-            last->max = l->current;
-        last->last = l->current;
-        return;
-    }
-    while (l->npoints == MS__SERIES_CAP) {
-        // Full: halve the resolution by merging points that share a span.
-        l->width *= 2;
-        size_t out = 0;
-        for (size_t i = 0; i < l->npoints; i++) {
-            uint64_t s = l->origin + (l->series[i].tick - l->origin) / l->width * l->width;
-            if (out > 0 && l->series[out - 1].tick == s) {
-                ms__point *p = &l->series[out - 1];
-                if (l->series[i].max > p->max)
-                    p->max = l->series[i].max;
-                p->last = l->series[i].last;
-            } else {
-                l->series[out] = l->series[i];
-                l->series[out].tick = s;
-                out++;
-            }
-        }
-        l->npoints = out;
-        span_start = l->origin + rel / l->width * l->width;
-        last = &l->series[l->npoints - 1];
-        if (span_start <= last->tick) {
-            if (l->current > last->max)
-                last->max = l->current;
-            last->last = l->current;
+    for (;;) {
+        uint64_t span_start = l->origin + (rel >> l->width_shift << l->width_shift);
+        if (span_start <= l->series[l->npoints - 1].tick || l->npoints < MS__SERIES_CAP) {
+            series_add(l, span_start);
             return;
         }
+        series_coarsen(l);
     }
-    l->series[l->npoints++] = (ms__point){span_start, l->current, l->current};
 }
 
 /* --------------------------------------------------------------- apply */
@@ -235,7 +285,7 @@ static void close_block(ms__live *l, ms__block *b)
     owner->frees++;
     owner->deallocated += size;
     owner->current -= size;
-    ms__site_stat *st = site_stat(l, b->site);
+    ms__site_stat *st = &l->site_list[b->site];
     st->live_count--;
     st->live_bytes -= size;
     l->deallocs++;
@@ -245,7 +295,7 @@ static void close_block(ms__live *l, ms__block *b)
 }
 
 static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size,
-                       const ms_site *site)
+                       uint32_t site)
 {
     ms__block *old = (ms__block *)(uintptr_t)ms__live_find(l, ptr);
     if (old) {
@@ -267,7 +317,7 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     t->current += size;
     if (t->current > t->peak)
         t->peak = t->current;
-    ms__site_stat *st = site_stat(l, site);
+    ms__site_stat *st = &l->site_list[site];
     st->allocs++;
     st->bytes += size;
     st->live_count++;
@@ -291,7 +341,7 @@ void ms__live_apply(ms__live *l, const ms__rec *r)
     case MS_EVENT_ALLOCATE:
         if (r->ptr == 0)
             return;
-        open_block(l, r, r->ptr, ms__rec_size(r), r->site);
+        open_block(l, r, r->ptr, ms__rec_size(r), site_idx(l, r->site));
         break;
     case MS_EVENT_DEALLOCATE: {
         if (r->ptr == 0) // free(NULL) does nothing
@@ -304,11 +354,11 @@ void ms__live_apply(ms__live *l, const ms__rec *r)
         break;
     }
     case MS_EVENT_REALLOCATE: {
-        const ms_site *site = r->site;
+        uint32_t site = site_idx(l, r->site);
         if (r->old_ptr != 0) {
             ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->old_ptr);
             if (b) {
-                if (!site)
+                if (!r->site)
                     site = b->site;
                 close_block(l, b);
             } else {

@@ -15,16 +15,16 @@
 #include "store/tids.h"
 
 typedef struct ms__block {
-    uintptr_t ptr; /* 0 = empty slot */
-    const ms_site *site;
+    uintptr_t ptr;   /* 0 = empty slot */
     uint64_t tick;   /* when it was allocated */
     uint64_t size_w; /* size:48 | owning thread slot:16 */
+    uint32_t site;   /* index into ms__live.site_list (0: not named) */
+    uint32_t pad;
 } ms__block;
 
 typedef struct ms__site_stat {
-    const ms_site *site; /* key; the NULL site has its own entry in ms__live */
+    const ms_site *site; /* NULL for index 0, the blocks that were not named */
     uint64_t allocs, bytes, live_count, live_bytes;
-    bool used;
 } ms__site_stat;
 
 typedef struct ms__thread_stat {
@@ -42,9 +42,12 @@ typedef struct ms__point {
 typedef struct ms__live {
     ms__block *blocks;
     size_t bcap, bcount; /* bcap is a power of two */
-    ms__site_stat *sites;
-    size_t scap, scount;
-    ms__site_stat null_site;
+    ms__site_stat *site_list; /* dense, index-stable; [0] is the unnamed site */
+    size_t site_count, site_list_cap;
+    uint32_t *site_index; /* open addressing by site pointer: index + 1, 0 empty */
+    size_t site_index_cap;
+    const ms_site *last_site; /* one-entry cache: consecutive events share sites */
+    uint32_t last_site_idx;
     ms__thread_stat *threads; /* MS__TIDS_CAP entries, by slot (pages, touched lazily) */
     uint16_t *thread_used;    /* slots in first-use order */
     size_t thread_used_count;
@@ -53,7 +56,7 @@ typedef struct ms__live {
     bool sampling; /* frees of unknown blocks are "ignored", not "unmatched" */
     ms__point *series;
     size_t npoints;
-    uint64_t width; /* span of one point, in ticks; a power of two */
+    unsigned width_shift; /* a point spans 1 << width_shift ticks */
     uint64_t origin;
     bool failed; /* a table could not grow: figures may be incomplete */
 } ms__live;
@@ -64,9 +67,15 @@ void ms__live_destroy(ms__live *l);
 void ms__live_apply(ms__live *l, const ms__rec *r);
 /* @return the live block at ptr, or NULL. */
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);
+/* The live state's figures (the store-level counters are left 0). */
+void ms__live_stats(const ms__live *l, ms_memory_stats *out);
 /* Bytes the live state holds in its tables. */
 size_t ms__live_bytes(const ms__live *l);
 
+static inline const ms_site *ms__live_site(const ms__live *l, uint32_t idx)
+{
+    return l->site_list[idx].site;
+}
 static inline uint64_t ms__block_size(const ms__block *b) { return b->size_w & MS__SIZE_MASK; }
 static inline unsigned ms__block_slot(const ms__block *b) { return (unsigned)(b->size_w >> 48); }
 

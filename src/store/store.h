@@ -72,13 +72,12 @@ struct ms_event_store {
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
     _Atomic uint64_t segs_allocated;
-    _Atomic uint64_t seed_gen; /* bumped when the sampling seed changes */
-    uint64_t seed;
-    _Atomic bool sampling;
+    _Atomic uint64_t next_order; /* registration order of thread buffers */
+    _Atomic uint64_t seed_gen;   /* bumped when the sampling seed changes */
+    _Atomic uint64_t seed;
 
     pthread_mutex_t fold_lock; /* guards everything below */
     ms__live live;
-    uint64_t tbuf_count;
     uint64_t gone_sampled_out, gone_errors; /* from freed thread buffers */
     ms__seg *free_segs;
     size_t free_seg_count;
@@ -159,7 +158,7 @@ void ms__store_unlock(ms_event_store *s);
 /* Under ms__store_lock_folded: */
 typedef void (*ms__rec_visit_fn)(const ms__rec *r, void *ctx);
 void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx);
-uint64_t ms__store_sampled_out(ms_event_store *s);
-uint64_t ms__store_errors(ms_event_store *s);
+/* Exact figures of the live state plus the store-level counters. */
+void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out);
 
 #endif

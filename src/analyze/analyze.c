@@ -1,0 +1,153 @@
+/* analyze.c — ms__analyze_snapshot, ms_report_free, ms_report_print. */
+#include "analyze/analyze.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+
+static int cmp_hotspot(const void *a, const void *b)
+{
+    const ms_allocation_hotspot *x = a, *y = b;
+    if (x->total_size != y->total_size)
+        return x->total_size < y->total_size ? 1 : -1;
+    if (x->allocation_count != y->allocation_count)
+        return x->allocation_count < y->allocation_count ? 1 : -1;
+    // Stable across runs: then by location text.
+    if (x->location && y->location)
+        return strcmp(x->location, y->location);
+    return (x->location == NULL) - (y->location == NULL);
+}
+
+static uint64_t scale(uint64_t v, double f) { return f == 1.0 ? v : (uint64_t)((double)v * f + 0.5); }
+
+ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__analyze_opts *o)
+{
+    ms_analysis_report *r = ms__calloc(1, sizeof *r);
+    if (!r)
+        goto oom;
+    double rate = o->sample_rate > 0.0 ? o->sample_rate : 1.0;
+    double f = o->sample_rate > 0.0 && o->sample_rate < 1.0 ? 1.0 / o->sample_rate : 1.0;
+    const ms_memory_stats *st = &s->stats;
+    r->sample_rate = o->sample_rate;
+    r->is_estimate = f != 1.0;
+    r->total_allocations = (size_t)scale(st->total_allocations, f);
+    r->total_deallocations = (size_t)scale(st->total_deallocations, f);
+    r->active_allocations = (size_t)scale(st->active_allocations, f);
+    r->peak_memory_bytes = scale(st->peak_memory, f);
+    r->current_memory_bytes = scale(st->current_memory, f);
+    r->total_allocated_bytes = scale(st->total_allocated, f);
+    r->total_deallocated_bytes = scale(st->total_deallocated, f);
+    r->unmatched_deallocations = st->unmatched_deallocations;
+    r->dropped_events = st->dropped_events;
+    r->evicted_events = o->evicted_events;
+    r->duration_sec = (double)o->duration_ns / 1e9;
+    r->thread_count = s->nthreads;
+    if (r->duration_sec > 0) {
+        r->allocation_rate_per_sec = (double)r->total_allocations / r->duration_sec;
+        r->deallocation_rate_per_sec = (double)r->total_deallocations / r->duration_sec;
+    }
+    (void)rate;
+
+    r->hotspots = ms__calloc(s->nsites, sizeof *r->hotspots);
+    if (!r->hotspots)
+        goto oom;
+    for (size_t i = 0; i < s->nsites; i++) {
+        const ms__site_summary *ss = &s->sites[i];
+        ms_allocation_hotspot *h = &r->hotspots[r->hotspot_count++];
+        const ms_site *site = ss->site;
+        h->var_name = site && site->name ? site->name : "?";
+        h->type_name = site && site->type ? site->type : "?";
+        h->function = site ? site->func : NULL;
+        h->total_size = (size_t)scale(ss->bytes, f);
+        h->allocation_count = (size_t)scale(ss->allocs, f);
+        h->active_count = (size_t)scale(ss->live_count, f);
+        h->active_size = (size_t)scale(ss->live_bytes, f);
+        if (site && site->file) {
+            size_t n = strlen(site->file) + 24;
+            char *loc = ms__malloc(n);
+            if (!loc)
+                goto oom;
+            snprintf(loc, n, "%s:%u", site->file, site->line);
+            h->location = loc;
+        }
+    }
+    qsort(r->hotspots, r->hotspot_count, sizeof *r->hotspots, cmp_hotspot);
+    if (o->system_count > 0) {
+        r->system_snapshots = ms__malloc(o->system_count * sizeof *r->system_snapshots);
+        if (!r->system_snapshots)
+            goto oom;
+        memcpy(r->system_snapshots, o->system, o->system_count * sizeof *r->system_snapshots);
+        r->system_snapshot_count = o->system_count;
+    }
+    return r;
+oom:
+    ms_report_free(r);
+    ms__fail(MS_ENOMEM, "out of memory building a report");
+    return NULL;
+}
+
+void ms_report_free(ms_analysis_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->hotspot_count; i++)
+        ms__free((void *)(uintptr_t)r->hotspots[i].location);
+    ms__free(r->hotspots);
+    ms__free(r->system_snapshots);
+    ms__free(r);
+}
+
+static void human_bytes(char *out, size_t n, uint64_t b)
+{
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, n, "%" PRIu64 " B", b);
+    else
+        snprintf(out, n, "%.1f %s", v, unit[u]);
+}
+
+int ms_report_print(const ms_analysis_report *r, FILE *out)
+{
+    if (!r || !out)
+        return ms__fail(MS_EINVAL, "ms_report_print: report or stream is NULL");
+    char cur[32], peak[32], tot[32];
+    human_bytes(cur, sizeof cur, r->current_memory_bytes);
+    human_bytes(peak, sizeof peak, r->peak_memory_bytes);
+    human_bytes(tot, sizeof tot, r->total_allocated_bytes);
+    const char *est = r->is_estimate ? " (estimated)" : "";
+    fprintf(out, "memscope report%s — %.3f s, %zu thread%s\n", est, r->duration_sec,
+            r->thread_count, r->thread_count == 1 ? "" : "s");
+    if (r->is_estimate)
+        fprintf(out, "  sampling rate     %.4g: counts and bytes are scaled estimates\n",
+                r->sample_rate);
+    fprintf(out, "  allocations       %zu (%.0f/s), %zu freed, %zu live\n", r->total_allocations,
+            r->allocation_rate_per_sec, r->total_deallocations, r->active_allocations);
+    fprintf(out, "  memory            current %s, peak %s, allocated in all %s\n", cur, peak, tot);
+    if (r->unmatched_deallocations)
+        fprintf(out, "  unmatched frees   %zu\n", r->unmatched_deallocations);
+    if (r->dropped_events)
+        fprintf(out, "  DROPPED EVENTS    %" PRIu64 " (figures miss them)\n", r->dropped_events);
+    size_t n = r->hotspot_count < 5 ? r->hotspot_count : 5;
+    if (n > 0)
+        fprintf(out, "  top call sites by bytes:\n");
+    for (size_t i = 0; i < n; i++) {
+        const ms_allocation_hotspot *h = &r->hotspots[i];
+        char sz[32], live[32];
+        human_bytes(sz, sizeof sz, h->total_size);
+        human_bytes(live, sizeof live, h->active_size);
+        fprintf(out, "    %-10s %-9s in %zu block%s, %s live  %s (%s)  %s\n", sz, "", 
+                h->allocation_count, h->allocation_count == 1 ? "" : "s", live, h->var_name,
+                h->type_name, h->location ? h->location : "?");
+    }
+    return ferror(out) ? ms__fail(MS_EIO, "cannot write the report") : 0;
+}

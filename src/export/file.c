@@ -1,0 +1,96 @@
+/* file.c — the one place exports touch the file system: write beside the
+ * target, then rename, so a failure never leaves a partial file. */
+#include "export/export.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+static int make_parents(const char *path)
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof dir)
+        return ms__fail(MS_EINVAL, "path too long: %s", path);
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return ms__fail(MS_EIO, "cannot create directory %s for %s: %s", dir, path,
+                            strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return ms__fail(MS_EIO, "cannot create directory %s for %s: %s", dir, path,
+                        strerror(errno));
+    return 0;
+}
+
+int ms__write_file_atomic(const char *path, const char *data, size_t len)
+{
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "export path is empty");
+    MS_TRY(make_parents(path));
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp)
+        return ms__fail(MS_EINVAL, "path too long: %s", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return ms__fail(MS_EIO, "cannot write %s: %s", path, strerror(errno));
+    fchmod(fd, 0644);
+    size_t off = 0;
+    int err = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            err = w < 0 ? errno : EIO;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        return ms__fail(MS_EIO, "cannot write %s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
+int ms__export_format(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash) && strcmp(dot, ".json") == 0)
+        return MS__FORMAT_JSON;
+    return MS_ENOTSUP;
+}
+
+int ms__export_path(ms_tracker *t, const char *path)
+{
+    switch (ms__export_format(path)) {
+    case MS__FORMAT_JSON:
+        return ms_export_json(t, path);
+    default:
+        return ms__fail(MS_ENOTSUP, "cannot export to %s: supported extensions are .json", path);
+    }
+}

@@ -1,0 +1,339 @@
+/* json.c — ms_export_json (schema: docs/json-format.md). cJSON builds and
+ * escapes the document; the active allocations, which can number millions,
+ * are streamed into the buffer with each call site's fields escaped once by
+ * cJSON and reused. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "export/export.h"
+#include "snapshot/snapshot.h"
+#include "tracker/tracker.h"
+
+#define JSON_FORMAT_VERSION 1
+
+/* Integers as exact decimal text: a double would round values past 2^53. */
+static void add_u64(cJSON *o, const char *k, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, v);
+    cJSON_AddRawToObject(o, k, text);
+}
+
+static cJSON *stats_json(const ms_memory_stats *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_u64(o, "total_allocations", s->total_allocations);
+    add_u64(o, "total_deallocations", s->total_deallocations);
+    add_u64(o, "active_allocations", s->active_allocations);
+    add_u64(o, "total_allocated", s->total_allocated);
+    add_u64(o, "total_deallocated", s->total_deallocated);
+    add_u64(o, "current_memory", s->current_memory);
+    add_u64(o, "peak_memory", s->peak_memory);
+    add_u64(o, "unmatched_deallocations", s->unmatched_deallocations);
+    add_u64(o, "dropped_events", s->dropped_events);
+    add_u64(o, "evicted_events", s->evicted_events);
+    add_u64(o, "retained_events", s->retained_events);
+    add_u64(o, "ignored_deallocations", s->ignored_deallocations);
+    add_u64(o, "replaced_allocations", s->replaced_allocations);
+    add_u64(o, "track_errors", s->track_errors);
+    add_u64(o, "sampled_out", s->sampled_out);
+    return o;
+}
+
+static cJSON *report_json(const ms_analysis_report *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_u64(o, "total_allocations", r->total_allocations);
+    add_u64(o, "total_deallocations", r->total_deallocations);
+    add_u64(o, "active_allocations", r->active_allocations);
+    add_u64(o, "peak_memory_bytes", r->peak_memory_bytes);
+    add_u64(o, "current_memory_bytes", r->current_memory_bytes);
+    add_u64(o, "total_allocated_bytes", r->total_allocated_bytes);
+    add_u64(o, "total_deallocated_bytes", r->total_deallocated_bytes);
+    cJSON_AddNumberToObject(o, "allocation_rate_per_sec", r->allocation_rate_per_sec);
+    cJSON_AddNumberToObject(o, "deallocation_rate_per_sec", r->deallocation_rate_per_sec);
+    add_u64(o, "unmatched_deallocations", r->unmatched_deallocations);
+    cJSON_AddNumberToObject(o, "duration_sec", r->duration_sec);
+    add_u64(o, "thread_count", r->thread_count);
+    cJSON_AddBoolToObject(o, "is_estimate", r->is_estimate);
+    cJSON_AddNumberToObject(o, "sample_rate", r->sample_rate);
+    return o;
+}
+
+static cJSON *str_or_null(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
+
+static cJSON *hotspots_json(const ms_analysis_report *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < r->hotspot_count; i++) {
+        const ms_allocation_hotspot *h = &r->hotspots[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "var_name", h->var_name);
+        cJSON_AddStringToObject(o, "type_name", h->type_name);
+        cJSON_AddItemToObject(o, "location", str_or_null(h->location));
+        cJSON_AddItemToObject(o, "function", str_or_null(h->function));
+        add_u64(o, "total_size", h->total_size);
+        add_u64(o, "allocation_count", h->allocation_count);
+        add_u64(o, "active_count", h->active_count);
+        add_u64(o, "active_size", h->active_size);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *threads_json(const ms_memory_snapshot *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < s->nthreads; i++) {
+        const ms_thread_memory_stats *t = &s->threads[i];
+        cJSON *o = cJSON_CreateObject();
+        add_u64(o, "thread_id", t->thread_id);
+        add_u64(o, "allocation_count", t->allocation_count);
+        add_u64(o, "deallocation_count", t->deallocation_count);
+        add_u64(o, "total_allocated", t->total_allocated);
+        add_u64(o, "total_deallocated", t->total_deallocated);
+        add_u64(o, "current_memory", t->current_memory);
+        add_u64(o, "peak_memory", t->peak_memory);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *timeline_json(const ms_memory_snapshot *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < s->npoints; i++) {
+        cJSON *o = cJSON_CreateObject();
+        add_u64(o, "timestamp_ns", s->timeline[i].timestamp_ns);
+        add_u64(o, "max_bytes", s->timeline[i].max_bytes);
+        add_u64(o, "current_bytes", s->timeline[i].current_bytes);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *system_json(const ms_analysis_report *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < r->system_snapshot_count; i++) {
+        const ms_system_snapshot *x = &r->system_snapshots[i];
+        cJSON *o = cJSON_CreateObject();
+        add_u64(o, "timestamp_ns", x->timestamp);
+        cJSON_AddNumberToObject(o, "cpu_usage_percent", x->cpu_usage_percent);
+        add_u64(o, "memory_usage_bytes", x->memory_usage_bytes);
+        cJSON_AddNumberToObject(o, "memory_usage_percent", x->memory_usage_percent);
+        add_u64(o, "thread_count", x->thread_count);
+        add_u64(o, "disk_read_bps", x->disk_read_bps);
+        add_u64(o, "disk_write_bps", x->disk_write_bps);
+        add_u64(o, "network_rx_bps", x->network_rx_bps);
+        add_u64(o, "network_tx_bps", x->network_tx_bps);
+        cJSON_AddNumberToObject(o, "gpu_usage_percent", x->gpu_usage_percent);
+        add_u64(o, "gpu_memory_used", x->gpu_memory_used);
+        add_u64(o, "gpu_memory_total", x->gpu_memory_total);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static void program_name(char *out, size_t n)
+{
+    ssize_t len = readlink("/proc/self/exe", out, n - 1);
+    out[len > 0 ? len : 0] = '\0';
+    const char *slash = strrchr(out, '/');
+    if (slash)
+        memmove(out, slash + 1, strlen(slash + 1) + 1);
+}
+
+/* ---------------------------------------------------- active allocations */
+
+typedef struct site_frag {
+    const ms_site *site; /* key */
+    char *json;          /* "name":...,"type":...,"file":...,"line":N,"function":... */
+    size_t len;
+} site_frag;
+
+typedef struct frag_table {
+    site_frag *v;
+    size_t cap;
+} frag_table;
+
+static size_t frag_hash(const ms_site *s, size_t cap)
+{
+    return (size_t)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+/* The escaped fields of one site, made by cJSON once. */
+static char *make_frag(const ms_site *site, size_t *len)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddItemToObject(o, "name", str_or_null(site ? site->name : NULL));
+    cJSON_AddItemToObject(o, "type", str_or_null(site ? site->type : NULL));
+    cJSON_AddItemToObject(o, "file", str_or_null(site ? site->file : NULL));
+    add_u64(o, "line", site ? site->line : 0);
+    cJSON_AddItemToObject(o, "function", str_or_null(site ? site->func : NULL));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text); // strip the braces: the fields go inside our object
+    memmove(text, text + 1, n - 2);
+    text[n - 2] = '\0';
+    *len = n - 2;
+    return text;
+}
+
+static const site_frag *frag_get(frag_table *t, const ms_site *site)
+{
+    size_t i = frag_hash(site, t->cap);
+    while (t->v[i].json && t->v[i].site != site)
+        i = (i + 1) & (t->cap - 1);
+    if (!t->v[i].json) {
+        t->v[i].json = make_frag(site, &t->v[i].len);
+        t->v[i].site = site;
+        if (!t->v[i].json)
+            return NULL;
+    }
+    return &t->v[i];
+}
+
+static int cmp_alloc_size_desc(const void *a, const void *b)
+{
+    const ms_active_allocation *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return (x->ptr > y->ptr) - (x->ptr < y->ptr);
+}
+
+static void put_hex(ms__buf *b, uintptr_t v)
+{
+    char tmp[2 + 2 * sizeof v];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    tmp[--i] = 'x';
+    tmp[--i] = '0';
+    ms__buf_put(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
+{
+    qsort(s->allocs, s->nallocs, sizeof *s->allocs, cmp_alloc_size_desc);
+    frag_table t = {NULL, 16};
+    while (t.cap < 2 * (s->nsites + 1))
+        t.cap *= 2;
+    t.v = ms__calloc(t.cap, sizeof *t.v);
+    if (!t.v)
+        return ms__fail(MS_ENOMEM, "out of memory writing JSON");
+    int rc = 0;
+    ms__buf_puts(b, ",\n\t\"active_allocations\":\t[");
+    for (size_t i = 0; i < s->nallocs && rc == 0; i++) {
+        const ms_active_allocation *a = &s->allocs[i];
+        const site_frag *f = frag_get(&t, a->site);
+        if (!f) {
+            rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");
+            break;
+        }
+        ms__buf_puts(b, i ? ",\n\t\t{\"address\":\"" : "\n\t\t{\"address\":\"");
+        put_hex(b, a->ptr);
+        ms__buf_puts(b, "\",\"size\":");
+        ms__buf_u64(b, a->size);
+        ms__buf_put(b, ",", 1);
+        ms__buf_put(b, f->json, f->len);
+        ms__buf_puts(b, ",\"thread_id\":");
+        ms__buf_u64(b, a->thread_id);
+        ms__buf_puts(b, ",\"allocated_at_ns\":");
+        ms__buf_u64(b, a->allocated_at);
+        ms__buf_puts(b, ",\"age_ns\":");
+        ms__buf_u64(b, now_ns > a->allocated_at ? now_ns - a->allocated_at : 0);
+        ms__buf_put(b, "}", 1);
+    }
+    ms__buf_puts(b, s->nallocs ? "\n\t]\n}\n" : "]\n}\n");
+    for (size_t i = 0; i < t.cap; i++)
+        cJSON_free(t.v[i].json);
+    ms__free(t.v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- export */
+
+static void *json_malloc(size_t n) { return ms__malloc(n); }
+
+int ms_export_json(ms_tracker *t, const char *path)
+{
+    if (!t)
+        return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "ms_export_json: path is empty");
+    static cJSON_Hooks hooks = {json_malloc, ms__free};
+    cJSON_InitHooks(&hooks);
+
+    ms_memory_snapshot *snap = NULL;
+    ms_memory_stats stats;
+    ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
+    if (!r)
+        return ms_last_error();
+    ms_sampling_config cfg = ms__tracker_sampling(t);
+    uint64_t now = ms__real_ns();
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "memscope");
+    cJSON_AddNumberToObject(root, "version", JSON_FORMAT_VERSION);
+    cJSON_AddStringToObject(root, "library_version", MS_VERSION_STRING);
+    add_u64(root, "generated_at_ns", now);
+    add_u64(root, "started_at_ns", t->start_ns);
+    cJSON *proc = cJSON_AddObjectToObject(root, "process");
+    add_u64(proc, "pid", (uint64_t)getpid());
+    char prog[512];
+    program_name(prog, sizeof prog);
+    cJSON_AddStringToObject(proc, "program", prog);
+    cJSON *sm = cJSON_AddObjectToObject(root, "sampling");
+    cJSON_AddNumberToObject(sm, "sample_rate", cfg.sample_rate);
+    cJSON_AddBoolToObject(sm, "capture_call_stack", cfg.capture_call_stack);
+    add_u64(sm, "max_stack_depth", cfg.max_stack_depth);
+    cJSON_AddBoolToObject(sm, "is_estimate", r->is_estimate);
+    cJSON_AddItemToObject(root, "report", report_json(r));
+    cJSON_AddItemToObject(root, "stats", stats_json(&stats));
+    add_u64(root, "dropped_events", stats.dropped_events);
+    cJSON_AddItemToObject(root, "hotspots", hotspots_json(r));
+    cJSON_AddItemToObject(root, "threads", threads_json(snap));
+    cJSON_AddItemToObject(root, "memory_timeline", timeline_json(snap));
+    cJSON_AddItemToObject(root, "system_snapshots", system_json(r));
+    char *head = cJSON_Print(root);
+    cJSON_Delete(root);
+
+    int rc = 0;
+    ms__buf b;
+    ms__buf_init(&b);
+    if (!head) {
+        rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");
+    } else {
+        // The head ends with "\n}": reopen it and stream the big array in.
+        size_t n = strlen(head);
+        while (n > 0 && head[n - 1] != '}')
+            n--;
+        ms__buf_put(&b, head, n > 0 ? n - 1 : 0);
+        while (b.len > 0 && b.data[b.len - 1] == '\n')
+            b.len--;
+        cJSON_free(head);
+        rc = write_allocations(&b, snap, now);
+    }
+    if (rc == 0 && b.failed)
+        rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");
+    if (rc == 0)
+        rc = ms__write_file_atomic(path, b.data, b.len);
+    ms__buf_free(&b);
+    ms_report_free(r);
+    ms_snapshot_free(snap);
+    return rc;
+}

@@ -1,0 +1,734 @@
+/* store.c — per-thread segments, the fold (merge in tick order up to a safe
+ * watermark), the retained log, thread exit and fork. See docs/design.md.
+ *
+ * Lock order: the registry lock, then a store's fold lock. */
+#include "store/store.h"
+
+#include <linux/membarrier.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/pages.h"
+
+_Thread_local ms__tcache ms__tl_cache;
+bool ms__need_fence;
+
+static _Thread_local ms__tbuf *tl_list; /* this thread's buffers, all stores */
+static _Thread_local bool tl_key_set;
+static pthread_key_t tl_key;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static _Atomic uint64_t next_store_id = 1;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static ms_event_store *registry;
+
+/* Segments in flight per store beyond which a full thread waits for a fold
+ * (bounded: the fold lock holder does bounded work) instead of mapping more. */
+#define MAX_SEGS_PER_STORE 1024u /* 192 MiB */
+#define MAX_FREE_SEGS 16u
+
+struct ms__chunk {
+    ms__chunk *next;
+    size_t n;
+    char pad[MS_CACHE_LINE - sizeof(void *) - sizeof(size_t)];
+    ms__rec ev[];
+};
+
+typedef struct heap_item {
+    uint64_t tick, order;
+    ms__tbuf *b;
+} heap_item;
+
+/* ------------------------------------------------- process-wide set-up */
+
+static void thread_exit(void *list);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+static void global_init(void)
+{
+    ms__clock_init();
+    pthread_key_create(&tl_key, thread_exit);
+    // The fold reads other threads' in-flight flags after a process-wide
+    // barrier, so the recording path needs only a compiler barrier. Without
+    // membarrier the owners fence instead (slower, still correct).
+    ms__need_fence =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void heavy_barrier(void)
+{
+    if (!ms__need_fence)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    else
+        ms_fence_seq_cst();
+}
+
+/* ------------------------------------------------------------- segments */
+
+static size_t seg_bytes(void) { return sizeof(ms__seg); }
+
+static ms__seg *seg_new(ms_event_store *s)
+{
+    ms__seg *g = ms__pages_alloc(seg_bytes());
+    if (g)
+        ms_atomic_add_relaxed(&s->segs_allocated, 1);
+    return g;
+}
+
+static void seg_release(ms_event_store *s, ms__seg *g)
+{
+    ms__pages_free(g, seg_bytes());
+    ms_atomic_add_relaxed(&s->segs_allocated, (uint64_t)-1);
+}
+
+/* pre: fold lock held; the owner no longer writes g. */
+static void seg_recycle(ms_event_store *s, ms__tbuf *b, ms__seg *g)
+{
+    ms_atomic_store_relaxed(&g->count, 0);
+    ms_atomic_store_relaxed(&g->next, NULL);
+    if (b && ms_atomic_load_acquire(&b->spare) == NULL &&
+        !(ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE)) {
+        ms_atomic_store_release(&b->spare, g);
+    } else if (s->free_seg_count < MAX_FREE_SEGS) {
+        ms_atomic_store_relaxed(&g->next, s->free_segs);
+        s->free_segs = g;
+        s->free_seg_count++;
+    } else {
+        seg_release(s, g);
+    }
+}
+
+/* ------------------------------------------------------- retained log */
+
+static size_t chunk_bytes(const ms_event_store *s)
+{
+    return sizeof(ms__chunk) + s->chunk_events * sizeof(ms__rec);
+}
+
+int ms__store_set_retained(ms_event_store *s, size_t bytes)
+{
+    pthread_mutex_lock(&s->fold_lock);
+    // Drop what is retained: the budget applies from here on.
+    while (s->oldest) {
+        ms__chunk *c = s->oldest;
+        s->oldest = c->next;
+        s->evicted += c->n;
+        ms__pages_free(c, chunk_bytes(s));
+    }
+    s->newest = NULL;
+    s->nchunks = 0;
+    s->retained = 0;
+    s->retained_budget = bytes;
+    size_t per = sizeof(ms__rec);
+    size_t ev = bytes / per / 8; // at least 8 chunks, so eviction is gradual
+    if (ev > 16384)
+        ev = 16384;
+    if (ev < 16)
+        ev = 16;
+    s->chunk_events = ev;
+    s->max_chunks = bytes / chunk_bytes(s);
+    if (s->max_chunks == 0 && bytes > sizeof(ms__chunk) + per) {
+        s->chunk_events = (bytes - sizeof(ms__chunk)) / per;
+        s->max_chunks = 1;
+    }
+    pthread_mutex_unlock(&s->fold_lock);
+    return 0;
+}
+
+static void retain(ms_event_store *s, const ms__rec *r)
+{
+    if (s->max_chunks == 0) {
+        s->evicted++;
+        return;
+    }
+    ms__chunk *c = s->newest;
+    if (!c || c->n == s->chunk_events) {
+        if (s->nchunks == s->max_chunks) {
+            // Evict the oldest chunk and reuse its memory as the newest.
+            c = s->oldest;
+            s->oldest = c->next;
+            s->evicted += c->n;
+            s->retained -= c->n;
+            s->nchunks--;
+            if (!s->oldest)
+                s->newest = NULL;
+        } else {
+            c = ms__pages_alloc(chunk_bytes(s));
+            if (!c) {
+                s->evicted++; // cannot keep it; the live state stays exact
+                return;
+            }
+        }
+        c->next = NULL;
+        c->n = 0;
+        if (s->newest)
+            s->newest->next = c;
+        else
+            s->oldest = c;
+        s->newest = c;
+        s->nchunks++;
+    }
+    c->ev[c->n++] = *r;
+    s->retained++;
+}
+
+void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
+{
+    for (ms__chunk *c = s->oldest; c; c = c->next)
+        for (size_t i = 0; i < c->n; i++)
+            fn(&c->ev[i], ctx);
+}
+
+/* ------------------------------------------------------------------ fold */
+
+/* The next published, unfolded record of b, or NULL. Recycles segments the
+ * owner has left behind. pre: fold lock held. */
+static ms__rec *cursor_peek(ms_event_store *s, ms__tbuf *b)
+{
+    for (;;) {
+        ms__seg *g = b->rd_seg;
+        if (!g)
+            return NULL;
+        uint32_t count = ms_atomic_load_acquire(&g->count);
+        if (b->rd_idx < count)
+            return &g->ev[b->rd_idx];
+        if (b->rd_idx < MS__SEG_EVENTS)
+            return NULL;
+        ms__seg *next = ms_atomic_load_acquire(&g->next);
+        if (!next)
+            return NULL;
+        b->rd_seg = next;
+        b->rd_idx = 0;
+        seg_recycle(s, b, g);
+    }
+}
+
+/* Tick of the newest record b has published (its in-flight record, if any,
+ * will not be older). */
+static uint64_t newest_published_tick(ms__tbuf *b)
+{
+    uint64_t t = b->last_folded_tick;
+    ms__seg *g = b->rd_seg;
+    uint32_t from = b->rd_idx;
+    while (g) {
+        uint32_t count = ms_atomic_load_acquire(&g->count);
+        if (count > from)
+            t = g->ev[count - 1].tick;
+        ms__seg *next = count == MS__SEG_EVENTS ? ms_atomic_load_acquire(&g->next) : NULL;
+        g = next;
+        from = 0;
+    }
+    return t;
+}
+
+static bool heap_less(const heap_item *a, const heap_item *b)
+{
+    return a->tick < b->tick || (a->tick == b->tick && a->order < b->order);
+}
+
+static void heap_push(heap_item *h, size_t *n, heap_item it)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&it, &h[p]))
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = it;
+}
+
+static void heap_sift_down(heap_item *h, size_t n, size_t i)
+{
+    heap_item it = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && heap_less(&h[c + 1], &h[c]))
+            c++;
+        if (!heap_less(&h[c], &it))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = it;
+}
+
+/* Fold b's published records while they stay before `bound` (a tick; equal
+ * ticks go first when b registered first) and the watermark.
+ * @return b's next record, or NULL when it has no more published. */
+static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_t bound_order,
+                         uint64_t watermark)
+{
+    for (;;) {
+        ms__rec *r = cursor_peek(s, b);
+        if (!r)
+            return NULL;
+        // Records of one segment are contiguous: fold them in a tight loop.
+        ms__seg *g = b->rd_seg;
+        uint32_t end = ms_atomic_load_acquire(&g->count);
+        uint32_t i = b->rd_idx;
+        for (; i < end; i++) {
+            const ms__rec *x = &g->ev[i];
+            if (x->tick >= watermark || x->tick > bound ||
+                (x->tick == bound && b->order > bound_order))
+                break;
+            ms__live_apply(&s->live, x);
+            retain(s, x);
+            b->last_folded_tick = x->tick;
+        }
+        b->rd_idx = i;
+        if (i < end)
+            return &g->ev[i];
+    }
+}
+
+static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
+{
+    for (ms__seg *g = b->rd_seg; g;) {
+        ms__seg *next = ms_atomic_load_acquire(&g->next);
+        seg_release(s, g);
+        g = next;
+    }
+    b->rd_seg = NULL;
+    ms__seg *sp = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+    if (sp)
+        seg_release(s, sp);
+}
+
+/* Unlink and free the buffers of exited threads that are fully folded. */
+static void reap_gone(ms_event_store *s)
+{
+    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
+    if (!head)
+        return;
+    // Never unlink the head: new threads push there concurrently.
+    for (ms__tbuf *prev = head, *b = head->store_next; b; b = prev->store_next) {
+        if ((ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE) && !cursor_peek(s, b)) {
+            prev->store_next = b->store_next;
+            s->gone_sampled_out += ms_atomic_load_relaxed(&b->sampled_out);
+            s->gone_errors += ms_atomic_load_relaxed(&b->errors);
+            free_tbuf_segments(s, b);
+            uint32_t prev_state = ms_atomic_or_acq_rel(&b->state, MS__TB_STORE_GONE);
+            if (prev_state & MS__TB_THREAD_GONE)
+                ms__pages_free(b, sizeof *b);
+        } else {
+            prev = b;
+        }
+    }
+}
+
+static void refill_spares(ms_event_store *s)
+{
+    for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b && s->free_segs; b = b->store_next) {
+        if (ms_atomic_load_acquire(&b->spare) != NULL ||
+            (ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE))
+            continue;
+        ms__seg *g = s->free_segs;
+        s->free_segs = ms_atomic_load_relaxed(&g->next);
+        s->free_seg_count--;
+        ms_atomic_store_relaxed(&g->next, NULL);
+        ms_atomic_store_release(&b->spare, g);
+    }
+}
+
+/* Merge every thread's published records with a tick below the watermark into
+ * the live state, in (tick, registration order) order.
+ * pre: fold lock held. `final`: no thread records any more, fold everything. */
+static void fold_locked(ms_event_store *s, bool final)
+{
+    uint64_t watermark = UINT64_MAX;
+    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
+    if (!final) {
+        // A record not yet published either started before the barrier (its
+        // owner's in-flight flag is then visible, and its tick is not older
+        // than the owner's newest published one) or after it (its tick is then
+        // not older than `watermark`). So records older than the watermark are
+        // all published, and folding them in tick order is final.
+        watermark = ms__ticks_ordered();
+        heavy_barrier();
+        for (ms__tbuf *b = head; b; b = b->store_next) {
+            if (ms_atomic_load_acquire(&b->inflight)) {
+                uint64_t t = newest_published_tick(b);
+                if (t < watermark)
+                    watermark = t;
+            }
+        }
+    }
+    size_t nbufs = 0;
+    for (ms__tbuf *b = head; b; b = b->store_next)
+        nbufs++;
+    if (nbufs > s->heap_cap) {
+        size_t cap = s->heap_cap ? s->heap_cap : 16;
+        while (cap < nbufs)
+            cap *= 2;
+        void *h = ms__pages_realloc(s->heap, s->heap_cap * sizeof(heap_item),
+                                    cap * sizeof(heap_item));
+        if (h) {
+            s->heap = h;
+            s->heap_cap = cap;
+        }
+    }
+    heap_item *heap = s->heap;
+    size_t n = 0;
+    for (ms__tbuf *b = head; b && n < s->heap_cap; b = b->store_next) {
+        ms__rec *r = cursor_peek(s, b);
+        if (r && r->tick < watermark)
+            heap_push(heap, &n, (heap_item){r->tick, b->order, b});
+    }
+    while (n > 0) {
+        // Take the oldest head; fold its run up to the next-oldest head.
+        ms__tbuf *b = heap[0].b;
+        heap[0] = heap[--n];
+        if (n > 0)
+            heap_sift_down(heap, n, 0);
+        uint64_t bound = n > 0 ? heap[0].tick : UINT64_MAX;
+        uint64_t bound_order = n > 0 ? heap[0].order : UINT64_MAX;
+        ms__rec *r = fold_run(s, b, bound, bound_order, watermark);
+        if (r && r->tick < watermark)
+            heap_push(heap, &n, (heap_item){r->tick, b->order, b});
+    }
+    reap_gone(s);
+    refill_spares(s);
+}
+
+void ms__store_lock_folded(ms_event_store *s)
+{
+    pthread_mutex_lock(&s->fold_lock);
+    fold_locked(s, false);
+}
+
+void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
+
+bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
+{
+    ms__seg *g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+    if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
+        g = seg_new(s);
+    if (!g) {
+        // Too much unfolded: fold now (waiting only for the current folder,
+        // whose work is bounded), which hands our old segments back.
+        pthread_mutex_lock(&s->fold_lock);
+        fold_locked(s, false);
+        pthread_mutex_unlock(&s->fold_lock);
+        g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+        if (!g)
+            g = seg_new(s);
+        if (!g)
+            return false;
+    }
+    ms_atomic_store_release(&b->cur->next, g);
+    b->cur = g;
+    b->idx = 0;
+    // Fold while we are here, unless someone else already is.
+    if (pthread_mutex_trylock(&s->fold_lock) == 0) {
+        fold_locked(s, false);
+        pthread_mutex_unlock(&s->fold_lock);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------- thread buffers */
+
+static void free_dead_entries(void)
+{
+    for (ms__tbuf **pp = &tl_list; *pp;) {
+        ms__tbuf *b = *pp;
+        if (ms_atomic_load_acquire(&b->state) & MS__TB_STORE_GONE) {
+            *pp = b->thread_next;
+            ms__pages_free(b, sizeof *b);
+        } else {
+            pp = &b->thread_next;
+        }
+    }
+}
+
+ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
+{
+    for (ms__tbuf *b = tl_list; b; b = b->thread_next) {
+        if (b->store_id == s->id) {
+            ms__tl_cache = (ms__tcache){s->id, b};
+            return b;
+        }
+    }
+    free_dead_entries();
+    uint32_t slot = ms__tids_intern(s->tids, (uint64_t)syscall(SYS_gettid));
+    ms__tbuf *b = ms__pages_alloc(sizeof *b);
+    ms__seg *g = b ? seg_new(s) : NULL;
+    if (slot == MS__TIDS_FULL || !g) {
+        if (g)
+            seg_release(s, g);
+        ms__pages_free(b, sizeof *b);
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        return NULL;
+    }
+    b->cur = g;
+    b->rd_seg = g;
+    b->slot = slot;
+    b->store_id = s->id;
+    b->store = s;
+    b->thread_next = tl_list;
+    tl_list = b;
+    if (!tl_key_set) {
+        tl_key_set = true;
+        pthread_setspecific(tl_key, &tl_list);
+    }
+    b->order = ms_atomic_add_relaxed(&s->next_order, 1);
+    ms__tbuf *head = ms_atomic_load_relaxed(&s->tbufs);
+    do {
+        b->store_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&s->tbufs, &head, b, memory_order_release,
+                                                    memory_order_relaxed));
+    ms__tl_cache = (ms__tcache){s->id, b};
+    return b;
+}
+
+static void thread_exit(void *arg)
+{
+    (void)arg;
+    ms__tl_cache = (ms__tcache){0, NULL};
+    ms__tbuf *b = tl_list;
+    tl_list = NULL;
+    tl_key_set = false;
+    while (b) {
+        ms__tbuf *next = b->thread_next;
+        uint32_t prev = ms_atomic_or_acq_rel(&b->state, MS__TB_THREAD_GONE);
+        if (prev & MS__TB_STORE_GONE)
+            ms__pages_free(b, sizeof *b);
+        b = next;
+    }
+}
+
+/* ------------------------------------------------------------------ fork */
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (ms_event_store *s = registry; s; s = s->reg_next)
+        pthread_mutex_lock(&s->fold_lock);
+}
+
+static void fork_parent(void)
+{
+    for (ms_event_store *s = registry; s; s = s->reg_next)
+        pthread_mutex_unlock(&s->fold_lock);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void fork_child(void)
+{
+    // Only the forking thread exists in the child: every other buffer's owner
+    // is gone, possibly in the middle of a record that will never finish.
+    for (ms_event_store *s = registry; s; s = s->reg_next) {
+        for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
+            bool mine = false;
+            for (ms__tbuf *m = tl_list; m; m = m->thread_next)
+                mine |= m == b;
+            if (!mine) {
+                ms_atomic_or_acq_rel(&b->state, MS__TB_THREAD_GONE);
+                ms_atomic_store_relaxed(&b->inflight, 0);
+            }
+        }
+        pthread_mutex_unlock(&s->fold_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* ------------------------------------------------------ store lifecycle */
+
+ms_event_store *ms__store_new(size_t retained_bytes)
+{
+    pthread_once(&global_once, global_init);
+    ms_event_store *s = ms__pages_alloc(sizeof *s);
+    if (!s)
+        return NULL;
+    s->id = ms_atomic_add_relaxed(&next_store_id, 1);
+    s->tids = ms__tids_new();
+    pthread_mutex_init(&s->fold_lock, NULL);
+    if (!s->tids || ms__live_init(&s->live, ms__clock_ticks_per_ms_pow2()) != 0) {
+        ms__tids_free(s->tids);
+        pthread_mutex_destroy(&s->fold_lock);
+        ms__pages_free(s, sizeof *s);
+        return NULL;
+    }
+    ms__store_set_retained(s, retained_bytes);
+    s->start_tick = ms__ticks();
+    pthread_mutex_lock(&registry_lock);
+    s->reg_next = registry;
+    registry = s;
+    pthread_mutex_unlock(&registry_lock);
+    return s;
+}
+
+void ms__store_free(ms_event_store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    for (ms_event_store **pp = &registry; *pp; pp = &(*pp)->reg_next)
+        if (*pp == s) {
+            *pp = s->reg_next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_lock);
+    pthread_mutex_lock(&s->fold_lock);
+    ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs);
+    while (b) {
+        ms__tbuf *next = b->store_next;
+        free_tbuf_segments(s, b);
+        uint32_t prev = ms_atomic_or_acq_rel(&b->state, MS__TB_STORE_GONE);
+        if (prev & MS__TB_THREAD_GONE)
+            ms__pages_free(b, sizeof *b);
+        b = next;
+    }
+    while (s->free_segs) {
+        ms__seg *g = s->free_segs;
+        s->free_segs = ms_atomic_load_relaxed(&g->next);
+        seg_release(s, g);
+    }
+    while (s->oldest) {
+        ms__chunk *c = s->oldest;
+        s->oldest = c->next;
+        ms__pages_free(c, chunk_bytes(s));
+    }
+    ms__pages_free(s->heap, s->heap_cap * sizeof(heap_item));
+    ms__live_destroy(&s->live);
+    ms__tids_free(s->tids);
+    pthread_mutex_unlock(&s->fold_lock);
+    pthread_mutex_destroy(&s->fold_lock);
+    if (ms__tl_cache.id == s->id)
+        ms__tl_cache = (ms__tcache){0, NULL};
+    ms__pages_free(s, sizeof *s);
+}
+
+void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
+{
+    ms__live_stats(&s->live, out);
+    out->dropped_events = ms_atomic_load_relaxed(&s->dropped);
+    out->evicted_events = s->evicted;
+    out->retained_events = s->retained;
+    out->sampled_out = s->gone_sampled_out;
+    out->track_errors = s->gone_errors;
+    for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b; b = b->store_next) {
+        out->sampled_out += ms_atomic_load_relaxed(&b->sampled_out);
+        out->track_errors += ms_atomic_load_relaxed(&b->errors);
+    }
+}
+
+/* ----------------------------------------------------------- public API */
+
+ms_event_store *ms_event_store_new(void)
+{
+    ms_event_store *s = ms__store_new(MS__DEFAULT_RETAINED_BYTES);
+    if (!s)
+        ms__fail(MS_ENOMEM, "cannot allocate an event store");
+    return s;
+}
+
+void ms_event_store_free(ms_event_store *s) { ms__store_free(s); }
+
+void ms_event_store_record(ms_event_store *s, ms_memory_event e)
+{
+    if (!s) {
+        ms__fail_fast(MS_EINVAL);
+        return;
+    }
+    if ((unsigned)e.type > MS_EVENT_REALLOCATE || e.size >= MS__SIZE_LIMIT ||
+        e.old_size >= MS__SIZE_LIMIT) {
+        ms__fail_fast(e.size >= MS__SIZE_LIMIT || e.old_size >= MS__SIZE_LIMIT ? MS_ERANGE
+                                                                               : MS_EINVAL);
+        return;
+    }
+    ms__tbuf *b = ms__store_tbuf(s);
+    if (!b)
+        return;
+    uint32_t slot = ms__tids_intern(s->tids, e.thread_id);
+    if (slot == MS__TIDS_FULL) {
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        ms__fail_fast(MS_ERANGE);
+        return;
+    }
+    ms__store_push(s, b, slot, (unsigned)e.type, e.ptr, e.old_ptr, e.size, e.old_size, e.site);
+}
+
+typedef struct copy_ctx {
+    ms_memory_event *out;
+    size_t n;
+    const ms__timebase *tb;
+    const ms__tids *tids;
+} copy_ctx;
+
+static void copy_one(const ms__rec *r, void *arg)
+{
+    copy_ctx *c = arg;
+    c->out[c->n++] = (ms_memory_event){
+        .timestamp = ms__timebase_ns(c->tb, r->tick),
+        .type = (ms_event_type)ms__rec_type(r),
+        .ptr = r->ptr,
+        .old_ptr = r->old_ptr,
+        .size = (size_t)ms__rec_size(r),
+        .old_size = (size_t)ms__rec_old_size(r),
+        .thread_id = ms__tids_get(c->tids, ms__rec_slot(r)),
+        .site = r->site,
+    };
+}
+
+ms_memory_event *ms_event_store_snapshot(ms_event_store *s, size_t *count)
+{
+    if (count)
+        *count = 0;
+    if (!s) {
+        ms__fail(MS_EINVAL, "event store is NULL");
+        return NULL;
+    }
+    const ms__timebase *tb = ms__clock_timebase();
+    ms__store_lock_folded(s);
+    ms_memory_event *out = NULL;
+    copy_ctx c = {NULL, 0, tb, s->tids};
+    if (s->retained > 0) {
+        out = ms__malloc(s->retained * sizeof *out);
+        if (out) {
+            c.out = out;
+            ms__store_visit_retained(s, copy_one, &c);
+        }
+    }
+    ms__store_unlock(s);
+    if (s->retained > 0 && !out) {
+        ms__fail(MS_ENOMEM, "cannot copy the retained events");
+        return NULL;
+    }
+    if (count)
+        *count = c.n;
+    return out;
+}
+
+void ms_events_free(ms_memory_event *events) { ms__free(events); }
+
+static uint64_t now_ns(void) { return ms__real_ns(); }
+
+ms_memory_event ms_event_allocate(uintptr_t ptr, size_t size, uint64_t thread_id)
+{
+    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_ALLOCATE, .ptr = ptr,
+                             .size = size, .thread_id = thread_id};
+}
+
+ms_memory_event ms_event_deallocate(uintptr_t ptr, size_t size, uint64_t thread_id)
+{
+    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_DEALLOCATE, .ptr = ptr,
+                             .size = size, .thread_id = thread_id};
+}
+
+ms_memory_event ms_event_reallocate(uintptr_t old_ptr, uintptr_t new_ptr, size_t old_size,
+                                    size_t new_size, uint64_t thread_id)
+{
+    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_REALLOCATE, .ptr = new_ptr,
+                             .old_ptr = old_ptr, .size = new_size, .old_size = old_size,
+                             .thread_id = thread_id};
+}

@@ -1,0 +1,371 @@
+/* tracker.c — ms_tracker: the TRACK/UNTRACK recording path, sampling, the
+ * global tracker and auto-export. Wires store, snapshot, analyze and export. */
+#include "tracker/tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/heap.h"
+#include "common/pages.h"
+#include "export/export.h"
+#include "snapshot/snapshot.h"
+
+static ms_tracker *global_tracker;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+/* ------------------------------------------------------------ sampling */
+
+ms_sampling_config ms_sampling_demo(void) { return (ms_sampling_config){0.1, false, 5}; }
+ms_sampling_config ms_sampling_full(void) { return (ms_sampling_config){1.0, true, 20}; }
+ms_sampling_config ms_sampling_high_performance(void)
+{
+    return (ms_sampling_config){0.01, false, 0};
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* Reseed the thread's generator from the tracker's seed and the thread's
+ * registration order, so a seeded run draws the same sequence every time. */
+MS_COLD static void reseed(ms_event_store *s, ms__tbuf *b, uint64_t gen)
+{
+    uint64_t st = ms_atomic_load_relaxed(&s->seed) ^ (b->order * UINT64_C(0xD1B54A32D192ED03));
+    b->rng = splitmix64(&st);
+    b->rng_gen = gen;
+}
+
+/* @return true when this call is sampled out. */
+static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
+{
+    uint64_t threshold = ms_atomic_load_relaxed(&t->threshold);
+    if (ms_likely(threshold == UINT64_MAX))
+        return false;
+    uint64_t gen = ms_atomic_load_relaxed(&t->store->seed_gen);
+    if (ms_unlikely(b->rng_gen != gen))
+        reseed(t->store, b, gen);
+    if (splitmix64(&b->rng) < threshold)
+        return false;
+    ms_atomic_store_relaxed(&b->sampled_out, ms_atomic_load_relaxed(&b->sampled_out) + 1);
+    return true;
+}
+
+/* ------------------------------------------------------- recording path */
+
+MS_COLD static void count_error(ms__tbuf *b, int code)
+{
+    ms__fail_fast(code);
+    if (b)
+        ms_atomic_store_relaxed(&b->errors, ms_atomic_load_relaxed(&b->errors) + 1);
+}
+
+/* @return 0 and *size resolved, or an error code. */
+static inline int resolve_size(const void *ptr, size_t *size)
+{
+    if (*size == MS_SIZE_UNKNOWN)
+        return ms__heap_block_size(ptr, size);
+    return *size >= MS__SIZE_LIMIT ? MS_ERANGE : 0;
+}
+
+void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
+{
+    if (ms_unlikely(!t)) {
+        ms__fail_fast(MS_ENULLTRACKER);
+        return;
+    }
+    ms_event_store *s = t->store;
+    ms__tbuf *b = ms__store_tbuf(s);
+    if (ms_unlikely(!b))
+        return; // counted as dropped
+    if (ms_unlikely(!ptr)) {
+        count_error(b, MS_ENULLPTR);
+        return;
+    }
+    if (skip_by_sampling(t, b))
+        return;
+    int rc = resolve_size(ptr, &size);
+    if (ms_unlikely(rc != 0)) {
+        count_error(b, rc);
+        return;
+    }
+    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)ptr, 0, size, 0, site);
+}
+
+void ms_untrack(ms_tracker *t, const void *ptr)
+{
+    if (ms_unlikely(!t)) {
+        ms__fail_fast(MS_ENULLTRACKER);
+        return;
+    }
+    ms_event_store *s = t->store;
+    ms__tbuf *b = ms__store_tbuf(s);
+    if (ms_unlikely(!b))
+        return;
+    if (ms_unlikely(!ptr)) {
+        count_error(b, MS_ENULLPTR);
+        return;
+    }
+    ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)ptr, 0, 0, 0, NULL);
+}
+
+void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, size_t new_size)
+{
+    if (ms_unlikely(!t)) {
+        ms__fail_fast(MS_ENULLTRACKER);
+        return;
+    }
+    ms_event_store *s = t->store;
+    ms__tbuf *b = ms__store_tbuf(s);
+    if (ms_unlikely(!b))
+        return;
+    if (ms_unlikely(!new_ptr)) {
+        count_error(b, MS_ENULLPTR);
+        return;
+    }
+    int rc = resolve_size(new_ptr, &new_size);
+    if (ms_unlikely(rc != 0)) {
+        count_error(b, rc);
+        return;
+    }
+    ms__store_push(s, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)new_ptr, (uintptr_t)old_ptr,
+                   new_size, 0, NULL);
+}
+
+/* --------------------------------------------------------- life cycle */
+
+static ms_tracker *tracker_create(bool is_global)
+{
+    ms_tracker *t = ms__pages_alloc(sizeof *t);
+    if (!t)
+        return NULL;
+    t->store = ms__store_new(MS__DEFAULT_RETAINED_BYTES);
+    if (!t->store) {
+        ms__pages_free(t, sizeof *t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->cfg_lock, NULL);
+    t->threshold = UINT64_MAX;
+    t->sampling = (ms_sampling_config){1.0, false, 0};
+    t->start_ns = ms__real_ns();
+    t->start_mono_ns = ms__mono_ns();
+    t->is_global = is_global;
+    return t;
+}
+
+ms_tracker *ms_tracker_new(void)
+{
+    ms_tracker *t = tracker_create(false);
+    if (!t)
+        ms__fail(MS_ENOMEM, "cannot allocate a tracker");
+    return t;
+}
+
+static void global_at_exit(void)
+{
+    ms_tracker *t = global_tracker;
+    if (t)
+        ms__tracker_auto_export(t);
+}
+
+static void global_init(void)
+{
+    global_tracker = tracker_create(true);
+    if (global_tracker)
+        atexit(global_at_exit);
+}
+
+ms_tracker *ms_tracker_global(void)
+{
+    pthread_once(&global_once, global_init);
+    if (!global_tracker)
+        ms__fail(MS_ENOMEM, "cannot allocate the global tracker");
+    return global_tracker;
+}
+
+void ms__tracker_auto_export(ms_tracker *t)
+{
+    pthread_mutex_lock(&t->cfg_lock);
+    char *path = t->auto_export;
+    t->auto_export = NULL;
+    pthread_mutex_unlock(&t->cfg_lock);
+    if (!path)
+        return;
+    int rc = ms__export_path(t, path);
+    if (rc < 0)
+        fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path,
+                ms_last_error_message());
+    ms__free(path);
+}
+
+void ms_tracker_free(ms_tracker *t)
+{
+    if (!t || t->is_global)
+        return;
+    ms__tracker_auto_export(t);
+    ms__store_free(t->store);
+    pthread_mutex_destroy(&t->cfg_lock);
+    ms__pages_free(t, sizeof *t);
+}
+
+/* ----------------------------------------------------------- builders */
+
+ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_sampling: tracker is NULL");
+        return NULL;
+    }
+    if (!(cfg.sample_rate >= 0.0 && cfg.sample_rate <= 1.0)) { // NaN fails both
+        ms__fail(MS_ERANGE, "sample rate %g is outside [0, 1]", cfg.sample_rate);
+        return t;
+    }
+    pthread_mutex_lock(&t->cfg_lock);
+    t->sampling = cfg;
+    uint64_t threshold = cfg.sample_rate >= 1.0
+                             ? UINT64_MAX
+                             : (uint64_t)(cfg.sample_rate * 18446744073709551616.0);
+    ms_atomic_store_relaxed(&t->threshold, threshold);
+    pthread_mutex_unlock(&t->cfg_lock);
+    // Frees of unknown blocks are expected while sampling (they were not sampled).
+    pthread_mutex_lock(&t->store->fold_lock);
+    if (threshold != UINT64_MAX)
+        t->store->live.sampling = true;
+    pthread_mutex_unlock(&t->store->fold_lock);
+    return t;
+}
+
+ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_sampling_seed: tracker is NULL");
+        return NULL;
+    }
+    ms_atomic_store_relaxed(&t->store->seed, seed);
+    ms_atomic_add_relaxed(&t->store->seed_gen, 1);
+    return t;
+}
+
+ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_auto_export: tracker is NULL");
+        return NULL;
+    }
+    if (!path || !*path) {
+        ms__fail(MS_EINVAL, "auto-export path is empty");
+        return t;
+    }
+    if (ms__export_format(path) < 0) {
+        ms__fail(MS_ENOTSUP, "cannot auto-export to %s: supported extensions are .json", path);
+        return t;
+    }
+    char *copy = ms__strdup(path);
+    if (!copy) {
+        ms__fail(MS_ENOMEM, NULL);
+        return t;
+    }
+    pthread_mutex_lock(&t->cfg_lock);
+    ms__free(t->auto_export);
+    t->auto_export = copy;
+    pthread_mutex_unlock(&t->cfg_lock);
+    return t;
+}
+
+ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_retained_bytes: tracker is NULL");
+        return NULL;
+    }
+    ms__store_set_retained(t->store, bytes);
+    return t;
+}
+
+/* ------------------------------------------------------------ queries */
+
+ms_sampling_config ms__tracker_sampling(ms_tracker *t)
+{
+    pthread_mutex_lock(&t->cfg_lock);
+    ms_sampling_config c = t->sampling;
+    pthread_mutex_unlock(&t->cfg_lock);
+    return c;
+}
+
+ms_memory_stats ms_tracker_stats(ms_tracker *t)
+{
+    ms_memory_stats st = {0};
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_stats: tracker is NULL");
+        return st;
+    }
+    ms__store_lock_folded(t->store);
+    ms__store_stats_locked(t->store, &st);
+    ms__store_unlock(t->store);
+    return st;
+}
+
+ms_memory_event *ms_tracker_events(ms_tracker *t, size_t *count)
+{
+    if (!t) {
+        if (count)
+            *count = 0;
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_events: tracker is NULL");
+        return NULL;
+    }
+    return ms_event_store_snapshot(t->store, count);
+}
+
+ms_event_store *ms_tracker_event_store(ms_tracker *t)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_event_store: tracker is NULL");
+        return NULL;
+    }
+    return t->store;
+}
+
+ms_system_snapshot ms_current_system_snapshot(ms_tracker *t)
+{
+    if (!t)
+        ms__fail(MS_ENULLTRACKER, "ms_current_system_snapshot: tracker is NULL");
+    // No system monitor samples yet (docs/json-format.md, system_snapshots).
+    return (ms_system_snapshot){0};
+}
+
+ms_analysis_report *ms_analyze(ms_tracker *t)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_analyze: tracker is NULL");
+        return NULL;
+    }
+    return ms__tracker_analyze(t, NULL, NULL);
+}
+
+ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep,
+                                        ms_memory_stats *stats)
+{
+    ms_memory_stats st;
+    ms_memory_snapshot *snap = ms__snapshot_of_store(t->store, &st);
+    if (!snap)
+        return NULL;
+    if (stats)
+        *stats = st;
+    ms_sampling_config cfg = ms__tracker_sampling(t);
+    ms__analyze_opts o = {
+        .sample_rate = cfg.sample_rate,
+        .duration_ns = ms__mono_ns() - t->start_mono_ns,
+        .evicted_events = st.evicted_events,
+    };
+    ms_analysis_report *r = ms__analyze_snapshot(snap, &o);
+    if (keep && r)
+        *keep = snap;
+    else
+        ms_snapshot_free(snap);
+    return r;
+}
