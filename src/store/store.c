@@ -341,25 +341,23 @@ static void refill_spares(ms_event_store *s)
 
 /* Merge every thread's published records with a tick below the watermark into
  * the live state, in (tick, registration order) order.
- * pre: fold lock held. `final`: no thread records any more, fold everything. */
-static void fold_locked(ms_event_store *s, bool final)
+ * pre: fold lock held. `self`: the caller's own buffer when a recording thread folds from its slow
+ * path (it has taken no tick yet, so its in-flight flag holds nothing back). */
+static void fold_locked(ms_event_store *s, const ms__tbuf *self)
 {
-    uint64_t watermark = UINT64_MAX;
     ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
-    if (!final) {
-        // A record not yet published either started before the barrier (its
-        // owner's in-flight flag is then visible, and its tick is not older
-        // than the owner's newest published one) or after it (its tick is then
-        // not older than `watermark`). So records older than the watermark are
-        // all published, and folding them in tick order is final.
-        watermark = ms__ticks_ordered();
-        heavy_barrier();
-        for (ms__tbuf *b = head; b; b = b->store_next) {
-            if (ms_atomic_load_acquire(&b->inflight)) {
-                uint64_t t = newest_published_tick(b);
-                if (t < watermark)
-                    watermark = t;
-            }
+    // A record not yet published either started before the barrier (its
+    // owner's in-flight flag is then visible, and its tick is not older than
+    // the owner's newest published one) or after it (its tick is then not older
+    // than `watermark`). So records older than the watermark are all
+    // published, and folding them in tick order is final.
+    uint64_t watermark = ms__ticks_ordered();
+    heavy_barrier();
+    for (ms__tbuf *b = head; b; b = b->store_next) {
+        if (b != self && ms_atomic_load_acquire(&b->inflight)) {
+            uint64_t t = newest_published_tick(b);
+            if (t < watermark)
+                watermark = t;
         }
     }
     size_t nbufs = 0;
@@ -402,7 +400,7 @@ static void fold_locked(ms_event_store *s, bool final)
 void ms__store_lock_folded(ms_event_store *s)
 {
     pthread_mutex_lock(&s->fold_lock);
-    fold_locked(s, false);
+    fold_locked(s, NULL);
 }
 
 void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
@@ -416,7 +414,7 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
         // Too much unfolded: fold now (waiting only for the current folder,
         // whose work is bounded), which hands our old segments back.
         pthread_mutex_lock(&s->fold_lock);
-        fold_locked(s, false);
+        fold_locked(s, b);
         pthread_mutex_unlock(&s->fold_lock);
         g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
         if (!g)
@@ -429,7 +427,7 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     b->idx = 0;
     // Fold while we are here, unless someone else already is.
     if (pthread_mutex_trylock(&s->fold_lock) == 0) {
-        fold_locked(s, false);
+        fold_locked(s, b);
         pthread_mutex_unlock(&s->fold_lock);
     }
     return true;
