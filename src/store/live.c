@@ -104,19 +104,20 @@ static bool grow_blocks(ms__live *l)
     return true;
 }
 
-static ms__block *insert_block(ms__live *l, uintptr_t ptr)
+/* @return the slot holding `ptr` (*found) or the empty slot where it goes, or
+ * NULL when the table is full and cannot grow. */
+static ms__block *probe_for_insert(ms__live *l, uintptr_t ptr, bool *found)
 {
     // Keep the load at or under 0.7 so probes stay short.
     if ((l->bcount + 1) * 10 > l->bcap * 7 && !grow_blocks(l)) {
+        l->failed = true;
         if (l->bcount + 1 >= l->bcap) // truly full: refuse rather than loop
             return NULL;
-        l->failed = true;
     }
     size_t i = hash_ptr(ptr, l->bcap);
-    while (l->blocks[i].ptr != 0)
+    while (l->blocks[i].ptr != 0 && l->blocks[i].ptr != ptr)
         i = (i + 1) & (l->bcap - 1);
-    l->bcount++;
-    l->blocks[i].ptr = ptr;
+    *found = l->blocks[i].ptr == ptr;
     return &l->blocks[i];
 }
 
@@ -297,16 +298,17 @@ static void close_block(ms__live *l, ms__block *b)
 static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size,
                        uint32_t site)
 {
-    ms__block *old = (ms__block *)(uintptr_t)ms__live_find(l, ptr);
-    if (old) {
-        l->replaced++;
-        close_block(l, old);
-    }
-    ms__block *b = insert_block(l, ptr);
-    if (!b) {
-        l->failed = true;
+    bool found;
+    ms__block *b = probe_for_insert(l, ptr, &found);
+    if (!b)
         return;
+    if (found) { // its earlier block was freed without us seeing it
+        l->replaced++;
+        close_block(l, b);
+        b = probe_for_insert(l, ptr, &found); // deletion may have moved the run
     }
+    l->bcount++;
+    b->ptr = ptr;
     unsigned slot = ms__rec_slot(r);
     b->site = site;
     b->tick = r->tick;
