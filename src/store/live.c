@@ -10,12 +10,7 @@
 #define MIN_BLOCKS 1024u
 #define MIN_SITES 64u /* a power of two */
 
-/* Fibonacci hashing: the top bits of the product are the best mixed. */
-static inline size_t hash_ptr(uintptr_t p, size_t cap)
-{
-    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
-    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
-}
+#define hash_ptr ms__hash_ptr
 
 int ms__live_init(ms__live *l, uint64_t series_width)
 {

@@ -65,6 +65,19 @@ typedef struct ms__live {
 int ms__live_init(ms__live *l, uint64_t series_width);
 void ms__live_destroy(ms__live *l);
 void ms__live_apply(ms__live *l, const ms__rec *r);
+/* Fibonacci hashing: the top bits of the product are the best mixed.
+ * pre: cap is a power of two. */
+static inline size_t ms__hash_ptr(uintptr_t p, size_t cap)
+{
+    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
+/* Hint that a record for `ptr` will be applied soon (prefetches its slot). */
+static inline void ms__live_prefetch(const ms__live *l, uintptr_t ptr)
+{
+    __builtin_prefetch(&l->blocks[ms__hash_ptr(ptr, l->bcap)]);
+}
 /* @return the live block at ptr, or NULL. */
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);
 /* The live state's figures (the store-level counters are left 0). */

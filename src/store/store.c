@@ -277,6 +277,8 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
         uint32_t i = b->rd_idx;
         for (; i < end; i++) {
             const ms__rec *x = &g->ev[i];
+            if (i + 8 < end)
+                ms__live_prefetch(&s->live, g->ev[i + 8].ptr);
             if (x->tick >= watermark || x->tick > bound ||
                 (x->tick == bound && b->order > bound_order))
                 break;
