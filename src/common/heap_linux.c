@@ -49,7 +49,9 @@ int ms__heap_block_size(const void *p, size_t *size)
 {
     uintptr_t a = (uintptr_t)p;
     if (__sanitizer_get_ownership) {
-        if (!__sanitizer_get_ownership(p))
+        // Every 64-bit malloc aligns to 8 at least. (TSan's ownership check
+        // accepts interior pointers, so this is what catches malloc() + 1 there.)
+        if (a % 8 != 0 || !__sanitizer_get_ownership(p))
             return MS_ENOTHEAP;
         *size = __sanitizer_get_allocated_size(p);
         return 0;

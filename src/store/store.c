@@ -690,17 +690,13 @@ ms_memory_event *ms_event_store_snapshot(ms_event_store *s, size_t *count)
     }
     const ms__timebase *tb = ms__clock_timebase();
     ms__store_lock_folded(s);
-    ms_memory_event *out = NULL;
-    copy_ctx c = {NULL, 0, tb, s->tids};
-    if (s->retained > 0) {
-        out = ms__malloc(s->retained * sizeof *out);
-        if (out) {
-            c.out = out;
-            ms__store_visit_retained(s, copy_one, &c);
-        }
-    }
+    uint64_t n = s->retained;
+    ms_memory_event *out = n > 0 ? ms__malloc(n * sizeof *out) : NULL;
+    copy_ctx c = {out, 0, tb, s->tids};
+    if (out)
+        ms__store_visit_retained(s, copy_one, &c);
     ms__store_unlock(s);
-    if (s->retained > 0 && !out) {
+    if (n > 0 && !out) {
         ms__fail(MS_ENOMEM, "cannot copy the retained events");
         return NULL;
     }
