@@ -9,7 +9,13 @@ void *ms__pages_alloc(size_t bytes)
     if (bytes == 0)
         bytes = 1;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    // Large tables are probed at random: huge pages spare a TLB miss per probe
+    // and most page faults (a hint; the kernel may decline).
+    if (bytes >= ((size_t)4 << 20))
+        madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
 }
 
 void ms__pages_free(void *p, size_t bytes)

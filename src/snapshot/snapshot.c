@@ -137,6 +137,10 @@ ms_memory_snapshot *ms_snapshot_build_from_events(const ms_memory_event *ev, siz
     uint64_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
         const ms_memory_event *e = &ev[i];
+        if (i + 16 < n) // the table is probed at random: overlap the misses
+            ms__live_prefetch(&l, ev[i + 16].type == MS_EVENT_REALLOCATE && ev[i + 16].old_ptr
+                                      ? ev[i + 16].old_ptr
+                                      : ev[i + 16].ptr);
         uint32_t slot = ms__tids_intern(tids, e->thread_id);
         if (slot == MS__TIDS_FULL || (unsigned)e->type > MS_EVENT_REALLOCATE ||
             e->size >= MS__SIZE_LIMIT || e->old_size >= MS__SIZE_LIMIT) {

@@ -65,7 +65,9 @@ typedef struct ms__live {
 int ms__live_init(ms__live *l, uint64_t series_width);
 void ms__live_destroy(ms__live *l);
 void ms__live_apply(ms__live *l, const ms__rec *r);
-/* Fibonacci hashing: the top bits of the product are the best mixed.
+/* Blocks near each other in memory land near each other in the table (an
+ * allocator hands out neighbours in a row), while 64 KiB regions are scattered
+ * by Fibonacci hashing, so strides of any power of two do not cluster.
  * pre: cap is a power of two. */
 static inline size_t ms__hash_ptr(uintptr_t p, size_t cap)
 {

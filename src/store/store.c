@@ -472,6 +472,7 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
     b->cur = g;
     b->rd_seg = g;
     b->slot = slot;
+    b->ext_tid = UINT64_MAX;
     b->store_id = s->id;
     b->store = s;
     b->thread_next = tl_list;
@@ -649,12 +650,17 @@ void ms_event_store_record(ms_event_store *s, ms_memory_event e)
     ms__tbuf *b = ms__store_tbuf(s);
     if (!b)
         return;
-    uint32_t slot = ms__tids_intern(s->tids, e.thread_id);
-    if (slot == MS__TIDS_FULL) {
-        ms_atomic_add_relaxed(&s->dropped, 1);
-        ms__fail_fast(MS_ERANGE);
-        return;
+    if (e.thread_id != b->ext_tid) {
+        uint32_t slot = ms__tids_intern(s->tids, e.thread_id);
+        if (slot == MS__TIDS_FULL) {
+            ms_atomic_add_relaxed(&s->dropped, 1);
+            ms__fail_fast(MS_ERANGE);
+            return;
+        }
+        b->ext_tid = e.thread_id;
+        b->ext_slot = slot;
     }
+    uint32_t slot = b->ext_slot;
     ms__store_push(s, b, slot, (unsigned)e.type, e.ptr, e.old_ptr, e.size, e.old_size, e.site);
 }
 

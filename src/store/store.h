@@ -41,6 +41,8 @@ typedef struct ms__tbuf {
     uint64_t last_tick;
     uint64_t rng;      /* sampling generator state */
     uint64_t rng_gen;  /* seed generation the state came from */
+    uint64_t ext_tid;  /* last thread id given to ms_event_store_record ... */
+    uint32_t ext_slot; /* ... and its slot (UINT64_MAX: none yet) */
     /* Single writer (owner), read by the folder: relaxed is enough. */
     _Atomic uint64_t sampled_out, errors;
     /* 1 while the owner is between taking a tick and publishing the record.
