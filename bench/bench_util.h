@@ -10,6 +10,9 @@
 /* Nanoseconds from CLOCK_MONOTONIC. */
 uint64_t bench_now_ns(void);
 
+/* Nanoseconds of CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID). */
+uint64_t bench_thread_cpu_ns(void);
+
 /* The median of v[0..n) (n > 0); sorts v in place. */
 double bench_median(double *v, size_t n);
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs memscope's benchmarks from a build directory and prints their figures as
+# "name: value" lines (units in the name), with "#" lines for people.
+# Usage: scripts/bench.sh [BUILD_DIR]   (default: build; `make bench` passes $(BUILD))
+set -euo pipefail
+
+build=${1:-build}
+benches=(bench_track bench_snapshot bench_memory)
+
+for b in "${benches[@]}"; do
+  if [ ! -x "$build/bench/$b" ]; then
+    echo "bench.sh: $build/bench/$b not found; build with MEMSCOPE_BUILD_BENCH=ON first" >&2
+    echo "  (make build, or: cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release" \
+         "&& cmake --build $build)" >&2
+    exit 1
+  fi
+done
+
+cpu=$(grep -m1 -E '^(model name|Model|Hardware|cpu model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null \
+      | cut -d: -f2- | sed 's/^[[:space:]]*//') || true
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null) || true
+compiler=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null) || true
+compiler_version=$("${compiler:-cc}" --version 2>/dev/null | head -n1) || true
+mem_kib=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/meminfo 2>/dev/null) || true
+
+echo "# memscope benchmarks ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+echo "machine_nproc: $(nproc 2>/dev/null || echo unknown)"
+echo "machine_cpu_model: ${cpu:-unknown}"
+echo "machine_memory_mib: $(( ${mem_kib:-0} / 1024 ))"
+echo "machine_kernel: $(uname -sr)"
+echo "machine_loadavg_1min: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo unknown)"
+echo "build_type: ${build_type:-unknown}"
+echo "compiler: ${compiler_version:-unknown}"
+if [ "${build_type:-}" != "Release" ]; then
+  echo "# WARNING: the build type is not Release; these figures do not describe a release build"
+fi
+
+failed=()
+total_start=$(date +%s.%N)
+for b in "${benches[@]}"; do
+  echo
+  echo "## $b"
+  start=$(date +%s.%N)
+  rc=0
+  "$build/bench/$b" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    failed+=("$b")
+    echo "# $b FAILED (exit status $rc)"
+  fi
+  end=$(date +%s.%N)
+  awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
+done
+total_end=$(date +%s.%N)
+echo
+awk -v s="$total_start" -v e="$total_end" 'BEGIN { printf "# all benchmarks took %.1f s\n", e - s }'
+
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "bench.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi
