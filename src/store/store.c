@@ -551,6 +551,7 @@ ms_event_store *ms__store_new(size_t retained_bytes)
     if (!s)
         return NULL;
     s->id = ms_atomic_add_relaxed(&next_store_id, 1);
+    s->seed_gen = 1; // buffers start at generation 0, so each seeds on first draw
     s->tids = ms__tids_new();
     pthread_mutex_init(&s->fold_lock, NULL);
     if (!s->tids || ms__live_init(&s->live, ms__clock_ticks_per_ms_pow2()) != 0) {

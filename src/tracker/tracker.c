@@ -37,11 +37,12 @@ static uint64_t splitmix64(uint64_t *state)
 MS_COLD static void reseed(ms_event_store *s, ms__tbuf *b, uint64_t gen)
 {
     uint64_t st = ms_atomic_load_relaxed(&s->seed) ^ (b->order * UINT64_C(0xD1B54A32D192ED03));
-    b->rng = splitmix64(&st);
+    b->rng = splitmix64(&st) | 1; // xorshift needs a state that is not 0
     b->rng_gen = gen;
 }
 
-/* @return true when this call is sampled out. */
+/* @return true when this call is sampled out. A draw is one xorshift64 step:
+ * a skipped TRACK must cost a few nanoseconds. */
 static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
 {
     uint64_t threshold = ms_atomic_load_relaxed(&t->threshold);
@@ -50,7 +51,12 @@ static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
     uint64_t gen = ms_atomic_load_relaxed(&t->store->seed_gen);
     if (ms_unlikely(b->rng_gen != gen))
         reseed(t->store, b, gen);
-    if (splitmix64(&b->rng) < threshold)
+    uint64_t x = b->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b->rng = x;
+    if (x < threshold)
         return false;
     ms_atomic_store_relaxed(&b->sampled_out, ms_atomic_load_relaxed(&b->sampled_out) + 1);
     return true;
@@ -73,14 +79,26 @@ static inline int resolve_size(const void *ptr, size_t *size)
     return *size >= MS__SIZE_LIMIT ? MS_ERANGE : 0;
 }
 
+/* The recorded part of TRACK, out of line so that a skipped TRACK stays a
+ * small function with no register spills. */
+MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, const void *ptr, size_t size,
+                                     const ms_site *site)
+{
+    int rc = resolve_size(ptr, &size);
+    if (ms_unlikely(rc != 0)) {
+        count_error(b, rc);
+        return;
+    }
+    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)ptr, 0, size, 0, site);
+}
+
 void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
 {
     if (ms_unlikely(!t)) {
         ms__fail_fast(MS_ENULLTRACKER);
         return;
     }
-    ms_event_store *s = t->store;
-    ms__tbuf *b = ms__store_tbuf(s);
+    ms__tbuf *b = ms__store_tbuf(t->store);
     if (ms_unlikely(!b))
         return; // counted as dropped
     if (ms_unlikely(!ptr)) {
@@ -89,12 +107,7 @@ void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *sit
     }
     if (skip_by_sampling(t, b))
         return;
-    int rc = resolve_size(ptr, &size);
-    if (ms_unlikely(rc != 0)) {
-        count_error(b, rc);
-        return;
-    }
-    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)ptr, 0, size, 0, site);
+    track_record(t->store, b, ptr, size, site);
 }
 
 void ms_untrack(ms_tracker *t, const void *ptr)
