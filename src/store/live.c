@@ -324,7 +324,7 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     l->current += size;
 }
 
-static void unknown_free(ms__live *l)
+void ms__live_unknown_free(ms__live *l)
 {
     if (l->sampling)
         l->ignored++;
@@ -332,22 +332,24 @@ static void unknown_free(ms__live *l)
         l->unmatched++;
 }
 
-void ms__live_apply(ms__live *l, const ms__rec *r)
+bool ms__live_apply(ms__live *l, const ms__rec *r)
 {
     switch ((ms_event_type)ms__rec_type(r)) {
     case MS_EVENT_ALLOCATE:
         if (r->ptr == 0)
-            return;
+            return true;
         open_block(l, r, r->ptr, ms__rec_size(r), site_idx(l, r->site));
         break;
     case MS_EVENT_DEALLOCATE: {
         if (r->ptr == 0) // free(NULL) does nothing
-            return;
+            return true;
         ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->ptr);
         if (b)
             close_block(l, b);
+        else if (l->hold_unknown_frees)
+            return false;
         else
-            unknown_free(l);
+            ms__live_unknown_free(l);
         break;
     }
     case MS_EVENT_REALLOCATE: {
@@ -359,7 +361,7 @@ void ms__live_apply(ms__live *l, const ms__rec *r)
                     site = b->site;
                 close_block(l, b);
             } else {
-                unknown_free(l);
+                ms__live_unknown_free(l);
             }
         }
         if (r->ptr != 0)
@@ -367,9 +369,10 @@ void ms__live_apply(ms__live *l, const ms__rec *r)
         break;
     }
     default:
-        return;
+        return true;
     }
     if (l->current > l->peak)
         l->peak = l->current;
     series_note(l, r->tick);
+    return true;
 }

@@ -54,6 +54,7 @@ typedef struct ms__live {
     uint64_t allocs, deallocs, allocated, deallocated, current, peak;
     uint64_t unmatched, ignored, replaced;
     bool sampling; /* frees of unknown blocks are "ignored", not "unmatched" */
+    bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */
     ms__point *series;
     size_t npoints;
     unsigned width_shift; /* a point spans 1 << width_shift ticks */
@@ -64,7 +65,12 @@ typedef struct ms__live {
 /* pre: series_width is a power of two (ticks per point at the start). */
 int ms__live_init(ms__live *l, uint64_t series_width);
 void ms__live_destroy(ms__live *l);
-void ms__live_apply(ms__live *l, const ms__rec *r);
+/* Apply one record. @return false (and nothing applied) for a free of an
+ * address that is not live while hold_unknown_frees is set. */
+bool ms__live_apply(ms__live *l, const ms__rec *r);
+/* Count a free of an address that was not live (unmatched, or ignored while
+ * sampling). */
+void ms__live_unknown_free(ms__live *l);
 /* Blocks near each other in memory land near each other in the table (an
  * allocator hands out neighbours in a row), while 64 KiB regions are scattered
  * by Fibonacci hashing, so strides of any power of two do not cluster.

@@ -261,6 +261,120 @@ static void heap_sift_down(heap_item *h, size_t n, size_t i)
     h[i] = it;
 }
 
+/* ------------------------------------------------------------ held frees
+ *
+ * An allocation reads the clock without a fence and a free reads it without
+ * one too, so thread B's free of a block that thread A allocated and handed
+ * over can carry a tick a little older than A's allocation (B's clock read ran
+ * ahead of the load that gave it the pointer). In tick order the free then
+ * comes first, for an address that is not live yet. The fold holds such a
+ * free; if the allocation of that address arrives from another thread within
+ * MS__HOLD_TICKS, the two are applied in their real order; otherwise the free
+ * was unmatched (or, while sampling, of a block that was not sampled). The
+ * retained log records the order applied, so a replay agrees. */
+
+static ms__rec *held_find(ms_event_store *s, uintptr_t ptr)
+{
+    if (s->held_count == 0)
+        return NULL;
+    for (size_t i = ms__hash_ptr(ptr, s->held_cap);; i = (i + 1) & (s->held_cap - 1)) {
+        if (s->held[i].ptr == ptr)
+            return &s->held[i];
+        if (s->held[i].ptr == 0)
+            return NULL;
+    }
+}
+
+static void held_remove(ms_event_store *s, ms__rec *r)
+{
+    size_t mask = s->held_cap - 1, hole = (size_t)(r - s->held);
+    for (size_t i = (hole + 1) & mask; s->held[i].ptr != 0; i = (i + 1) & mask) {
+        size_t home = ms__hash_ptr(s->held[i].ptr, s->held_cap);
+        bool stays = (hole <= i) ? (hole < home && home <= i) : (hole < home || home <= i);
+        if (!stays) {
+            s->held[hole] = s->held[i];
+            hole = i;
+        }
+    }
+    s->held[hole].ptr = 0;
+    s->held_count--;
+}
+
+static bool held_put(ms_event_store *s, const ms__rec *r)
+{
+    if ((s->held_count + 1) * 2 > s->held_cap) {
+        size_t ncap = s->held_cap ? s->held_cap * 2 : 64;
+        ms__rec *n = ms__pages_alloc(ncap * sizeof *n);
+        if (!n)
+            return false;
+        for (size_t i = 0; i < s->held_cap; i++) {
+            if (s->held[i].ptr == 0)
+                continue;
+            size_t j = ms__hash_ptr(s->held[i].ptr, ncap);
+            while (n[j].ptr != 0)
+                j = (j + 1) & (ncap - 1);
+            n[j] = s->held[i];
+        }
+        ms__pages_free(s->held, s->held_cap * sizeof *s->held);
+        s->held = n;
+        s->held_cap = ncap;
+    }
+    size_t i = ms__hash_ptr(r->ptr, s->held_cap);
+    while (s->held[i].ptr != 0)
+        i = (i + 1) & (s->held_cap - 1);
+    s->held[i] = *r;
+    s->held_count++;
+    return true;
+}
+
+/* The held free was what it looked like: a free of an unknown address. */
+static void held_resolve_unknown(ms_event_store *s, ms__rec *h)
+{
+    ms__rec r = *h;
+    held_remove(s, h);
+    ms__live_unknown_free(&s->live);
+    retain(s, &r);
+}
+
+/* Resolve held frees whose window closed before `watermark`. */
+static void held_expire(ms_event_store *s, uint64_t watermark)
+{
+    for (size_t i = 0; i < s->held_cap && s->held_count > 0;) {
+        ms__rec *h = &s->held[i];
+        if (h->ptr != 0 && h->tick + MS__HOLD_TICKS < watermark)
+            held_resolve_unknown(s, h); // the slot may now hold a shifted entry
+        else
+            i++;
+    }
+}
+
+static void fold_one(ms_event_store *s, const ms__rec *x)
+{
+    ms__rec *h = s->held_count ? held_find(s, x->ptr) : NULL;
+    unsigned type = ms__rec_type(x);
+    if (h && type == MS_EVENT_ALLOCATE && ms__rec_slot(h) != ms__rec_slot(x) &&
+        x->tick - h->tick <= MS__HOLD_TICKS) {
+        // The allocation this free belongs to: apply them in their real order.
+        ms__rec f = *h;
+        held_remove(s, h);
+        ms__live_apply(&s->live, x);
+        retain(s, x);
+        ms__live_apply(&s->live, &f);
+        retain(s, &f);
+        return;
+    }
+    if (h) // same thread, too late, or a second free: the held one was unknown
+        held_resolve_unknown(s, h);
+    if (type == MS_EVENT_REALLOCATE && x->old_ptr && (h = held_find(s, x->old_ptr)) != NULL)
+        held_resolve_unknown(s, h);
+    if (ms__live_apply(&s->live, x))
+        retain(s, x);
+    else if (!held_put(s, x)) { // no memory to hold it: count it now
+        ms__live_unknown_free(&s->live);
+        retain(s, x);
+    }
+}
+
 /* Fold b's published records while they stay before `bound` (a tick; equal
  * ticks go first when b registered first) and the watermark.
  * @return b's next record, or NULL when it has no more published. */
@@ -282,8 +396,7 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
             if (x->tick >= watermark || x->tick > bound ||
                 (x->tick == bound && b->order > bound_order))
                 break;
-            ms__live_apply(&s->live, x);
-            retain(s, x);
+            fold_one(s, x);
             b->last_folded_tick = x->tick;
         }
         b->rd_idx = i;
@@ -395,6 +508,8 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
         if (r && r->tick < watermark)
             heap_push(heap, &n, (heap_item){r->tick, b->order, b});
     }
+    if (s->held_count)
+        held_expire(s, watermark);
     reap_gone(s);
     refill_spares(s);
 }
@@ -402,6 +517,17 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
 void ms__store_lock_folded(ms_event_store *s)
 {
     pthread_mutex_lock(&s->fold_lock);
+    fold_locked(s, NULL);
+    if (s->held_count == 0)
+        return;
+    // A query wants settled figures: let the held frees' windows close (tens
+    // of microseconds at most), then fold again.
+    uint64_t newest = 0;
+    for (size_t i = 0; i < s->held_cap; i++)
+        if (s->held[i].ptr != 0 && s->held[i].tick > newest)
+            newest = s->held[i].tick;
+    while (ms__ticks_ordered() <= newest + MS__HOLD_TICKS)
+        ;
     fold_locked(s, NULL);
 }
 
@@ -560,6 +686,7 @@ ms_event_store *ms__store_new(size_t retained_bytes)
         ms__pages_free(s, sizeof *s);
         return NULL;
     }
+    s->live.hold_unknown_frees = true;
     ms__store_set_retained(s, retained_bytes);
     s->start_tick = ms__ticks();
     pthread_mutex_lock(&registry_lock);
@@ -601,6 +728,7 @@ void ms__store_free(ms_event_store *s)
         ms__pages_free(c, chunk_bytes(s));
     }
     ms__pages_free(s->heap, s->heap_cap * sizeof(heap_item));
+    ms__pages_free(s->held, s->held_cap * sizeof *s->held);
     ms__live_destroy(&s->live);
     ms__tids_free(s->tids);
     pthread_mutex_unlock(&s->fold_lock);
@@ -663,6 +791,23 @@ void ms_event_store_record(ms_event_store *s, ms_memory_event e)
     }
     uint32_t slot = b->ext_slot;
     ms__store_push(s, b, slot, (unsigned)e.type, e.ptr, e.old_ptr, e.size, e.old_size, e.site);
+}
+
+void ms__store_record_at(ms_event_store *s, uint64_t tick, ms_memory_event e)
+{
+    ms__tbuf *b = ms__store_tbuf(s);
+    uint32_t slot = ms__tids_intern(s->tids, e.thread_id);
+    if (!b || slot == MS__TIDS_FULL)
+        return;
+    if (b->idx == MS__SEG_EVENTS && !ms__store_next_segment(s, b))
+        return;
+    if (tick < b->last_tick)
+        tick = b->last_tick;
+    b->last_tick = tick;
+    ms__rec_set(&b->cur->ev[b->idx], tick, (unsigned)e.type, slot, e.ptr, e.old_ptr, e.size,
+                e.old_size, e.site);
+    b->idx++;
+    ms_atomic_store_release(&b->cur->count, b->idx);
 }
 
 typedef struct copy_ctx {

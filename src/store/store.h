@@ -18,6 +18,9 @@
 
 #define MS__SEG_EVENTS 4096u
 #define MS__DEFAULT_RETAINED_BYTES ((size_t)64 << 20)
+/* How long a free of an unknown address waits for its allocation: far longer
+ * than a CPU can read its clock ahead of a load (hundreds of ns). */
+#define MS__HOLD_TICKS (UINT64_C(1) << 16)
 
 typedef struct ms__seg {
     /* Published records. Written by the owner thread (release), read by the
@@ -85,6 +88,11 @@ struct ms_event_store {
     size_t free_seg_count;
     void *heap; /* merge heap, pages */
     size_t heap_cap;
+    /* Frees of addresses that were not live, held for MS__HOLD_TICKS in case
+     * the allocation, from another thread, carries a slightly newer tick.
+     * Open addressing by address; folder only. */
+    ms__rec *held;
+    size_t held_cap, held_count;
     /* Retained log: a FIFO of chunks, oldest first. */
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
@@ -142,7 +150,9 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
         ms_atomic_store_release(&b->inflight, 0);
         return;
     }
-    uint64_t tick = type == MS_EVENT_ALLOCATE ? ms__ticks() : ms__ticks_ordered();
+    // A reallocation takes an ordered tick; allocations and frees take the
+    // plain one (a free read too early is repaired by the fold: store.c).
+    uint64_t tick = type == MS_EVENT_REALLOCATE ? ms__ticks_ordered() : ms__ticks();
     if (ms_unlikely(tick < b->last_tick)) // keep each thread's ticks monotonic
         tick = b->last_tick;
     b->last_tick = tick;
@@ -151,6 +161,10 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
     ms_atomic_store_release(&b->cur->count, b->idx);
     ms_atomic_store_release(&b->inflight, 0);
 }
+
+/* Tests: record on the calling thread's buffer, for thread id `tid`, with the
+ * given tick instead of the clock (raised to keep the buffer monotonic). */
+void ms__store_record_at(ms_event_store *s, uint64_t tick, ms_memory_event e);
 
 /* Fold what every thread has published, then hold the fold lock so the live
  * state and the retained log can be read. Pair with ms__store_unlock. */
