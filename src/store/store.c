@@ -428,7 +428,8 @@ static void reap_gone(ms_event_store *s)
     for (ms__tbuf *prev = head, *b = head->store_next; b; b = prev->store_next) {
         if ((ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE) && !cursor_peek(s, b)) {
             prev->store_next = b->store_next;
-            s->gone_sampled_out += ms_atomic_load_relaxed(&b->sampled_out);
+            s->gone_sampled_out += ms_atomic_load_relaxed(&b->skips_drawn) -
+                                   ms_atomic_load_relaxed(&b->skips_left);
             s->gone_errors += ms_atomic_load_relaxed(&b->errors);
             free_tbuf_segments(s, b);
             uint32_t prev_state = ms_atomic_or_acq_rel(&b->state, MS__TB_STORE_GONE);
@@ -747,7 +748,8 @@ void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
     out->sampled_out = s->gone_sampled_out;
     out->track_errors = s->gone_errors;
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b; b = b->store_next) {
-        out->sampled_out += ms_atomic_load_relaxed(&b->sampled_out);
+        out->sampled_out +=
+            ms_atomic_load_relaxed(&b->skips_drawn) - ms_atomic_load_relaxed(&b->skips_left);
         out->track_errors += ms_atomic_load_relaxed(&b->errors);
     }
 }

@@ -42,12 +42,15 @@ typedef struct ms__tbuf {
     uint32_t idx;  /* mirror of cur->count */
     uint32_t slot; /* the thread's id slot */
     uint64_t last_tick;
-    uint64_t rng;      /* sampling generator state */
-    uint64_t rng_gen;  /* seed generation the state came from */
+    uint64_t rng;       /* sampling generator state */
+    uint64_t rng_gen;   /* seed generation the state came from */
     uint64_t ext_tid;  /* last thread id given to ms_event_store_record ... */
     uint32_t ext_slot; /* ... and its slot (UINT64_MAX: none yet) */
-    /* Single writer (owner), read by the folder: relaxed is enough. */
-    _Atomic uint64_t sampled_out, errors;
+    /* Single writer (owner), read by the folder: relaxed is enough.
+     * Sampling draws the gap to the next sampled TRACK: skips_left counts down
+     * the TRACKs still to skip, skips_drawn adds up the gaps drawn, so the
+     * calls skipped so far are skips_drawn - skips_left. */
+    _Atomic uint64_t skips_drawn, skips_left, errors;
     /* 1 while the owner is between taking a tick and publishing the record.
      * Owner writes; the folder reads after an asymmetric barrier. */
     _Atomic uint32_t inflight;

@@ -32,6 +32,21 @@ static uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* Natural logarithm of x > 0 without libm: x = m * 2^e with m in [1, 2), and
+ * ln m from the series of atanh ((m-1)/(m+1) <= 1/3: error below 1e-6). */
+static double ln_approx(double x)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int e = (int)((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & UINT64_C(0xFFFFFFFFFFFFF)) | UINT64_C(0x3FF0000000000000);
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    double u = (m - 1.0) / (m + 1.0), u2 = u * u;
+    double ln_m = 2.0 * u * (1.0 + u2 * (1.0 / 3 + u2 * (1.0 / 5 + u2 * (1.0 / 7 + u2 / 9))));
+    return ln_m + e * 0.69314718055994531;
+}
+
 /* Reseed the thread's generator from the tracker's seed and the thread's
  * registration order, so a seeded run draws the same sequence every time. */
 MS_COLD static void reseed(ms_event_store *s, ms__tbuf *b, uint64_t gen)
@@ -41,25 +56,53 @@ MS_COLD static void reseed(ms_event_store *s, ms__tbuf *b, uint64_t gen)
     b->rng_gen = gen;
 }
 
-/* @return true when this call is sampled out. A draw is one xorshift64 step:
- * a skipped TRACK must cost a few nanoseconds. */
-static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
+/* Draw the number of TRACKs to skip before the next sampled one. Skipping
+ * each TRACK with probability 1 - rate, independently, makes that number
+ * geometric: floor(ln U / ln(1 - rate)) for U uniform in (0, 1]. */
+static void draw_gap(ms_tracker *t, ms__tbuf *b)
 {
-    uint64_t threshold = ms_atomic_load_relaxed(&t->threshold);
-    if (ms_likely(threshold == UINT64_MAX))
-        return false;
-    uint64_t gen = ms_atomic_load_relaxed(&t->store->seed_gen);
-    if (ms_unlikely(b->rng_gen != gen))
-        reseed(t->store, b, gen);
+    double log1m = ms_atomic_load_relaxed(&t->log1m_rate);
     uint64_t x = b->rng;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     b->rng = x;
-    if (x < threshold)
+    double u = (double)((x >> 11) + 1) * 0x1.0p-53; // (0, 1]
+    double gap = log1m < 0.0 ? ln_approx(u) / log1m : 0x1.0p62; // rate 0: never
+    uint64_t skips = gap < 0x1.0p62 ? (uint64_t)gap : UINT64_C(1) << 62;
+    ms_atomic_store_relaxed(&b->skips_left, skips);
+    ms_atomic_store_relaxed(&b->skips_drawn, ms_atomic_load_relaxed(&b->skips_drawn) + skips);
+}
+
+/* The sampling slow path, when no skips are left. @return true to skip. */
+MS_NOINLINE static bool sample_slow(ms_tracker *t, ms__tbuf *b)
+{
+    uint64_t gen = ms_atomic_load_relaxed(&t->store->seed_gen);
+    if (b->rng_gen != gen) { // first draw on this thread, or a new seed
+        reseed(t->store, b, gen);
+        draw_gap(t, b);
+        uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
+        if (left > 0) {
+            ms_atomic_store_relaxed(&b->skips_left, left - 1);
+            return true;
+        }
+    }
+    draw_gap(t, b); // this TRACK is sampled; the next gap starts after it
+    return false;
+}
+
+/* @return true when this call is sampled out. A skipped TRACK costs one
+ * countdown step: it must cost a few nanoseconds. */
+static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
+{
+    if (ms_likely(!ms_atomic_load_relaxed(&t->sampling_on)))
         return false;
-    ms_atomic_store_relaxed(&b->sampled_out, ms_atomic_load_relaxed(&b->sampled_out) + 1);
-    return true;
+    uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
+    if (ms_likely(left > 0)) {
+        ms_atomic_store_relaxed(&b->skips_left, left - 1);
+        return true;
+    }
+    return sample_slow(t, b);
 }
 
 /* ------------------------------------------------------- recording path */
@@ -163,7 +206,6 @@ static ms_tracker *tracker_create(bool is_global)
         return NULL;
     }
     pthread_mutex_init(&t->cfg_lock, NULL);
-    t->threshold = UINT64_MAX;
     t->sampling = (ms_sampling_config){1.0, false, 0};
     t->start_ns = ms__real_ns();
     t->start_mono_ns = ms__mono_ns();
@@ -240,14 +282,13 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
     }
     pthread_mutex_lock(&t->cfg_lock);
     t->sampling = cfg;
-    uint64_t threshold = cfg.sample_rate >= 1.0
-                             ? UINT64_MAX
-                             : (uint64_t)(cfg.sample_rate * 18446744073709551616.0);
-    ms_atomic_store_relaxed(&t->threshold, threshold);
+    bool sampling = cfg.sample_rate < 1.0;
+    ms_atomic_store_relaxed(&t->log1m_rate, sampling ? ln_approx(1.0 - cfg.sample_rate) : 0.0);
+    ms_atomic_store_relaxed(&t->sampling_on, sampling);
     pthread_mutex_unlock(&t->cfg_lock);
     // Frees of unknown blocks are expected while sampling (they were not sampled).
     pthread_mutex_lock(&t->store->fold_lock);
-    if (threshold != UINT64_MAX)
+    if (sampling)
         t->store->live.sampling = true;
     pthread_mutex_unlock(&t->store->fold_lock);
     return t;

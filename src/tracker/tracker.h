@@ -10,9 +10,12 @@
 
 struct ms_tracker {
     ms_event_store *store;
-    /* Sampling: a draw below it is recorded; UINT64_MAX records everything.
-     * Written under cfg_lock, read relaxed on the recording path. */
-    _Atomic uint64_t threshold;
+    /* Sampling: off records every TRACK. Written under cfg_lock, read
+     * relaxed on the recording path. */
+    _Atomic bool sampling_on;
+    /* ln(1 - rate), for the geometric gaps between sampled TRACKs; written
+     * with sampling_on (under cfg_lock), read on the sampling slow path. */
+    _Atomic double log1m_rate;
     pthread_mutex_t cfg_lock; /* guards sampling and auto_export */
     ms_sampling_config sampling;
     char *auto_export;
