@@ -34,7 +34,7 @@ typedef struct bench_config {
     const char *describe;  // the human header
     int threads;
     bench_mode mode;
-    bool sampled;          // ms_sampling_high_performance (1%)
+    double sample_rate;    // 1.0: no sampling; 0.01 is ms_sampling_high_performance()
     bool set_retained;     // else the default 64 MiB log
     size_t retained_bytes;
 } bench_config;
@@ -163,8 +163,10 @@ static config_result run_config(const bench_config *cfg)
         printf("#   SKIPPED: ms_tracker_new failed: %s\n", ms_strerror(ms_last_error()));
         return res;
     }
-    if (cfg->sampled) {
-        if (ms_tracker_with_sampling(t, ms_sampling_high_performance()) == NULL) {
+    if (cfg->sample_rate < 1.0) {
+        ms_sampling_config sc = ms_sampling_high_performance();
+        sc.sample_rate = cfg->sample_rate;
+        if (ms_tracker_with_sampling(t, sc) == NULL || ms_last_error() == MS_ERANGE) {
             printf("#   SKIPPED: ms_tracker_with_sampling failed\n");
             ms_tracker_free(t);
             return res;
@@ -248,7 +250,7 @@ static config_result run_config(const bench_config *cfg)
     bench_metric(name, res.calls_per_sec, 0);
 
     uint64_t expected = (uint64_t)cfg->threads * (REPS + 1) * ROUNDS * BLOCKS;
-    if (cfg->sampled) {
+    if (cfg->sample_rate < 1.0) {
         ms_memory_stats st = ms_tracker_stats(t);
         snprintf(name, sizeof name, "sampled_out_share_%s", cfg->label);
         bench_metric(name, expected ? (double)st.sampled_out / (double)expected : 0.0, 4);
@@ -259,7 +261,7 @@ static config_result run_config(const bench_config *cfg)
         printf("#   WARNING: the machine is busy (other processes took CPU time): these figures, "
                "the 2-thread ones most, are pessimistic; rerun on an idle machine\n");
     }
-    print_stats_line(t, expected, cfg->sampled);
+    print_stats_line(t, expected, cfg->sample_rate < 1.0);
     ms_tracker_free(t);
     return res;
 }
@@ -285,24 +287,27 @@ int main(void)
     static const bench_config configs[] = {
         {"track_ns_per_call_1thread_median", "1thread",
          "1 thread, full sampling, TRACK then UNTRACK, retained log 64 MiB (default)", 1,
-         MODE_TRACK, false, false, 0},
+         MODE_TRACK, 1.0, false, 0},
         {"track_ns_per_call_2threads_median", "2threads",
          "2 threads, full sampling, TRACK then UNTRACK, retained log 64 MiB (default)", 2,
-         MODE_TRACK, false, false, 0},
+         MODE_TRACK, 1.0, false, 0},
         {"track_ns_per_call_1thread_retained16mib_median", "1thread_retained16mib",
-         "1 thread, full sampling, TRACK then UNTRACK, retained log 16 MiB", 1, MODE_TRACK, false,
+         "1 thread, full sampling, TRACK then UNTRACK, retained log 16 MiB", 1, MODE_TRACK, 1.0,
          true, (size_t)16 << 20},
         {"track_ns_per_call_2threads_retained16mib_median", "2threads_retained16mib",
-         "2 threads, full sampling, TRACK then UNTRACK, retained log 16 MiB", 2, MODE_TRACK, false,
+         "2 threads, full sampling, TRACK then UNTRACK, retained log 16 MiB", 2, MODE_TRACK, 1.0,
          true, (size_t)16 << 20},
         {"track_sized_ns_per_call_1thread_median", "1thread_sized",
          "1 thread, full sampling, TRACK_SIZED (no allocator size lookup) then UNTRACK, "
          "retained log 64 MiB (default)",
-         1, MODE_TRACK_SIZED, false, false, 0},
+         1, MODE_TRACK_SIZED, 1.0, false, 0},
         {"track_ns_per_call_1pct_sampling_1thread_median", "1thread_1pct_sampling",
          "1 thread, 1% sampling (ms_sampling_high_performance), TRACK only: 99% of the calls "
          "are skipped, 1% recorded",
-         1, MODE_TRACK_ONLY, true, false, 0},
+         1, MODE_TRACK_ONLY, 0.01, false, 0},
+        {"track_ns_per_skipped_call_1thread_median", "1thread_all_skipped",
+         "1 thread, sample rate 0, TRACK only: every call is skipped (the cost of a skip)", 1,
+         MODE_TRACK_ONLY, 0.0, false, 0},
     };
     config_result results[sizeof configs / sizeof configs[0]];
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
