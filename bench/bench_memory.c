@@ -119,8 +119,8 @@ static int part_bytes_per_event(void)
     bench_metric("log_rss_after_mib", (double)rss1 / MIB, 1);
     bench_metric_u64("retained_event_bytes_design", DESIGN_EVENT_BYTES);
     if (retained > 0 && rss1 >= rss0) {
-        bench_metric("retained_event_bytes_measured_rss",
-                     (double)(rss1 - rss0) / (double)retained, 1);
+        bench_metric("retained_event_bytes_measured_rss", (double)(rss1 - rss0) / (double)retained,
+                     1);
     } else {
         printf("#   no retained events or no growth: bytes per event not measurable\n");
     }

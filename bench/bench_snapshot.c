@@ -221,8 +221,7 @@ static void bench_replay(size_t n, const char *label, int reps, bool warm_up)
         ms_memory_snapshot *s = ms_snapshot_build_from_events(log.ev, log.n);
         uint64_t t1 = bench_now_ns();
         if (!s) {
-            printf("#   FAILED: ms_snapshot_build_from_events: %s\n",
-                   ms_strerror(ms_last_error()));
+            printf("#   FAILED: ms_snapshot_build_from_events: %s\n", ms_strerror(ms_last_error()));
             ok = false;
             break;
         }

@@ -31,11 +31,11 @@ typedef enum bench_mode {
 typedef struct bench_config {
     const char *track_metric; // the name of the TRACK figure
     const char *label;        // suffix of the other figures' names, e.g. "1thread"
-    const char *describe;  // the human header
+    const char *describe;     // the human header
     int threads;
     bench_mode mode;
-    double sample_rate;    // 1.0: no sampling; 0.01 is ms_sampling_high_performance()
-    bool set_retained;     // else the default 64 MiB log
+    double sample_rate; // 1.0: no sampling; 0.01 is ms_sampling_high_performance()
+    bool set_retained;  // else the default 64 MiB log
     size_t retained_bytes;
 } bench_config;
 

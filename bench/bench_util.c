@@ -95,7 +95,4 @@ void bench_metric_u64(const char *name, uint64_t value)
     printf("%s: %llu\n", name, (unsigned long long)value);
 }
 
-void bench_init_output(void)
-{
-    setvbuf(stdout, NULL, _IOLBF, 0);
-}
+void bench_init_output(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

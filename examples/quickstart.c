@@ -34,9 +34,9 @@ int main(void)
     origin->x = 0.0;
     origin->y = 0.0;
 
-    TRACK(t, data);                           /* "data", "int *" */
-    TRACK(t, greeting);                       /* "greeting", "char *" */
-    TRACK_TYPED(t, origin, struct point *);   /* "origin", "struct point *" */
+    TRACK(t, data);                         /* "data", "int *" */
+    TRACK(t, greeting);                     /* "greeting", "char *" */
+    TRACK_TYPED(t, origin, struct point *); /* "origin", "struct point *" */
 
     MS_FREE(t, greeting); /* untrack, free, greeting = NULL */
 

@@ -117,8 +117,8 @@ typedef enum ms_event_type {
 typedef struct ms_memory_event {
     uint64_t timestamp; /* ns since the Unix epoch */
     ms_event_type type;
-    uintptr_t ptr;       /* the block (the new one for a reallocation) */
-    uintptr_t old_ptr;   /* reallocation only */
+    uintptr_t ptr;     /* the block (the new one for a reallocation) */
+    uintptr_t old_ptr; /* reallocation only */
     size_t size, old_size;
     uint64_t thread_id;  /* the kernel thread id for recorded events */
     const ms_site *site; /* NULL when not from TRACK */
@@ -130,13 +130,13 @@ typedef struct ms_memory_stats {
     uint64_t current_memory, peak_memory;        /* bytes */
     size_t unmatched_deallocations;              /* frees of blocks never seen */
     /* appended fields */
-    uint64_t dropped_events;       /* events that could not be recorded at all */
-    uint64_t evicted_events;       /* events pushed out of the retained log (figures stay exact) */
-    uint64_t retained_events;      /* events the retained log holds now */
+    uint64_t dropped_events;        /* events that could not be recorded at all */
+    uint64_t evicted_events;        /* events pushed out of the retained log (figures stay exact) */
+    uint64_t retained_events;       /* events the retained log holds now */
     uint64_t ignored_deallocations; /* frees of unknown blocks while sampling (not errors) */
-    uint64_t replaced_allocations; /* TRACKs of an address whose block was never untracked */
-    uint64_t track_errors;         /* TRACK/UNTRACK calls rejected (NULL, not heap, ...) */
-    uint64_t sampled_out;          /* TRACK calls skipped by sampling (0 while rate is 1.0) */
+    uint64_t replaced_allocations;  /* TRACKs of an address whose block was never untracked */
+    uint64_t track_errors;          /* TRACK/UNTRACK calls rejected (NULL, not heap, ...) */
+    uint64_t sampled_out;           /* TRACK calls skipped by sampling (0 while rate is 1.0) */
 } ms_memory_stats;
 
 typedef struct ms_active_allocation {
@@ -160,8 +160,8 @@ typedef struct ms_allocation_hotspot {
     size_t total_size, allocation_count;
     const char *location; /* "file.c:42", NULL if unknown */
     /* appended fields */
-    const char *function;               /* NULL if unknown */
-    size_t active_count, active_size;   /* still live */
+    const char *function;             /* NULL if unknown */
+    size_t active_count, active_size; /* still live */
 } ms_allocation_hotspot;
 
 typedef struct ms_system_snapshot {
@@ -188,8 +188,8 @@ typedef struct ms_analysis_report {
     uint64_t total_allocated_bytes, total_deallocated_bytes;
     size_t unmatched_deallocations;
     uint64_t dropped_events, evicted_events;
-    double sample_rate; /* the rate in force when the report was made */
-    bool is_estimate;   /* counts and bytes above are scaled by 1/sample_rate */
+    double sample_rate;  /* the rate in force when the report was made */
+    bool is_estimate;    /* counts and bytes above are scaled by 1/sample_rate */
     double duration_sec; /* since the tracker was created */
     size_t thread_count;
 } ms_analysis_report;
@@ -349,7 +349,7 @@ MS_API MS_NODISCARD int ms_export_json(ms_tracker *t, const char *path);
         const void *: "const void *",                                                              \
         default: "void *")
 #define MS__TYPE_CHECK(var, type)                                                                  \
-    _Static_assert(_Generic((var), type: 1, default: 0),                                           \
+    _Static_assert(_Generic((var), type : 1, default : 0),                                         \
                    "TRACK_TYPED: '" #var "' is not of type " #type)
 #else
 #define MS_TYPE_NAME(var) "void *"

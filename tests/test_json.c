@@ -32,10 +32,7 @@ struct node {
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t current_tid(void)
-{
-    return (uint64_t)syscall(SYS_gettid);
-}
+static uint64_t current_tid(void) { return (uint64_t)syscall(SYS_gettid); }
 
 static int exists(const char *path)
 {
@@ -58,10 +55,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-static void remove_tree(const char *dir)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int count_entries(const char *dir)
 {

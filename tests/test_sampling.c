@@ -47,9 +47,8 @@ static ms_sampling_config rate(double r)
 
 static ms_tracker *sampled_tracker(double r, uint64_t seed)
 {
-    ms_tracker *t = ms_tracker_with_sampling_seed(ms_tracker_with_sampling(ms_tracker_new(),
-                                                                           rate(r)),
-                                                  seed);
+    ms_tracker *t =
+        ms_tracker_with_sampling_seed(ms_tracker_with_sampling(ms_tracker_new(), rate(r)), seed);
     assert_non_null(t);
     return t;
 }

@@ -472,16 +472,31 @@ static void build_from_events_should_replay_a_hand_built_array(void **state)
 {
     (void)state;
     const ms_memory_event ev[] = {
-        {.timestamp = 100, .type = MS_EVENT_ALLOCATE, .ptr = 0x1000, .size = 1024,
-         .thread_id = 7, .site = &site_a},
-        {.timestamp = 200, .type = MS_EVENT_ALLOCATE, .ptr = 0x2000, .size = 2048,
-         .thread_id = 8, .site = &site_b},
-        {.timestamp = 300, .type = MS_EVENT_REALLOCATE, .ptr = 0x3000, .old_ptr = 0x1000,
-         .size = 4096, .old_size = 1024, .thread_id = 7},
-        {.timestamp = 400, .type = MS_EVENT_DEALLOCATE, .ptr = 0x2000, .size = 2048,
+        {.timestamp = 100,
+         .type = MS_EVENT_ALLOCATE,
+         .ptr = 0x1000,
+         .size = 1024,
+         .thread_id = 7,
+         .site = &site_a},
+        {.timestamp = 200,
+         .type = MS_EVENT_ALLOCATE,
+         .ptr = 0x2000,
+         .size = 2048,
+         .thread_id = 8,
+         .site = &site_b},
+        {.timestamp = 300,
+         .type = MS_EVENT_REALLOCATE,
+         .ptr = 0x3000,
+         .old_ptr = 0x1000,
+         .size = 4096,
+         .old_size = 1024,
          .thread_id = 7},
-        {.timestamp = 500, .type = MS_EVENT_DEALLOCATE, .ptr = 0xdead0, .size = 1,
-         .thread_id = 8},
+        {.timestamp = 400,
+         .type = MS_EVENT_DEALLOCATE,
+         .ptr = 0x2000,
+         .size = 2048,
+         .thread_id = 7},
+        {.timestamp = 500, .type = MS_EVENT_DEALLOCATE, .ptr = 0xdead0, .size = 1, .thread_id = 8},
     };
     ms_memory_snapshot *s = ms_snapshot_build_from_events(ev, sizeof ev / sizeof ev[0]);
     assert_non_null(s);
@@ -545,10 +560,7 @@ static uint64_t rng_next(void)
     return rng_state * 0x2545F4914F6CDD1DULL;
 }
 
-static uint64_t rng_below(uint64_t n)
-{
-    return rng_next() % n;
-}
+static uint64_t rng_below(uint64_t n) { return rng_next() % n; }
 
 /* The reference: docs/semantics.md applied to a small table of live blocks. */
 #define MODEL_MAX 512
@@ -638,8 +650,8 @@ static const ms_site *random_site(void)
 /* One pseudo-random event over the model's live blocks: allocations at fresh,
  * reused and live addresses, frees (some unmatched), reallocations (moving,
  * in place, from NULL, of unknown blocks), from thread ids 1..4. */
-static ms_memory_event random_event(const struct model *m, uintptr_t *next_fresh,
-                                    uintptr_t *freed, size_t *n_freed)
+static ms_memory_event random_event(const struct model *m, uintptr_t *next_fresh, uintptr_t *freed,
+                                    size_t *n_freed)
 {
     uint64_t tid = 1 + rng_below(4);
     size_t size = 1 + (size_t)rng_below(4096);
@@ -671,8 +683,8 @@ static ms_memory_event random_event(const struct model *m, uintptr_t *next_fresh
         if (op < 80) {
             e = ms_event_reallocate(0, fresh, 0, size, tid);
         } else if (op < 83) {
-            e = ms_event_reallocate(0xe0000000u + 0x10 * (uintptr_t)rng_below(64), fresh, 16,
-                                    size, tid);
+            e = ms_event_reallocate(0xe0000000u + 0x10 * (uintptr_t)rng_below(64), fresh, 16, size,
+                                    tid);
         } else {
             const struct model_block *b = &m->live[rng_below(m->n_live)];
             uintptr_t to = op < 90 ? b->ptr : fresh;
@@ -810,8 +822,7 @@ static void live_state_and_replay_should_give_identical_results(void **state)
         assert_int_equal(thl[i].total_deallocated, thr[i].total_deallocated);
         assert_int_equal(thl[i].current_memory, thr[i].current_memory);
         assert_int_equal(thl[i].peak_memory, thr[i].peak_memory);
-        assert_int_equal(thl[i].current_memory,
-                         thl[i].total_allocated - thl[i].total_deallocated);
+        assert_int_equal(thl[i].current_memory, thl[i].total_allocated - thl[i].total_deallocated);
         sum_alloc += thl[i].allocation_count;
         sum_dealloc += thl[i].deallocation_count;
         sum_current += thl[i].current_memory;
@@ -886,8 +897,7 @@ int main(void)
         cmocka_unit_test(reallocation_should_shrink_and_grow_in_place),
         cmocka_unit_test(reallocation_should_keep_a_site_it_names),
         cmocka_unit_test(reallocation_of_null_should_be_a_plain_allocation),
-        cmocka_unit_test(
-            reallocation_of_an_unknown_block_should_be_unmatched_and_open_the_new_one),
+        cmocka_unit_test(reallocation_of_an_unknown_block_should_be_unmatched_and_open_the_new_one),
         cmocka_unit_test(reallocation_by_another_thread_should_move_ownership),
         cmocka_unit_test(free_by_another_thread_should_be_charged_to_the_allocating_thread),
         cmocka_unit_test(deallocation_should_remove_the_recorded_size_not_the_event_size),

@@ -119,20 +119,14 @@ static void store_functions_should_accept_null(void **state)
 
 /* Writer k's i-th event, in the order it records them: allocations of
  * distinct addresses, and after each odd one a free of the even one before. */
-static uint64_t writer_tid(int k)
-{
-    return 1000 + (uint64_t)k;
-}
+static uint64_t writer_tid(int k) { return 1000 + (uint64_t)k; }
 
 static uintptr_t writer_ptr(int k, long i)
 {
     return (uintptr_t)(k + 1) * 0x10000000u + (uintptr_t)i * 16;
 }
 
-static size_t writer_size(long i)
-{
-    return 16 + (size_t)(i % 7) * 8;
-}
+static size_t writer_size(long i) { return 16 + (size_t)(i % 7) * 8; }
 
 static ms_memory_event writer_event(int k, long j)
 {
@@ -142,8 +136,7 @@ static ms_memory_event writer_event(int k, long j)
     case 0:
         return ms_event_allocate(writer_ptr(k, 2 * m), writer_size(2 * m), writer_tid(k));
     case 1:
-        return ms_event_allocate(writer_ptr(k, 2 * m + 1), writer_size(2 * m + 1),
-                                 writer_tid(k));
+        return ms_event_allocate(writer_ptr(k, 2 * m + 1), writer_size(2 * m + 1), writer_tid(k));
     default:
         return ms_event_deallocate(writer_ptr(k, 2 * m), writer_size(2 * m), writer_tid(k));
     }
@@ -446,8 +439,8 @@ static void *exiting_store_thread(void *p)
 {
     struct exiting_arg *a = p;
     for (int i = 0; i < EVENTS_PER_EXITING; i++)
-        ms_event_store_record(a->store, ms_event_allocate(writer_ptr(a->k, i), 8,
-                                                          writer_tid(a->k)));
+        ms_event_store_record(a->store,
+                              ms_event_allocate(writer_ptr(a->k, i), 8, writer_tid(a->k)));
     return NULL; /* the thread exits with its buffer not yet read */
 }
 

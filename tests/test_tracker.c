@@ -25,10 +25,7 @@ struct node {
     int value;
 };
 
-static uint64_t current_tid(void)
-{
-    return (uint64_t)syscall(SYS_gettid);
-}
+static uint64_t current_tid(void) { return (uint64_t)syscall(SYS_gettid); }
 
 /* A snapshot of the tracker's live state (free with ms_snapshot_free). */
 static ms_memory_snapshot *live_state(ms_tracker *t)
@@ -143,8 +140,8 @@ static void analyze_should_count_every_tracked_block(void **state)
     assert_int_equal(r->total_allocations, 3);
     assert_int_equal(r->active_allocations, 3);
     assert_int_equal(r->total_deallocations, 0);
-    uint64_t bytes = malloc_usable_size(data) + malloc_usable_size(text) +
-                     malloc_usable_size(values);
+    uint64_t bytes =
+        malloc_usable_size(data) + malloc_usable_size(text) + malloc_usable_size(values);
     assert_int_equal(r->current_memory_bytes, bytes);
     assert_int_equal(r->peak_memory_bytes, bytes);
     assert_false(r->is_estimate);

@@ -22,7 +22,10 @@ static int cmp_hotspot(const void *a, const void *b)
     return (x->location == NULL) - (y->location == NULL);
 }
 
-static uint64_t scale(uint64_t v, double f) { return f == 1.0 ? v : (uint64_t)((double)v * f + 0.5); }
+static uint64_t scale(uint64_t v, double f)
+{
+    return f == 1.0 ? v : (uint64_t)((double)v * f + 0.5);
+}
 
 ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__analyze_opts *o)
 {
@@ -145,7 +148,7 @@ int ms_report_print(const ms_analysis_report *r, FILE *out)
         char sz[32], live[32];
         human_bytes(sz, sizeof sz, h->total_size);
         human_bytes(live, sizeof live, h->active_size);
-        fprintf(out, "    %-10s %-9s in %zu block%s, %s live  %s (%s)  %s\n", sz, "", 
+        fprintf(out, "    %-10s %-9s in %zu block%s, %s live  %s (%s)  %s\n", sz, "",
                 h->allocation_count, h->allocation_count == 1 ? "" : "s", live, h->var_name,
                 h->type_name, h->location ? h->location : "?");
     }

@@ -63,8 +63,7 @@ int ms__heap_block_size(const void *p, size_t *size)
         learn_stack();
     if (a >= stack_lo && a < stack_hi)
         return MS_ENOTHEAP;
-    if (&__executable_start && &_end && a >= (uintptr_t)&__executable_start &&
-        a < (uintptr_t)&_end)
+    if (&__executable_start && &_end && a >= (uintptr_t)&__executable_start && a < (uintptr_t)&_end)
         return MS_ENOTHEAP;
     // The chunk header sits just below the block; for a page-aligned pointer it
     // is on the previous page, which may not be mapped at all.

@@ -67,12 +67,12 @@ ms_memory_snapshot *ms__snapshot_from_live(const ms__live *l, const ms__tids *ti
     for (size_t i = 0; i < l->site_count; i++) {
         const ms__site_stat *st = &l->site_list[i];
         if (st->allocs > 0)
-            s->sites[s->nsites++] = (ms__site_summary){st->site, st->allocs, st->bytes,
-                                                       st->live_count, st->live_bytes};
+            s->sites[s->nsites++] =
+                (ms__site_summary){st->site, st->allocs, st->bytes, st->live_count, st->live_bytes};
     }
     for (size_t i = 0; i < l->npoints; i++)
-        s->timeline[s->npoints++] = (ms__timeline_point){to_ns(tb, l->series[i].tick),
-                                                         l->series[i].max, l->series[i].last};
+        s->timeline[s->npoints++] =
+            (ms__timeline_point){to_ns(tb, l->series[i].tick), l->series[i].max, l->series[i].last};
     return s;
 oom:
     ms_snapshot_free(s);
@@ -181,7 +181,10 @@ uint64_t ms_snapshot_current_memory(const ms_memory_snapshot *s)
     return s ? s->stats.current_memory : 0;
 }
 
-uint64_t ms_snapshot_peak_memory(const ms_memory_snapshot *s) { return s ? s->stats.peak_memory : 0; }
+uint64_t ms_snapshot_peak_memory(const ms_memory_snapshot *s)
+{
+    return s ? s->stats.peak_memory : 0;
+}
 
 ms_memory_stats ms_snapshot_stats(const ms_memory_snapshot *s)
 {

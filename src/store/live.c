@@ -27,7 +27,8 @@ int ms__live_init(ms__live *l, uint64_t series_width)
     l->thread_used = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->thread_used);
     l->series = ms__pages_alloc(MS__SERIES_CAP * sizeof *l->series);
     l->site_count = 1; // [0]: the unnamed site
-    if (!l->blocks || !l->site_list || !l->site_index || !l->threads || !l->thread_used || !l->series) {
+    if (!l->blocks || !l->site_list || !l->site_index || !l->threads || !l->thread_used ||
+        !l->series) {
         ms__live_destroy(l);
         return MS_ENOMEM;
     }
@@ -123,9 +124,7 @@ static void remove_block(ms__live *l, ms__block *b)
     size_t hole = (size_t)(b - l->blocks);
     for (size_t i = (hole + 1) & mask; l->blocks[i].ptr != 0; i = (i + 1) & mask) {
         size_t home = hash_ptr(l->blocks[i].ptr, l->bcap);
-        // Move i into the hole unless its home lies cyclically in (hole, i].
-        bool stays = (hole <= i) ? (hole < home && home <= i) : (hole < home || home <= i);
-        if (!stays) {
+        if (ms__probe_may_move(hole, i, home)) {
             l->blocks[hole] = l->blocks[i];
             hole = i;
         }
@@ -237,8 +236,8 @@ static void series_coarsen(ms__live *l)
     l->width_shift++;
     size_t out = 0;
     for (size_t i = 0; i < l->npoints; i++) {
-        uint64_t s = l->origin + ((l->series[i].tick - l->origin) >> l->width_shift
-                                  << l->width_shift);
+        uint64_t s =
+            l->origin + ((l->series[i].tick - l->origin) >> l->width_shift << l->width_shift);
         if (out > 0 && l->series[out - 1].tick == s) {
             ms__point *p = &l->series[out - 1];
             if (l->series[i].max > p->max)
@@ -290,8 +289,7 @@ static void close_block(ms__live *l, ms__block *b)
     remove_block(l, b);
 }
 
-static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size,
-                       uint32_t site)
+static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site)
 {
     bool found;
     ms__block *b = probe_for_insert(l, ptr, &found);

@@ -41,7 +41,7 @@ typedef struct ms__point {
 
 typedef struct ms__live {
     ms__block *blocks;
-    size_t bcap, bcount; /* bcap is a power of two */
+    size_t bcap, bcount;      /* bcap is a power of two */
     ms__site_stat *site_list; /* dense, index-stable; [0] is the unnamed site */
     size_t site_count, site_list_cap;
     uint32_t *site_index; /* open addressing by site pointer: index + 1, 0 empty */
@@ -53,7 +53,7 @@ typedef struct ms__live {
     size_t thread_used_count;
     uint64_t allocs, deallocs, allocated, deallocated, current, peak;
     uint64_t unmatched, ignored, replaced;
-    bool sampling; /* frees of unknown blocks are "ignored", not "unmatched" */
+    bool sampling;           /* frees of unknown blocks are "ignored", not "unmatched" */
     bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */
     ms__point *series;
     size_t npoints;
@@ -79,6 +79,14 @@ static inline size_t ms__hash_ptr(uintptr_t p, size_t cap)
 {
     unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
     return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
+/* Backward-shift deletion in linear probing: may the entry at `i`, whose home
+ * slot is `home`, move back into the hole at `hole`? Only if its home does not
+ * lie cyclically in (hole, i]. */
+static inline bool ms__probe_may_move(size_t hole, size_t i, size_t home)
+{
+    return (hole <= i) ? !(hole < home && home <= i) : !(hole < home || home <= i);
 }
 
 /* Hint that a record for `ptr` will be applied soon (prefetches its slot). */

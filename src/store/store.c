@@ -55,8 +55,7 @@ static void global_init(void)
     // The fold reads other threads' in-flight flags after a process-wide
     // barrier, so the recording path needs only a compiler barrier. Without
     // membarrier the owners fence instead (slower, still correct).
-    ms__need_fence =
-        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
+    ms__need_fence = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -290,8 +289,7 @@ static void held_remove(ms_event_store *s, ms__rec *r)
     size_t mask = s->held_cap - 1, hole = (size_t)(r - s->held);
     for (size_t i = (hole + 1) & mask; s->held[i].ptr != 0; i = (i + 1) & mask) {
         size_t home = ms__hash_ptr(s->held[i].ptr, s->held_cap);
-        bool stays = (hole <= i) ? (hole < home && home <= i) : (hole < home || home <= i);
-        if (!stays) {
+        if (ms__probe_may_move(hole, i, home)) {
             s->held[hole] = s->held[i];
             hole = i;
         }
@@ -428,8 +426,8 @@ static void reap_gone(ms_event_store *s)
     for (ms__tbuf *prev = head, *b = head->store_next; b; b = prev->store_next) {
         if ((ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE) && !cursor_peek(s, b)) {
             prev->store_next = b->store_next;
-            s->gone_sampled_out += ms_atomic_load_relaxed(&b->skips_drawn) -
-                                   ms_atomic_load_relaxed(&b->skips_left);
+            s->gone_sampled_out +=
+                ms_atomic_load_relaxed(&b->skips_drawn) - ms_atomic_load_relaxed(&b->skips_left);
             s->gone_errors += ms_atomic_load_relaxed(&b->errors);
             free_tbuf_segments(s, b);
             uint32_t prev_state = ms_atomic_or_acq_rel(&b->state, MS__TB_STORE_GONE);
@@ -483,8 +481,8 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
         size_t cap = s->heap_cap ? s->heap_cap : 16;
         while (cap < nbufs)
             cap *= 2;
-        void *h = ms__pages_realloc(s->heap, s->heap_cap * sizeof(heap_item),
-                                    cap * sizeof(heap_item));
+        void *h =
+            ms__pages_realloc(s->heap, s->heap_cap * sizeof(heap_item), cap * sizeof(heap_item));
         if (h) {
             s->heap = h;
             s->heap_cap = cap;
@@ -865,20 +863,30 @@ static uint64_t now_ns(void) { return ms__real_ns(); }
 
 ms_memory_event ms_event_allocate(uintptr_t ptr, size_t size, uint64_t thread_id)
 {
-    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_ALLOCATE, .ptr = ptr,
-                             .size = size, .thread_id = thread_id};
+    return (ms_memory_event){.timestamp = now_ns(),
+                             .type = MS_EVENT_ALLOCATE,
+                             .ptr = ptr,
+                             .size = size,
+                             .thread_id = thread_id};
 }
 
 ms_memory_event ms_event_deallocate(uintptr_t ptr, size_t size, uint64_t thread_id)
 {
-    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_DEALLOCATE, .ptr = ptr,
-                             .size = size, .thread_id = thread_id};
+    return (ms_memory_event){.timestamp = now_ns(),
+                             .type = MS_EVENT_DEALLOCATE,
+                             .ptr = ptr,
+                             .size = size,
+                             .thread_id = thread_id};
 }
 
 ms_memory_event ms_event_reallocate(uintptr_t old_ptr, uintptr_t new_ptr, size_t old_size,
                                     size_t new_size, uint64_t thread_id)
 {
-    return (ms_memory_event){.timestamp = now_ns(), .type = MS_EVENT_REALLOCATE, .ptr = new_ptr,
-                             .old_ptr = old_ptr, .size = new_size, .old_size = old_size,
+    return (ms_memory_event){.timestamp = now_ns(),
+                             .type = MS_EVENT_REALLOCATE,
+                             .ptr = new_ptr,
+                             .old_ptr = old_ptr,
+                             .size = new_size,
+                             .old_size = old_size,
                              .thread_id = thread_id};
 }

@@ -42,8 +42,8 @@ typedef struct ms__tbuf {
     uint32_t idx;  /* mirror of cur->count */
     uint32_t slot; /* the thread's id slot */
     uint64_t last_tick;
-    uint64_t rng;       /* sampling generator state */
-    uint64_t rng_gen;   /* seed generation the state came from */
+    uint64_t rng;      /* sampling generator state */
+    uint64_t rng_gen;  /* seed generation the state came from */
     uint64_t ext_tid;  /* last thread id given to ms_event_store_record ... */
     uint32_t ext_slot; /* ... and its slot (UINT64_MAX: none yet) */
     /* Single writer (owner), read by the folder: relaxed is enough.
@@ -66,7 +66,7 @@ typedef struct ms__tbuf {
     struct ms__tbuf *store_next;
 
     /* Lifetime. */
-    _Atomic uint32_t state; /* MS__TB_* bits */
+    _Atomic uint32_t state;       /* MS__TB_* bits */
     struct ms__tbuf *thread_next; /* the owner thread's list */
     uint64_t store_id;
     struct ms_event_store *store;

@@ -67,7 +67,7 @@ static void draw_gap(ms_tracker *t, ms__tbuf *b)
     x ^= x >> 7;
     x ^= x << 17;
     b->rng = x;
-    double u = (double)((x >> 11) + 1) * 0x1.0p-53; // (0, 1]
+    double u = (double)((x >> 11) + 1) * 0x1.0p-53;             // (0, 1]
     double gap = log1m < 0.0 ? ln_approx(u) / log1m : 0x1.0p62; // rate 0: never
     uint64_t skips = gap < 0x1.0p62 ? (uint64_t)gap : UINT64_C(1) << 62;
     ms_atomic_store_relaxed(&b->skips_left, skips);
@@ -135,19 +135,29 @@ MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, const void 
     ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)ptr, 0, size, 0, site);
 }
 
-void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
+/* The checks every recording call starts with. @return the calling thread's
+ * buffer, or NULL when the call must record nothing (error or drop counted). */
+static inline ms__tbuf *enter(ms_tracker *t, const void *ptr)
 {
     if (ms_unlikely(!t)) {
         ms__fail_fast(MS_ENULLTRACKER);
-        return;
+        return NULL;
     }
     ms__tbuf *b = ms__store_tbuf(t->store);
     if (ms_unlikely(!b))
-        return; // counted as dropped
+        return NULL; // counted as dropped
     if (ms_unlikely(!ptr)) {
         count_error(b, MS_ENULLPTR);
-        return;
+        return NULL;
     }
+    return b;
+}
+
+void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
+{
+    ms__tbuf *b = enter(t, ptr);
+    if (!b)
+        return;
     if (skip_by_sampling(t, b))
         return;
     track_record(t->store, b, ptr, size, site);
@@ -155,42 +165,23 @@ void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *sit
 
 void ms_untrack(ms_tracker *t, const void *ptr)
 {
-    if (ms_unlikely(!t)) {
-        ms__fail_fast(MS_ENULLTRACKER);
-        return;
-    }
-    ms_event_store *s = t->store;
-    ms__tbuf *b = ms__store_tbuf(s);
-    if (ms_unlikely(!b))
-        return;
-    if (ms_unlikely(!ptr)) {
-        count_error(b, MS_ENULLPTR);
-        return;
-    }
-    ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)ptr, 0, 0, 0, NULL);
+    ms__tbuf *b = enter(t, ptr);
+    if (b)
+        ms__store_push(t->store, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)ptr, 0, 0, 0, NULL);
 }
 
 void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, size_t new_size)
 {
-    if (ms_unlikely(!t)) {
-        ms__fail_fast(MS_ENULLTRACKER);
+    ms__tbuf *b = enter(t, new_ptr);
+    if (!b)
         return;
-    }
-    ms_event_store *s = t->store;
-    ms__tbuf *b = ms__store_tbuf(s);
-    if (ms_unlikely(!b))
-        return;
-    if (ms_unlikely(!new_ptr)) {
-        count_error(b, MS_ENULLPTR);
-        return;
-    }
     int rc = resolve_size(new_ptr, &new_size);
     if (ms_unlikely(rc != 0)) {
         count_error(b, rc);
         return;
     }
-    ms__store_push(s, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)new_ptr, (uintptr_t)old_ptr,
-                   new_size, 0, NULL);
+    ms__store_push(t->store, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)new_ptr,
+                   (uintptr_t)old_ptr, new_size, 0, NULL);
 }
 
 /* --------------------------------------------------------- life cycle */
@@ -253,8 +244,7 @@ void ms__tracker_auto_export(ms_tracker *t)
         return;
     int rc = ms__export_path(t, path);
     if (rc < 0)
-        fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path,
-                ms_last_error_message());
+        fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path, ms_last_error_message());
     ms__free(path);
 }
 

@@ -8,8 +8,7 @@
 int main(void)
 {
     if (ms_version() != MS_VERSION_NUMBER) {
-        fprintf(stderr, "outside: header %s, library %s\n", MS_VERSION_STRING,
-                ms_version_string());
+        fprintf(stderr, "outside: header %s, library %s\n", MS_VERSION_STRING, ms_version_string());
         return 1;
     }
     ms_tracker *t = TRACKER();
