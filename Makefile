@@ -1,6 +1,7 @@
 # The README's commands. CMake does the real work; see CMakeLists.txt.
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 
 .PHONY: all deps configure build demo test bench clean

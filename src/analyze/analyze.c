@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -119,38 +120,59 @@ static void human_bytes(char *out, size_t n, uint64_t b)
         snprintf(out, n, "%.1f %s", v, unit[u]);
 }
 
+static void human_duration(char *out, size_t n, double sec)
+{
+    if (sec < 1e-3)
+        snprintf(out, n, "%.0f us", sec * 1e6);
+    else if (sec < 1.0)
+        snprintf(out, n, "%.1f ms", sec * 1e3);
+    else
+        snprintf(out, n, "%.2f s", sec);
+}
+
+/* A location relative to the working directory when it lies below it. */
+static const char *short_location(const char *loc, const char *cwd, size_t cwd_len)
+{
+    if (cwd_len > 0 && strncmp(loc, cwd, cwd_len) == 0 && loc[cwd_len] == '/')
+        return loc + cwd_len + 1;
+    return loc;
+}
+
 int ms_report_print(const ms_analysis_report *r, FILE *out)
 {
     if (!r || !out)
         return ms__fail(MS_EINVAL, "ms_report_print: report or stream is NULL");
-    char cur[32], peak[32], tot[32];
+    char cur[32], peak[32], tot[32], dur[32], cwd[4096];
     human_bytes(cur, sizeof cur, r->current_memory_bytes);
     human_bytes(peak, sizeof peak, r->peak_memory_bytes);
     human_bytes(tot, sizeof tot, r->total_allocated_bytes);
-    const char *est = r->is_estimate ? " (estimated)" : "";
-    fprintf(out, "memscope report%s — %.3f s, %zu thread%s\n", est, r->duration_sec,
-            r->thread_count, r->thread_count == 1 ? "" : "s");
+    human_duration(dur, sizeof dur, r->duration_sec);
+    size_t cwd_len = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+    fprintf(out, "memscope: %zu allocation%s (%zu freed, %zu live) in %zu thread%s over %s%s\n",
+            r->total_allocations, r->total_allocations == 1 ? "" : "s", r->total_deallocations,
+            r->active_allocations, r->thread_count, r->thread_count == 1 ? "" : "s", dur,
+            r->is_estimate ? ", estimated" : "");
+    fprintf(out, "  memory     current %s, peak %s, %s allocated in all\n", cur, peak, tot);
     if (r->is_estimate)
-        fprintf(out, "  sampling rate     %.4g: counts and bytes are scaled estimates\n",
+        fprintf(out, "  sampling   rate %.4g: counts and bytes are scaled estimates\n",
                 r->sample_rate);
-    fprintf(out, "  allocations       %zu (%.0f/s), %zu freed, %zu live\n", r->total_allocations,
-            r->allocation_rate_per_sec, r->total_deallocations, r->active_allocations);
-    fprintf(out, "  memory            current %s, peak %s, allocated in all %s\n", cur, peak, tot);
     if (r->unmatched_deallocations)
-        fprintf(out, "  unmatched frees   %zu\n", r->unmatched_deallocations);
+        fprintf(out, "  unmatched  %zu free%s of blocks never tracked\n",
+                r->unmatched_deallocations, r->unmatched_deallocations == 1 ? "" : "s");
     if (r->dropped_events)
-        fprintf(out, "  DROPPED EVENTS    %" PRIu64 " (figures miss them)\n", r->dropped_events);
+        fprintf(out, "  DROPPED    %" PRIu64 " events could not be recorded: figures miss them\n",
+                r->dropped_events);
     size_t n = r->hotspot_count < 5 ? r->hotspot_count : 5;
     if (n > 0)
-        fprintf(out, "  top call sites by bytes:\n");
+        fprintf(out, "  top call sites by bytes allocated:\n");
     for (size_t i = 0; i < n; i++) {
         const ms_allocation_hotspot *h = &r->hotspots[i];
         char sz[32], live[32];
         human_bytes(sz, sizeof sz, h->total_size);
         human_bytes(live, sizeof live, h->active_size);
-        fprintf(out, "    %-10s %-9s in %zu block%s, %s live  %s (%s)  %s\n", sz, "",
-                h->allocation_count, h->allocation_count == 1 ? "" : "s", live, h->var_name,
-                h->type_name, h->location ? h->location : "?");
+        fprintf(out, "    %10s in %5zu block%s  %10s live  %-12s %-18s %s\n", sz,
+                h->allocation_count, h->allocation_count == 1 ? " " : "s", live, h->var_name,
+                h->type_name, h->location ? short_location(h->location, cwd, cwd_len) : "?");
     }
     return ferror(out) ? ms__fail(MS_EIO, "cannot write the report") : 0;
 }
