@@ -251,6 +251,14 @@ MS_API void ms_untrack(ms_tracker *t, const void *ptr);
 MS_API void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr,
                              size_t new_size);
 
+/** realloc(ptr, size) and record the move in one call, so the caller never
+ *  touches the old pointer after realloc (gcc's -Wuse-after-free warns when
+ *  ms_track_realloc is passed it). The block keeps its name. On failure
+ *  returns NULL, leaves the old block as it was and records nothing. A NULL
+ *  ptr is a plain allocation; size 0 frees the block (and records the free).
+ *  @return the new block, to be freed with free(). */
+MS_API MS_NODISCARD void *ms_realloc(ms_tracker *t, void *ptr, size_t size);
+
 /* --------------------------------------------------------------- sampling */
 MS_API ms_sampling_config ms_sampling_demo(void);             /* 0.1,  no stacks, depth 5  */
 MS_API ms_sampling_config ms_sampling_full(void);             /* 1.0,  stacks,    depth 20 */

@@ -334,6 +334,46 @@ static void track_of_a_live_block_twice_should_replace_it(void **state)
     ms_tracker_free(t);
 }
 
+static void ms_realloc_should_reallocate_and_record_the_move(void **state)
+{
+    (void)state;
+    ms_tracker *t = TRACKER();
+    char *p = malloc(16);
+    assert_non_null(p);
+    const unsigned line = __LINE__ + 1;
+    TRACK_SIZED(t, p, 16);
+    p = ms_realloc(t, p, 5000);
+    assert_non_null(p);
+    p[4999] = 'x'; // the new block is usable to its end
+
+    ms_memory_stats s = ms_tracker_stats(t);
+    assert_int_equal(s.total_allocations, 2);
+    assert_int_equal(s.total_deallocations, 1);
+    assert_int_equal(s.current_memory, 5000); // the size asked for, not the usable size
+    assert_int_equal(s.unmatched_deallocations, 0);
+    ms_memory_snapshot *snap = live_state(t);
+    const ms_active_allocation *b = find_block(snap, p);
+    assert_non_null(b);
+    assert_site(b->site, "p", "char *", line, __func__);
+    ms_snapshot_free(snap);
+
+    // Size 0 frees the block, and says so.
+    assert_null(ms_realloc(t, p, 0));
+    s = ms_tracker_stats(t);
+    assert_int_equal(s.active_allocations, 0);
+    assert_int_equal(s.current_memory, 0);
+
+    // A NULL pointer is a plain allocation (not named).
+    char *q = ms_realloc(t, NULL, 64);
+    assert_non_null(q);
+    s = ms_tracker_stats(t);
+    assert_int_equal(s.active_allocations, 1);
+    assert_int_equal(s.current_memory, 64);
+    assert_int_equal(s.unmatched_deallocations, 0);
+    MS_FREE(t, q);
+    ms_tracker_free(t);
+}
+
 static void track_realloc_should_move_the_block_and_keep_its_name(void **state)
 {
     (void)state;
@@ -760,6 +800,7 @@ int main(void)
         cmocka_unit_test(untrack_of_an_unknown_block_should_be_unmatched),
         cmocka_unit_test(track_of_a_live_block_twice_should_replace_it),
         cmocka_unit_test(track_realloc_should_move_the_block_and_keep_its_name),
+        cmocka_unit_test(ms_realloc_should_reallocate_and_record_the_move),
         cmocka_unit_test(global_tracker_should_be_a_singleton_that_free_does_not_release),
         cmocka_unit_test(hotspots_should_be_sorted_by_bytes_then_count),
         cmocka_unit_test(hotspots_should_group_unnamed_blocks_under_a_question_mark),

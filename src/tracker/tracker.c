@@ -184,6 +184,25 @@ void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, s
                    (uintptr_t)old_ptr, new_size, 0, NULL);
 }
 
+void *ms_realloc(ms_tracker *t, void *ptr, size_t size)
+{
+    if (size == 0 && ptr) { // realloc(p, 0) frees p (glibc); say so first
+        ms_untrack(t, ptr);
+        free(ptr);
+        return NULL;
+    }
+    // Only the old address's value is recorded; volatile stops gcc's
+    // -Wuse-after-free from following it through realloc.
+    volatile uintptr_t old = (uintptr_t)ptr;
+    void *n = realloc(ptr, size);
+    if (!n) {
+        ms__fail(MS_ENOMEM, "realloc of %zu bytes failed", size);
+        return NULL;
+    }
+    ms_track_realloc(t, (const void *)old, n, size);
+    return n;
+}
+
 /* --------------------------------------------------------- life cycle */
 
 static ms_tracker *tracker_create(bool is_global)
