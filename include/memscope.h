@@ -50,6 +50,16 @@ extern "C" {
 #define MS_NODISCARD
 #endif
 
+/* The pointer argument n is an address only, never read through: keeps gcc
+ * from warning that a freshly malloc'd (uninitialised) block is "used". */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+#define MS_ADDRESS_ONLY(n) __attribute__((access(none, n)))
+#define MS_ADDRESS_ONLY2(n, m) __attribute__((access(none, n), access(none, m)))
+#else
+#define MS_ADDRESS_ONLY(n)
+#define MS_ADDRESS_ONLY2(n, m)
+#endif
+
 /** @return MS_VERSION_NUMBER of the library that was linked. */
 MS_API unsigned ms_version(void);
 /** @return MS_VERSION_STRING of the library that was linked (static storage). */
@@ -241,15 +251,16 @@ MS_API void ms_tracker_free(ms_tracker *t);
  *  Errors (counted in ms_tracker_stats().track_errors, and set in
  *  ms_last_error): NULL tracker, NULL ptr, a pointer that is provably not a
  *  live heap block, a size of 2^48 bytes or more. Lock-free, thread-safe. */
-MS_API void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site);
+MS_API void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
+    MS_ADDRESS_ONLY(2);
 
 /** Record that the block at `ptr` is freed (for programs without capture). */
-MS_API void ms_untrack(ms_tracker *t, const void *ptr);
+MS_API void ms_untrack(ms_tracker *t, const void *ptr) MS_ADDRESS_ONLY(2);
 
 /** Record that `old_ptr` was reallocated to `new_ptr` of `new_size` bytes
  *  (MS_SIZE_UNKNOWN asks the allocator). The block keeps its name. */
 MS_API void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr,
-                             size_t new_size);
+                             size_t new_size) MS_ADDRESS_ONLY2(2, 3);
 
 /** realloc(ptr, size) and record the move in one call, so the caller never
  *  touches the old pointer after realloc (gcc's -Wuse-after-free warns when

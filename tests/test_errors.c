@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -472,6 +473,81 @@ static void clear_error_should_forget_the_last_error(void **state)
     assert_string_equal(ms_last_error_message(), "");
 }
 
+/* Wild, freed and interior pointers must be rejected without ever crashing:
+ * TRACK reads a block's header only where that memory is readable. */
+static void wild_freed_and_interior_pointers_should_be_rejected_without_crashing(void **state)
+{
+    (void)state;
+    ms_tracker *t = ms_tracker_new();
+
+    int *wild = (int *)(uintptr_t)0x10;
+    ms_clear_error();
+    TRACK(t, wild);
+    assert_int_equal(ms_last_error(), MS_ENOTHEAP);
+
+    // Far from anything mapped (but 16-aligned).
+    int *nowhere = (int *)(uintptr_t)0x7ff0deadbee0ull;
+    ms_clear_error();
+    TRACK(t, nowhere);
+    assert_int_equal(ms_last_error(), MS_ENOTHEAP);
+
+    // A large block is mmapped by glibc and unmapped by free().
+    char *big = malloc((size_t)1 << 20);
+    assert_non_null(big);
+    volatile uintptr_t big_addr = (uintptr_t)big;
+    free(big);
+    char *gone = (char *)big_addr;
+    ms_clear_error();
+    TRACK(t, gone);
+    assert_int_equal(ms_last_error(), MS_ENOTHEAP);
+
+    // Inside a live block, at a spot whose "header" claims a huge chunk.
+    size_t *blk = malloc(256);
+    assert_non_null(blk);
+    memset(blk, 0, 256);
+    blk[3] = ((size_t)1 << 39) | 1;
+    size_t *inner = blk + 4;
+    ms_clear_error();
+    TRACK(t, inner);
+    assert_int_equal(ms_last_error(), MS_ENOTHEAP);
+
+    ms_memory_stats st = ms_tracker_stats(t);
+    assert_int_equal(st.total_allocations, 0);
+    assert_int_equal(st.track_errors, 4);
+    free(blk);
+    ms_tracker_free(t);
+}
+
+static void *track_in_a_thread(void *arg)
+{
+    ms_tracker *t = arg;
+    char *small = malloc(100); // from this thread's arena
+    TRACK(t, small);
+    return ms_last_error() == 0 ? small : NULL;
+}
+
+static void blocks_from_thread_arenas_and_mmap_should_be_accepted_with_their_size(void **state)
+{
+    (void)state;
+    ms_tracker *t = ms_tracker_new();
+    ms_clear_error();
+    char *big = malloc((size_t)1 << 20); // mmapped
+    assert_non_null(big);
+    TRACK(t, big);
+    assert_int_equal(ms_last_error(), 0);
+    pthread_t th;
+    void *small = NULL;
+    assert_int_equal(pthread_create(&th, NULL, track_in_a_thread, t), 0);
+    assert_int_equal(pthread_join(th, &small), 0);
+    assert_non_null(small);
+    ms_memory_stats st = ms_tracker_stats(t);
+    assert_int_equal(st.total_allocations, 2);
+    assert_int_equal(st.current_memory, malloc_usable_size(big) + malloc_usable_size(small));
+    MS_FREE(t, big);
+    MS_FREE(t, small);
+    ms_tracker_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +555,8 @@ int main(void)
         cmocka_unit_test(report_print_should_reject_a_null_stream),
         cmocka_unit_test(null_pointer_should_be_a_counted_error),
         cmocka_unit_test(pointers_that_are_not_heap_blocks_should_be_rejected),
+        cmocka_unit_test(wild_freed_and_interior_pointers_should_be_rejected_without_crashing),
+        cmocka_unit_test(blocks_from_thread_arenas_and_mmap_should_be_accepted_with_their_size),
         cmocka_unit_test(sizes_of_two_to_the_48_should_be_out_of_range),
         cmocka_unit_test(rates_outside_zero_to_one_should_be_rejected_and_change_nothing),
         cmocka_unit_test(export_to_an_unwritable_path_should_fail_cleanly),

@@ -1,13 +1,26 @@
 /* heap_linux.c — heap-block checks for glibc's malloc, or for the sanitizer's
- * allocator when ASan/TSan replaced it (found at run time through weak symbols). */
+ * allocator when ASan/TSan replaced it (found at run time through weak symbols).
+ *
+ * Rule: memory is read directly only where it is known to be readable, so a
+ * wild, freed or interior pointer gives MS_ENOTHEAP and never a crash:
+ * - the brk heap, [start_brk, sbrk(0)): glibc's main arena, readable throughout;
+ * - glibc's thread-arena heaps: 64 MiB-aligned regions starting with a
+ *   heap_info whose first `size` bytes are readable. An arena's first heap
+ *   holds the arena itself and is never unmapped, so once validated (through a
+ *   safe read) it is remembered;
+ * - anywhere else (mmapped large blocks, wild pointers), words are copied with
+ *   process_vm_readv, which fails with EFAULT instead of faulting: one system
+ *   call, for blocks whose allocation already cost an mmap. */
 #include "common/heap.h"
 
+#include <fcntl.h>
 #include <memscope.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/mman.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/atomic.h"
@@ -19,8 +32,12 @@ extern size_t __sanitizer_get_allocated_size(const volatile void *p) __attribute
 extern char __executable_start __attribute__((weak));
 extern char _end __attribute__((weak));
 
+#define PAGE ((uintptr_t)4096)
+
 static _Thread_local uintptr_t stack_lo, stack_hi;
 static _Thread_local bool stack_known;
+static uintptr_t brk_start; /* 0: unknown, so no fast path */
+static pthread_once_t brk_once = PTHREAD_ONCE_INIT;
 
 MS_COLD static void learn_stack(void)
 {
@@ -37,17 +54,119 @@ MS_COLD static void learn_stack(void)
     pthread_attr_destroy(&attr);
 }
 
-static bool page_is_mapped(uintptr_t addr)
+/* start_brk is field 47 of /proc/self/stat (Linux 3.5+). Read into a stack
+ * buffer: no allocation. */
+static void learn_brk(void)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned char vec;
-    void *base = (void *)(addr & ~((uintptr_t)page - 1));
-    return mincore(base, (size_t)page, &vec) == 0;
+    char buf[2048];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    // Field 2 (comm) may hold spaces: count fields after its closing ')'.
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return;
+    int field = 2;
+    for (p++; *p && field < 47; p++)
+        if (*p == ' ')
+            field++;
+    if (field == 47)
+        brk_start = (uintptr_t)strtoull(p, NULL, 10);
+}
+
+/* Is [lo, hi) inside the brk heap, which is mapped throughout? */
+static bool in_brk_heap(uintptr_t lo, uintptr_t hi)
+{
+    if (brk_start == 0 || lo < brk_start)
+        return false;
+    uintptr_t top = (uintptr_t)sbrk(0); // glibc caches the break: no system call
+    return top != (uintptr_t)-1 && hi <= top;
+}
+
+/* Copy n bytes at addr, or fail (EFAULT) if any of them is unreadable. */
+static bool safe_read(uintptr_t addr, void *out, size_t n)
+{
+    struct iovec local = {out, n}, remote = {(void *)addr, n};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* glibc's heap_info, at the start of each thread-arena heap (malloc/arena.c). */
+typedef struct glibc_heap_info {
+    void *ar_ptr, *prev;
+    size_t size, mprotect_size, pagesize;
+    size_t pad;
+} glibc_heap_info;
+#define ARENA_HEAP_MAX ((uintptr_t)64 << 20) /* HEAP_MAX_SIZE on 64-bit */
+#define MAX_HEAPS 256u
+
+static _Atomic uintptr_t heap_bases[MAX_HEAPS]; /* validated first heaps */
+static _Atomic unsigned heap_count;
+static _Thread_local uintptr_t last_heap;
+
+static bool is_known_heap(uintptr_t base)
+{
+    if (base == last_heap)
+        return true;
+    unsigned n = ms_atomic_load_acquire(&heap_count);
+    for (unsigned i = 0; i < n && i < MAX_HEAPS; i++)
+        if (ms_atomic_load_relaxed(&heap_bases[i]) == base) {
+            last_heap = base;
+            return true;
+        }
+    return false;
+}
+
+/* Is `base` the first heap of a glibc thread arena? A safe read decides, and
+ * a yes is remembered (such a heap lives as long as the process). */
+MS_COLD static bool learn_heap(uintptr_t base)
+{
+    glibc_heap_info h;
+    if (!safe_read(base, &h, sizeof h))
+        return false;
+    if (h.ar_ptr != (void *)(base + sizeof h) || h.prev != NULL || h.size == 0 ||
+        h.size > ARENA_HEAP_MAX || h.pagesize != (size_t)sysconf(_SC_PAGESIZE))
+        return false;
+    unsigned i = ms_atomic_add_acq_rel(&heap_count, 1);
+    if (i < MAX_HEAPS)
+        ms_atomic_store_release(&heap_bases[i], base);
+    last_heap = base;
+    return true;
+}
+
+/* Is [lo, hi) inside the readable part of a known thread-arena heap? */
+static bool in_arena_heap(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t base = lo & ~(ARENA_HEAP_MAX - 1);
+    if (base == 0 || (hi - 1) - base >= ARENA_HEAP_MAX)
+        return false;
+    if (!is_known_heap(base) && !learn_heap(base))
+        return false;
+    // The owning arena grows `size` under its lock; a stale value is smaller,
+    // never larger than what is readable.
+    size_t size = ((volatile const glibc_heap_info *)base)->size;
+    return lo >= base + sizeof(glibc_heap_info) && hi <= base + size;
+}
+
+/* Copy the words at [lo, hi) into out, reading directly where that is known
+ * to be safe and through process_vm_readv elsewhere. */
+static bool read_words(uintptr_t lo, uintptr_t hi, size_t *out)
+{
+    if (in_brk_heap(lo, hi) || in_arena_heap(lo, hi)) {
+        memcpy(out, (const void *)lo, hi - lo);
+        return true;
+    }
+    return safe_read(lo, out, hi - lo);
 }
 
 int ms__heap_block_size(const void *p, size_t *size)
 {
     uintptr_t a = (uintptr_t)p;
+    const size_t W = sizeof(size_t);
     if (__sanitizer_get_ownership) {
         // Every 64-bit malloc aligns to 8 at least. (TSan's ownership check
         // accepts interior pointers, so this is what catches malloc() + 1 there.)
@@ -57,7 +176,7 @@ int ms__heap_block_size(const void *p, size_t *size)
         return 0;
     }
     // glibc returns blocks aligned to 2 * sizeof(size_t).
-    if (a % (2 * sizeof(size_t)) != 0)
+    if (a % (2 * W) != 0 || a < PAGE)
         return MS_ENOTHEAP;
     if (ms_unlikely(!stack_known))
         learn_stack();
@@ -65,24 +184,30 @@ int ms__heap_block_size(const void *p, size_t *size)
         return MS_ENOTHEAP;
     if (&__executable_start && &_end && a >= (uintptr_t)&__executable_start && a < (uintptr_t)&_end)
         return MS_ENOTHEAP;
-    // The chunk header sits just below the block; for a page-aligned pointer it
-    // is on the previous page, which may not be mapped at all.
-    if (a % 4096 == 0 && !page_is_mapped(a - sizeof(size_t)))
+    pthread_once(&brk_once, learn_brk);
+
+    // The chunk header: prev_size and size, just below the block.
+    uintptr_t chunk = a - 2 * W;
+    size_t hdr[2];
+    if (!read_words(chunk, a, hdr))
         return MS_ENOTHEAP;
-    const size_t *hdr = (const size_t *)p - 1;
-    size_t csize = *hdr & ~(size_t)7;
-    if (*hdr & 2) { // IS_MMAPPED: the chunk and its span are page-aligned
-        size_t prev = hdr[-1];
-        uintptr_t chunk = a - 2 * sizeof(size_t);
-        if (csize < 4096 || (chunk - prev) % 4096 != 0 || (prev + csize) % 4096 != 0)
+    size_t csize = hdr[1] & ~(size_t)7;
+    if (hdr[1] & 2) { // IS_MMAPPED: the chunk and its span are page-aligned
+        size_t prev = hdr[0];
+        if (csize < PAGE || (chunk - prev) % PAGE != 0 || (prev + csize) % PAGE != 0 ||
+            in_brk_heap(chunk, a))
             return MS_ENOTHEAP;
-    } else if (csize < 4 * sizeof(size_t) || csize % (2 * sizeof(size_t)) != 0 ||
-               csize > ((size_t)1 << 40)) {
-        return MS_ENOTHEAP;
+        *size = csize - 2 * W; // what malloc_usable_size says of an mmapped chunk
+        return 0;
     }
-    size_t usable = malloc_usable_size((void *)(uintptr_t)p);
-    if (usable == 0) // a freed chunk
+    if (csize < 4 * W || csize % (2 * W) != 0 || csize > ((size_t)1 << 40))
         return MS_ENOTHEAP;
-    *size = usable;
+    // Whether the chunk is in use is the PREV_INUSE bit of the next chunk's
+    // size, which must be readable too.
+    uintptr_t next = chunk + csize;
+    size_t next_hdr[2];
+    if (next < chunk || !read_words(next, next + 2 * W, next_hdr) || !(next_hdr[1] & 1))
+        return MS_ENOTHEAP; // not in use: a freed chunk
+    *size = csize - W;
     return 0;
 }
