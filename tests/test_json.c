@@ -711,9 +711,39 @@ static void global_tracker_should_auto_export_at_exit(void **state)
     remove_tree(dir);
 }
 
+static int host_hook_calls;
+static void *host_malloc(size_t n)
+{
+    host_hook_calls++;
+    return malloc(n);
+}
+
+/* cJSON's allocation hooks are process-wide: exporting must not replace the
+ * host program's. */
+static void export_should_leave_the_hosts_cjson_hooks_alone(void **state)
+{
+    (void)state;
+    cJSON_Hooks hooks = {host_malloc, free};
+    cJSON_InitHooks(&hooks);
+    ms_tracker *t = ms_tracker_new();
+    char dir[4096], path[4200];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    assert_int_equal(ms_export_json(t, path), 0);
+    host_hook_calls = 0;
+    cJSON *o = cJSON_CreateObject();
+    assert_true(host_hook_calls > 0);
+    cJSON_Delete(o);
+    cJSON_InitHooks(NULL);
+    unlink(path);
+    rmdir(dir);
+    ms_tracker_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(export_should_leave_the_hosts_cjson_hooks_alone),
         cmocka_unit_test(export_should_match_the_stats_and_the_analysis),
         cmocka_unit_test(names_with_special_characters_should_round_trip_exactly),
         cmocka_unit_test(export_should_create_missing_parent_directories),

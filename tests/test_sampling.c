@@ -254,10 +254,41 @@ static void high_performance_preset_should_record_about_one_percent(void **state
     ms_tracker_free(t);
 }
 
+/* A reallocation of a block that was not sampled is not sampled either:
+ * otherwise every move would enter the live state and be scaled up. */
+static void reallocations_of_unsampled_blocks_should_stay_unsampled(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    ms_tracker *t = ms_tracker_with_sampling(ms_tracker_new(), ms_sampling_high_performance());
+    ms_tracker_with_sampling_seed(t, 7);
+    void *moved[N];
+    for (int i = 0; i < N; i++) {
+        char *p = malloc(64);
+        assert_non_null(p);
+        TRACK(t, p);
+        moved[i] = ms_realloc(t, p, 128);
+        assert_non_null(moved[i]);
+    }
+    ms_memory_stats st = ms_tracker_stats(t);
+    // Every live block was sampled at TRACK: about 1% of them, never all.
+    assert_true(st.active_allocations < N / 20);
+    assert_int_equal(st.active_allocations * 2, st.total_allocations);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    ms_analysis_report *r = ms_analyze(t);
+    assert_non_null(r);
+    assert_true(r->active_allocations < 2 * N); // estimates near N, not N * 100
+    ms_report_free(r);
+    for (int i = 0; i < N; i++)
+        MS_FREE(t, moved[i]);
+    ms_tracker_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(presets_should_have_the_documented_values),
+        cmocka_unit_test(reallocations_of_unsampled_blocks_should_stay_unsampled),
         cmocka_unit_test(rate_should_record_about_its_share_and_count_the_rest),
         cmocka_unit_test(free_of_a_block_not_sampled_should_be_ignored_not_unmatched),
         cmocka_unit_test(same_seed_should_make_the_same_choices),

@@ -683,9 +683,55 @@ static void store_should_count_events_past_the_thread_id_limit_as_dropped(void *
     ms_event_store_free(s);
 }
 
+typedef struct churn_arg {
+    ms_tracker *t;
+    atomic_bool stop;
+} churn_arg;
+
+static void *churn(void *arg)
+{
+    churn_arg *c = arg;
+    char blocks[64][16];
+    while (!atomic_load(&c->stop))
+        for (int i = 0; i < 64; i++) {
+            TRACK_SIZED(c->t, blocks[i], 16);
+            UNTRACK(c->t, blocks[i]);
+        }
+    return NULL;
+}
+
+/* A query sees everything its own thread recorded before it, whatever other
+ * threads are in the middle of. */
+static void query_should_include_the_callers_own_records_while_others_record(void **state)
+{
+    (void)state;
+    churn_arg c = {ms_tracker_new(), false};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn, &c), 0);
+    static char mine[2000][8];
+    for (int i = 0; i < 2000; i++) {
+        TRACK_SIZED(c.t, mine[i], 8);
+        ms_memory_snapshot *snap = NULL;
+        ms_snapshot_engine *e = ms_snapshot_engine_new(ms_tracker_event_store(c.t));
+        snap = ms_snapshot_engine_build(e);
+        size_t n = 0;
+        const ms_active_allocation *a = ms_snapshot_allocations(snap, &n);
+        bool found = false;
+        for (size_t k = 0; k < n && !found; k++)
+            found = a[k].ptr == (uintptr_t)mine[i];
+        assert_true(found);
+        ms_snapshot_free(snap);
+        ms_snapshot_engine_free(e);
+    }
+    atomic_store(&c.stop, true);
+    pthread_join(th, NULL);
+    ms_tracker_free(c.t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(query_should_include_the_callers_own_records_while_others_record),
         cmocka_unit_test(event_constructors_should_fill_every_field),
         cmocka_unit_test(store_should_keep_events_in_order_and_stamp_them),
         cmocka_unit_test(store_functions_should_accept_null),

@@ -33,7 +33,6 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
     ms_analysis_report *r = ms__calloc(1, sizeof *r);
     if (!r)
         goto oom;
-    double rate = o->sample_rate > 0.0 ? o->sample_rate : 1.0;
     double f = o->sample_rate > 0.0 && o->sample_rate < 1.0 ? 1.0 / o->sample_rate : 1.0;
     const ms_memory_stats *st = &s->stats;
     r->sample_rate = o->sample_rate;
@@ -54,7 +53,6 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
         r->allocation_rate_per_sec = (double)r->total_allocations / r->duration_sec;
         r->deallocation_rate_per_sec = (double)r->total_deallocations / r->duration_sec;
     }
-    (void)rate;
 
     r->hotspots = ms__calloc(s->nsites, sizeof *r->hotspots);
     if (!r->hotspots)

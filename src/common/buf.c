@@ -1,8 +1,6 @@
 /* buf.c — the growable buffer behind every exporter. */
 #include "common/buf.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -44,29 +42,6 @@ void ms__buf_put(ms__buf *b, const void *p, size_t n)
 }
 
 void ms__buf_puts(ms__buf *b, const char *s) { ms__buf_put(b, s, strlen(s)); }
-
-void ms__buf_printf(ms__buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char small[256];
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        ms__buf_put(b, small, (size_t)n);
-        return;
-    }
-    if (!reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 void ms__buf_u64(ms__buf *b, unsigned long long v)
 {

@@ -15,11 +15,6 @@ void ms__buf_init(ms__buf *b);
 void ms__buf_free(ms__buf *b);
 void ms__buf_put(ms__buf *b, const void *p, size_t n);
 void ms__buf_puts(ms__buf *b, const char *s);
-void ms__buf_printf(ms__buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 void ms__buf_u64(ms__buf *b, unsigned long long v); /* fast decimal */
 
 #endif

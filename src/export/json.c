@@ -267,16 +267,12 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
 
 /* ---------------------------------------------------------------- export */
 
-static void *json_malloc(size_t n) { return ms__malloc(n); }
-
 int ms_export_json(ms_tracker *t, const char *path)
 {
     if (!t)
         return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
     if (!path || !*path)
         return ms__fail(MS_EINVAL, "ms_export_json: path is empty");
-    static cJSON_Hooks hooks = {json_malloc, ms__free};
-    cJSON_InitHooks(&hooks);
 
     ms_memory_snapshot *snap = NULL;
     ms_memory_stats stats;

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "common/atomic.h"
 #include "common/pages.h"
 
 #define MIN_BLOCKS 1024u
@@ -44,12 +45,6 @@ void ms__live_destroy(ms__live *l)
     ms__pages_free(l->thread_used, MS__TIDS_CAP * sizeof *l->thread_used);
     ms__pages_free(l->series, MS__SERIES_CAP * sizeof *l->series);
     memset(l, 0, sizeof *l);
-}
-
-size_t ms__live_bytes(const ms__live *l)
-{
-    return l->bcap * sizeof *l->blocks + l->site_list_cap * sizeof *l->site_list +
-           l->site_index_cap * sizeof *l->site_index;
 }
 
 void ms__live_stats(const ms__live *l, ms_memory_stats *out)
@@ -201,17 +196,9 @@ static uint32_t site_idx(ms__live *l, const ms_site *site)
 static ms__thread_stat *thread_stat(ms__live *l, unsigned slot)
 {
     ms__thread_stat *t = &l->threads[slot];
-    if (t->allocs == 0 && t->frees == 0) {
-        // First touch: remember the slot unless it is already listed (a slot
-        // whose only block was freed by another thread keeps its counts).
-        bool listed = false;
-        for (size_t i = l->thread_used_count; i-- > 0;)
-            if (l->thread_used[i] == slot) {
-                listed = true;
-                break;
-            }
-        if (!listed)
-            l->thread_used[l->thread_used_count++] = (uint16_t)slot;
+    if (ms_unlikely(!t->listed)) {
+        t->listed = true;
+        l->thread_used[l->thread_used_count++] = (uint16_t)slot;
     }
     return t;
 }
@@ -360,6 +347,8 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                 close_block(l, b);
             } else {
                 ms__live_unknown_free(l);
+                if (l->sampling) // the block was not sampled: neither is its move
+                    return true;
             }
         }
         if (r->ptr != 0)

@@ -29,6 +29,7 @@ typedef struct ms__site_stat {
 
 typedef struct ms__thread_stat {
     uint64_t allocs, frees, allocated, deallocated, current, peak;
+    bool listed; /* in thread_used */
 } ms__thread_stat;
 
 typedef struct ms__point {
@@ -98,8 +99,6 @@ static inline void ms__live_prefetch(const ms__live *l, uintptr_t ptr)
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);
 /* The live state's figures (the store-level counters are left 0). */
 void ms__live_stats(const ms__live *l, ms_memory_stats *out);
-/* Bytes the live state holds in its tables. */
-size_t ms__live_bytes(const ms__live *l);
 
 static inline const ms_site *ms__live_site(const ms__live *l, uint32_t idx)
 {

@@ -5,6 +5,7 @@
 #include "store/store.h"
 
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@ bool ms__need_fence;
 
 static _Thread_local ms__tbuf *tl_list; /* this thread's buffers, all stores */
 static _Thread_local bool tl_key_set;
+static _Thread_local uint64_t tl_no_slot_store; /* a store whose slots ran out for us */
 static pthread_key_t tl_key;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t next_store_id = 1;
@@ -272,44 +274,51 @@ static void heap_sift_down(heap_item *h, size_t n, size_t i)
  * was unmatched (or, while sampling, of a block that was not sampled). The
  * retained log records the order applied, so a replay agrees. */
 
-static ms__rec *held_find(ms_event_store *s, uintptr_t ptr)
+/* A held free and the recording buffer it came from (the same OS thread's
+ * records are never reordered: they are in program order). */
+typedef struct ms__held {
+    ms__rec rec; /* rec.ptr == 0: empty slot (a free of NULL is never held) */
+    uint64_t order;
+} ms__held;
+
+static ms__held *held_find(ms_event_store *s, uintptr_t ptr)
 {
-    if (s->held_count == 0)
+    if (s->held_count == 0 || ptr == 0)
         return NULL;
     for (size_t i = ms__hash_ptr(ptr, s->held_cap);; i = (i + 1) & (s->held_cap - 1)) {
-        if (s->held[i].ptr == ptr)
-            return &s->held[i];
-        if (s->held[i].ptr == 0)
+        if (s->held[i].rec.ptr == 0)
             return NULL;
+        if (s->held[i].rec.ptr == ptr)
+            return &s->held[i];
     }
 }
 
-static void held_remove(ms_event_store *s, ms__rec *r)
+static void held_remove(ms_event_store *s, ms__held *h)
 {
-    size_t mask = s->held_cap - 1, hole = (size_t)(r - s->held);
-    for (size_t i = (hole + 1) & mask; s->held[i].ptr != 0; i = (i + 1) & mask) {
-        size_t home = ms__hash_ptr(s->held[i].ptr, s->held_cap);
+    size_t mask = s->held_cap - 1, hole = (size_t)(h - s->held);
+    for (size_t i = (hole + 1) & mask; s->held[i].rec.ptr != 0; i = (i + 1) & mask) {
+        size_t home = ms__hash_ptr(s->held[i].rec.ptr, s->held_cap);
         if (ms__probe_may_move(hole, i, home)) {
             s->held[hole] = s->held[i];
             hole = i;
         }
     }
-    s->held[hole].ptr = 0;
+    s->held[hole].rec.ptr = 0;
     s->held_count--;
 }
 
-static bool held_put(ms_event_store *s, const ms__rec *r)
+static bool held_put(ms_event_store *s, const ms__rec *r, uint64_t order)
 {
     if ((s->held_count + 1) * 2 > s->held_cap) {
         size_t ncap = s->held_cap ? s->held_cap * 2 : 64;
-        ms__rec *n = ms__pages_alloc(ncap * sizeof *n);
+        ms__held *n = ms__pages_alloc(ncap * sizeof *n);
         if (!n)
             return false;
         for (size_t i = 0; i < s->held_cap; i++) {
-            if (s->held[i].ptr == 0)
+            if (s->held[i].rec.ptr == 0)
                 continue;
-            size_t j = ms__hash_ptr(s->held[i].ptr, ncap);
-            while (n[j].ptr != 0)
+            size_t j = ms__hash_ptr(s->held[i].rec.ptr, ncap);
+            while (n[j].rec.ptr != 0)
                 j = (j + 1) & (ncap - 1);
             n[j] = s->held[i];
         }
@@ -318,17 +327,17 @@ static bool held_put(ms_event_store *s, const ms__rec *r)
         s->held_cap = ncap;
     }
     size_t i = ms__hash_ptr(r->ptr, s->held_cap);
-    while (s->held[i].ptr != 0)
+    while (s->held[i].rec.ptr != 0)
         i = (i + 1) & (s->held_cap - 1);
-    s->held[i] = *r;
+    s->held[i] = (ms__held){*r, order};
     s->held_count++;
     return true;
 }
 
 /* The held free was what it looked like: a free of an unknown address. */
-static void held_resolve_unknown(ms_event_store *s, ms__rec *h)
+static void held_resolve_unknown(ms_event_store *s, ms__held *h)
 {
-    ms__rec r = *h;
+    ms__rec r = h->rec;
     held_remove(s, h);
     ms__live_unknown_free(&s->live);
     retain(s, &r);
@@ -338,22 +347,33 @@ static void held_resolve_unknown(ms_event_store *s, ms__rec *h)
 static void held_expire(ms_event_store *s, uint64_t watermark)
 {
     for (size_t i = 0; i < s->held_cap && s->held_count > 0;) {
-        ms__rec *h = &s->held[i];
-        if (h->ptr != 0 && h->tick + MS__HOLD_TICKS < watermark)
+        ms__held *h = &s->held[i];
+        if (h->rec.ptr != 0 && h->rec.tick + MS__HOLD_TICKS < watermark)
             held_resolve_unknown(s, h); // the slot may now hold a shifted entry
         else
             i++;
     }
 }
 
-static void fold_one(ms_event_store *s, const ms__rec *x)
+/* @return whether a held free older than `tick` is still waiting. */
+static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
 {
-    ms__rec *h = s->held_count ? held_find(s, x->ptr) : NULL;
+    for (size_t i = 0; i < s->held_cap && s->held_count > 0; i++)
+        if (s->held[i].rec.ptr != 0 && s->held[i].rec.tick < tick)
+            return true;
+    return false;
+}
+
+/* Apply one record from the buffer registered `order`-th. */
+static void fold_one(ms_event_store *s, const ms__rec *x, uint64_t order)
+{
+    ms__held *h = held_find(s, x->ptr);
     unsigned type = ms__rec_type(x);
-    if (h && type == MS_EVENT_ALLOCATE && ms__rec_slot(h) != ms__rec_slot(x) &&
-        x->tick - h->tick <= MS__HOLD_TICKS) {
-        // The allocation this free belongs to: apply them in their real order.
-        ms__rec f = *h;
+    if (h && type != MS_EVENT_DEALLOCATE && h->order != order &&
+        x->tick <= h->rec.tick + MS__HOLD_TICKS) {
+        // The allocation (or reallocation) this free belongs to, from another
+        // thread: apply them in their real order.
+        ms__rec f = h->rec;
         held_remove(s, h);
         ms__live_apply(&s->live, x);
         retain(s, x);
@@ -363,11 +383,11 @@ static void fold_one(ms_event_store *s, const ms__rec *x)
     }
     if (h) // same thread, too late, or a second free: the held one was unknown
         held_resolve_unknown(s, h);
-    if (type == MS_EVENT_REALLOCATE && x->old_ptr && (h = held_find(s, x->old_ptr)) != NULL)
+    if (type == MS_EVENT_REALLOCATE && (h = held_find(s, x->old_ptr)) != NULL)
         held_resolve_unknown(s, h);
     if (ms__live_apply(&s->live, x))
         retain(s, x);
-    else if (!held_put(s, x)) { // no memory to hold it: count it now
+    else if (!held_put(s, x, order)) { // no memory to hold it: count it now
         ms__live_unknown_free(&s->live);
         retain(s, x);
     }
@@ -394,7 +414,7 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
             if (x->tick >= watermark || x->tick > bound ||
                 (x->tick == bound && b->order > bound_order))
                 break;
-            fold_one(s, x);
+            fold_one(s, x, b->order);
             b->last_folded_tick = x->tick;
         }
         b->rd_idx = i;
@@ -457,9 +477,8 @@ static void refill_spares(ms_event_store *s)
  * the live state, in (tick, registration order) order.
  * pre: fold lock held. `self`: the caller's own buffer when a recording thread folds from its slow
  * path (it has taken no tick yet, so its in-flight flag holds nothing back). */
-static void fold_locked(ms_event_store *s, const ms__tbuf *self)
+static uint64_t fold_locked(ms_event_store *s, const ms__tbuf *self)
 {
-    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
     // A record not yet published either started before the barrier (its
     // owner's in-flight flag is then visible, and its tick is not older than
     // the owner's newest published one) or after it (its tick is then not older
@@ -467,6 +486,8 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
     // published, and folding them in tick order is final.
     uint64_t watermark = ms__ticks_ordered();
     heavy_barrier();
+    // After the barrier: a buffer registered before it is on the list.
+    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
     for (ms__tbuf *b = head; b; b = b->store_next) {
         if (b != self && ms_atomic_load_acquire(&b->inflight)) {
             uint64_t t = newest_published_tick(b);
@@ -483,14 +504,14 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
             cap *= 2;
         void *h =
             ms__pages_realloc(s->heap, s->heap_cap * sizeof(heap_item), cap * sizeof(heap_item));
-        if (h) {
-            s->heap = h;
-            s->heap_cap = cap;
-        }
+        if (!h)
+            return 0; // cannot merge every buffer: fold nothing rather than out of order
+        s->heap = h;
+        s->heap_cap = cap;
     }
     heap_item *heap = s->heap;
     size_t n = 0;
-    for (ms__tbuf *b = head; b && n < s->heap_cap; b = b->store_next) {
+    for (ms__tbuf *b = head; b; b = b->store_next) {
         ms__rec *r = cursor_peek(s, b);
         if (r && r->tick < watermark)
             heap_push(heap, &n, (heap_item){r->tick, b->order, b});
@@ -511,23 +532,28 @@ static void fold_locked(ms_event_store *s, const ms__tbuf *self)
         held_expire(s, watermark);
     reap_gone(s);
     refill_spares(s);
+    return watermark;
 }
 
 void ms__store_lock_folded(ms_event_store *s)
 {
+    // Everything the caller recorded, and everything any thread finished
+    // recording before this call, is older than `want`. Fold until the
+    // watermark passes it and no free older than it is held. Another thread
+    // in the middle of a record holds the watermark back for nanoseconds
+    // (unless it is preempted there): retry, releasing the lock, for at most
+    // 20 ms, then settle for what is folded.
+    uint64_t want = ms__ticks_ordered();
+    uint64_t deadline = ms__mono_ns() + 20000000u;
     pthread_mutex_lock(&s->fold_lock);
-    fold_locked(s, NULL);
-    if (s->held_count == 0)
-        return;
-    // A query wants settled figures: let the held frees' windows close (tens
-    // of microseconds at most), then fold again.
-    uint64_t newest = 0;
-    for (size_t i = 0; i < s->held_cap; i++)
-        if (s->held[i].ptr != 0 && s->held[i].tick > newest)
-            newest = s->held[i].tick;
-    while (ms__ticks_ordered() <= newest + MS__HOLD_TICKS)
-        ;
-    fold_locked(s, NULL);
+    for (;;) {
+        uint64_t watermark = fold_locked(s, NULL);
+        if ((watermark >= want && !held_waiting_before(s, want)) || ms__mono_ns() > deadline)
+            return;
+        pthread_mutex_unlock(&s->fold_lock);
+        sched_yield();
+        pthread_mutex_lock(&s->fold_lock);
+    }
 }
 
 void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
@@ -537,18 +563,22 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     ms__seg *g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
     if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
         g = seg_new(s);
-    if (!g) {
-        // Too much unfolded: fold now (waiting only for the current folder,
-        // whose work is bounded), which hands our old segments back.
-        pthread_mutex_lock(&s->fold_lock);
-        fold_locked(s, b);
-        pthread_mutex_unlock(&s->fold_lock);
-        g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
-        if (!g)
-            g = seg_new(s);
-        if (!g)
-            return false;
+    // Too much unfolded: fold now, which hands our old segments back. Wait
+    // for the current folder only a bounded while (a signal handler may be
+    // recording on a thread that holds the lock); then drop, counted.
+    for (int tries = 0; !g && tries < 1000; tries++) {
+        if (pthread_mutex_trylock(&s->fold_lock) == 0) {
+            fold_locked(s, b);
+            pthread_mutex_unlock(&s->fold_lock);
+            g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+            if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
+                g = seg_new(s);
+            break;
+        }
+        sched_yield();
     }
+    if (!g)
+        return false;
     ms_atomic_store_release(&b->cur->next, g);
     b->cur = g;
     b->idx = 0;
@@ -583,13 +613,20 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
             return b;
         }
     }
+    if (tl_no_slot_store == s->id) { // this store has no slot for this thread
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        return NULL;
+    }
     free_dead_entries();
     uint32_t slot = ms__tids_intern(s->tids, (uint64_t)syscall(SYS_gettid));
+    if (slot == MS__TIDS_FULL) {
+        tl_no_slot_store = s->id;
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        return NULL;
+    }
     ms__tbuf *b = ms__pages_alloc(sizeof *b);
     ms__seg *g = b ? seg_new(s) : NULL;
-    if (slot == MS__TIDS_FULL || !g) {
-        if (g)
-            seg_release(s, g);
+    if (!g) {
         ms__pages_free(b, sizeof *b);
         ms_atomic_add_relaxed(&s->dropped, 1);
         return NULL;
@@ -687,7 +724,6 @@ ms_event_store *ms__store_new(size_t retained_bytes)
     }
     s->live.hold_unknown_frees = true;
     ms__store_set_retained(s, retained_bytes);
-    s->start_tick = ms__ticks();
     pthread_mutex_lock(&registry_lock);
     s->reg_next = registry;
     registry = s;
@@ -746,8 +782,9 @@ void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
     out->sampled_out = s->gone_sampled_out;
     out->track_errors = s->gone_errors;
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b; b = b->store_next) {
-        out->sampled_out +=
-            ms_atomic_load_relaxed(&b->skips_drawn) - ms_atomic_load_relaxed(&b->skips_left);
+        uint64_t left = ms_atomic_load_acquire(&b->skips_left);
+        uint64_t drawn = ms_atomic_load_relaxed(&b->skips_drawn);
+        out->sampled_out += drawn > left ? drawn - left : 0;
         out->track_errors += ms_atomic_load_relaxed(&b->errors);
     }
 }
@@ -771,7 +808,7 @@ void ms_event_store_record(ms_event_store *s, ms_memory_event e)
         return;
     }
     if ((unsigned)e.type > MS_EVENT_REALLOCATE || e.size >= MS__SIZE_LIMIT ||
-        e.old_size >= MS__SIZE_LIMIT) {
+        e.old_size >= MS__SIZE_LIMIT || e.thread_id == UINT64_MAX) {
         ms__fail_fast(e.size >= MS__SIZE_LIMIT || e.old_size >= MS__SIZE_LIMIT ? MS_ERANGE
                                                                                : MS_EINVAL);
         return;

@@ -44,8 +44,9 @@ typedef struct ms__tbuf {
     uint64_t last_tick;
     uint64_t rng;      /* sampling generator state */
     uint64_t rng_gen;  /* seed generation the state came from */
-    uint64_t ext_tid;  /* last thread id given to ms_event_store_record ... */
-    uint32_t ext_slot; /* ... and its slot (UINT64_MAX: none yet) */
+    uint64_t ext_tid;  /* last thread id given to ms_event_store_record (UINT64_MAX:
+                          none yet) ... */
+    uint32_t ext_slot; /* ... and its slot */
     /* Single writer (owner), read by the folder: relaxed is enough.
      * Sampling draws the gap to the next sampled TRACK: skips_left counts down
      * the TRACKs still to skip, skips_drawn adds up the gaps drawn, so the
@@ -94,13 +95,12 @@ struct ms_event_store {
     /* Frees of addresses that were not live, held for MS__HOLD_TICKS in case
      * the allocation, from another thread, carries a slightly newer tick.
      * Open addressing by address; folder only. */
-    ms__rec *held;
+    struct ms__held *held;
     size_t held_cap, held_count;
     /* Retained log: a FIFO of chunks, oldest first. */
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
     uint64_t retained, evicted;
-    uint64_t start_tick;
     struct ms_event_store *reg_next; /* the process's store registry (fork) */
 };
 
@@ -155,7 +155,9 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
     }
     // A reallocation takes an ordered tick; allocations and frees take the
     // plain one (a free read too early is repaired by the fold: store.c).
-    uint64_t tick = type == MS_EVENT_REALLOCATE ? ms__ticks_ordered() : ms__ticks();
+    // (Without membarrier the fence above must also order the clock read.)
+    uint64_t tick = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered()
+                                                                  : ms__ticks();
     if (ms_unlikely(tick < b->last_tick)) // keep each thread's ticks monotonic
         tick = b->last_tick;
     b->last_tick = tick;

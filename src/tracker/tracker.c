@@ -70,8 +70,10 @@ static void draw_gap(ms_tracker *t, ms__tbuf *b)
     double u = (double)((x >> 11) + 1) * 0x1.0p-53;             // (0, 1]
     double gap = log1m < 0.0 ? ln_approx(u) / log1m : 0x1.0p62; // rate 0: never
     uint64_t skips = gap < 0x1.0p62 ? (uint64_t)gap : UINT64_C(1) << 62;
-    ms_atomic_store_relaxed(&b->skips_left, skips);
+    // skips_drawn first: a reader that sees the new skips_left (acquire) sees
+    // the total that includes it.
     ms_atomic_store_relaxed(&b->skips_drawn, ms_atomic_load_relaxed(&b->skips_drawn) + skips);
+    ms_atomic_store_release(&b->skips_left, skips);
 }
 
 /* The sampling slow path, when no skips are left. @return true to skip. */
@@ -175,6 +177,8 @@ void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, s
     ms__tbuf *b = enter(t, new_ptr);
     if (!b)
         return;
+    if (!old_ptr && skip_by_sampling(t, b)) // realloc(NULL, n) allocates: sample it
+        return;
     int rc = resolve_size(new_ptr, &new_size);
     if (ms_unlikely(rc != 0)) {
         count_error(b, rc);
@@ -215,8 +219,7 @@ static ms_tracker *tracker_create(bool is_global)
         ms__pages_free(t, sizeof *t);
         return NULL;
     }
-    pthread_mutex_init(&t->cfg_lock, NULL);
-    t->sampling = (ms_sampling_config){1.0, false, 0};
+    t->sample_rate = 1.0;
     t->start_ns = ms__real_ns();
     t->start_mono_ns = ms__mono_ns();
     t->is_global = is_global;
@@ -255,10 +258,7 @@ ms_tracker *ms_tracker_global(void)
 
 void ms__tracker_auto_export(ms_tracker *t)
 {
-    pthread_mutex_lock(&t->cfg_lock);
-    char *path = t->auto_export;
-    t->auto_export = NULL;
-    pthread_mutex_unlock(&t->cfg_lock);
+    char *path = ms_atomic_exchange_acq_rel(&t->auto_export, NULL);
     if (!path)
         return;
     int rc = ms__export_path(t, path);
@@ -273,7 +273,6 @@ void ms_tracker_free(ms_tracker *t)
         return;
     ms__tracker_auto_export(t);
     ms__store_free(t->store);
-    pthread_mutex_destroy(&t->cfg_lock);
     ms__pages_free(t, sizeof *t);
 }
 
@@ -289,12 +288,12 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
         ms__fail(MS_ERANGE, "sample rate %g is outside [0, 1]", cfg.sample_rate);
         return t;
     }
-    pthread_mutex_lock(&t->cfg_lock);
-    t->sampling = cfg;
     bool sampling = cfg.sample_rate < 1.0;
+    ms_atomic_store_relaxed(&t->sample_rate, cfg.sample_rate);
+    ms_atomic_store_relaxed(&t->capture_call_stack, cfg.capture_call_stack);
+    ms_atomic_store_relaxed(&t->max_stack_depth, cfg.max_stack_depth);
     ms_atomic_store_relaxed(&t->log1m_rate, sampling ? ln_approx(1.0 - cfg.sample_rate) : 0.0);
     ms_atomic_store_relaxed(&t->sampling_on, sampling);
-    pthread_mutex_unlock(&t->cfg_lock);
     // Frees of unknown blocks are expected while sampling (they were not sampled).
     pthread_mutex_lock(&t->store->fold_lock);
     if (sampling)
@@ -333,10 +332,7 @@ ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path)
         ms__fail(MS_ENOMEM, NULL);
         return t;
     }
-    pthread_mutex_lock(&t->cfg_lock);
-    ms__free(t->auto_export);
-    t->auto_export = copy;
-    pthread_mutex_unlock(&t->cfg_lock);
+    ms__free(ms_atomic_exchange_acq_rel(&t->auto_export, copy));
     return t;
 }
 
@@ -354,10 +350,9 @@ ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes)
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t)
 {
-    pthread_mutex_lock(&t->cfg_lock);
-    ms_sampling_config c = t->sampling;
-    pthread_mutex_unlock(&t->cfg_lock);
-    return c;
+    return (ms_sampling_config){ms_atomic_load_relaxed(&t->sample_rate),
+                                ms_atomic_load_relaxed(&t->capture_call_stack),
+                                ms_atomic_load_relaxed(&t->max_stack_depth)};
 }
 
 ms_memory_stats ms_tracker_stats(ms_tracker *t)

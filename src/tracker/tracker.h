@@ -10,15 +10,14 @@
 
 struct ms_tracker {
     ms_event_store *store;
-    /* Sampling: off records every TRACK. Written under cfg_lock, read
-     * relaxed on the recording path. */
-    _Atomic bool sampling_on;
-    /* ln(1 - rate), for the geometric gaps between sampled TRACKs; written
-     * with sampling_on (under cfg_lock), read on the sampling slow path. */
-    _Atomic double log1m_rate;
-    pthread_mutex_t cfg_lock; /* guards sampling and auto_export */
-    ms_sampling_config sampling;
-    char *auto_export;
+    /* The configuration is atomics, not a lock, so that no lock of ours can
+     * be held across fork(). Each is written by the builders, read relaxed. */
+    _Atomic bool sampling_on;   /* off: every TRACK is recorded */
+    _Atomic double log1m_rate;  /* ln(1 - rate): the gaps between sampled TRACKs */
+    _Atomic double sample_rate; /* for reports */
+    _Atomic bool capture_call_stack;
+    _Atomic size_t max_stack_depth;
+    _Atomic(char *) auto_export; /* taken with an exchange when written */
     uint64_t start_ns, start_mono_ns;
     bool is_global;
 };
