@@ -4,12 +4,13 @@
 #define MS_COMMON_HEAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* @return 0 and the block's usable size in *size, or MS_ENOTHEAP when `p` is
  * provably not a live heap block (misaligned, in the calling thread's stack, in
  * the program image, or a header the allocator would not accept).
  * pre: p != NULL. No allocation; no system call except once per thread (stack
  * bounds) and for page-aligned pointers (whether the header page is mapped). */
-int ms__heap_block_size(const void *p, size_t *size);
+int ms__heap_block_size(uintptr_t p, size_t *size);
 
 #endif

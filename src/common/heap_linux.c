@@ -163,9 +163,9 @@ static bool read_words(uintptr_t lo, uintptr_t hi, size_t *out)
     return safe_read(lo, out, hi - lo);
 }
 
-int ms__heap_block_size(const void *p, size_t *size)
+int ms__heap_block_size(uintptr_t a, size_t *size)
 {
-    uintptr_t a = (uintptr_t)p;
+    const void *p = (const void *)a;
     const size_t W = sizeof(size_t);
     if (__sanitizer_get_ownership) {
         // Every 64-bit malloc aligns to 8 at least. (TSan's ownership check

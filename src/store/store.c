@@ -475,9 +475,8 @@ static void refill_spares(ms_event_store *s)
 
 /* Merge every thread's published records with a tick below the watermark into
  * the live state, in (tick, registration order) order.
- * pre: fold lock held. `self`: the caller's own buffer when a recording thread folds from its slow
- * path (it has taken no tick yet, so its in-flight flag holds nothing back). */
-static uint64_t fold_locked(ms_event_store *s, const ms__tbuf *self)
+ * pre: fold lock held. */
+static uint64_t fold_locked(ms_event_store *s)
 {
     // A record not yet published either started before the barrier (its
     // owner's in-flight flag is then visible, and its tick is not older than
@@ -489,7 +488,7 @@ static uint64_t fold_locked(ms_event_store *s, const ms__tbuf *self)
     // After the barrier: a buffer registered before it is on the list.
     ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
     for (ms__tbuf *b = head; b; b = b->store_next) {
-        if (b != self && ms_atomic_load_acquire(&b->inflight)) {
+        if (ms_atomic_load_acquire(&b->inflight)) {
             uint64_t t = newest_published_tick(b);
             if (t < watermark)
                 watermark = t;
@@ -542,12 +541,12 @@ void ms__store_lock_folded(ms_event_store *s)
     // watermark passes it and no free older than it is held. Another thread
     // in the middle of a record holds the watermark back for nanoseconds
     // (unless it is preempted there): retry, releasing the lock, for at most
-    // 20 ms, then settle for what is folded.
+    // 250 ms, then settle for what is folded.
     uint64_t want = ms__ticks_ordered();
-    uint64_t deadline = ms__mono_ns() + 20000000u;
+    uint64_t deadline = ms__mono_ns() + 250000000u;
     pthread_mutex_lock(&s->fold_lock);
     for (;;) {
-        uint64_t watermark = fold_locked(s, NULL);
+        uint64_t watermark = fold_locked(s);
         if ((watermark >= want && !held_waiting_before(s, want)) || ms__mono_ns() > deadline)
             return;
         pthread_mutex_unlock(&s->fold_lock);
@@ -561,6 +560,7 @@ void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); 
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
 {
     ms__seg *g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+    bool had_spare = g != NULL;
     if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
         g = seg_new(s);
     // Too much unfolded: fold now, which hands our old segments back. Wait
@@ -568,7 +568,7 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     // recording on a thread that holds the lock); then drop, counted.
     for (int tries = 0; !g && tries < 1000; tries++) {
         if (pthread_mutex_trylock(&s->fold_lock) == 0) {
-            fold_locked(s, b);
+            fold_locked(s);
             pthread_mutex_unlock(&s->fold_lock);
             g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
             if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
@@ -582,10 +582,24 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     ms_atomic_store_release(&b->cur->next, g);
     b->cur = g;
     b->idx = 0;
-    // Fold while we are here, unless someone else already is.
     if (pthread_mutex_trylock(&s->fold_lock) == 0) {
-        fold_locked(s, b);
+        fold_locked(s);
         pthread_mutex_unlock(&s->fold_lock);
+    } else if (!had_spare) {
+        // No spare came back: this thread records faster than the folds
+        // consume. Wait for the fold lock (at most 100 ms) and fold, so the
+        // backlog stays a few segments instead of growing to the limit.
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(&s->fold_lock, &until) == 0) {
+            fold_locked(s);
+            pthread_mutex_unlock(&s->fold_lock);
+        }
     }
     return true;
 }

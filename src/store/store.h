@@ -7,6 +7,7 @@
 #define MS_STORE_STORE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,6 +56,9 @@ typedef struct ms__tbuf {
     /* 1 while the owner is between taking a tick and publishing the record.
      * Owner writes; the folder reads after an asymmetric barrier. */
     _Atomic uint32_t inflight;
+    /* 1 while the owner is anywhere inside a push (owner only: it guards
+     * against a signal handler recording on the same thread mid-push). */
+    volatile sig_atomic_t busy;
     /* A recycled segment handed back by the folder (release); the owner takes
      * it with an exchange. */
     _Atomic(ms__seg *) spare;
@@ -138,26 +142,32 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
                                   uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
                                   uint64_t old_size, const ms_site *site)
 {
-    if (ms_unlikely(ms_atomic_load_relaxed(&b->inflight))) {
-        // A signal handler interrupted a record on this thread: do not touch
+    if (ms_unlikely(b->busy)) {
+        // A signal handler interrupted a push on this thread: do not touch
         // the half-written slot.
         ms_atomic_add_relaxed(&s->dropped, 1);
+        return;
+    }
+    b->busy = 1;
+    ms_compiler_barrier();
+    // A full segment is replaced before the in-flight flag goes up: a thread
+    // waiting there for a fold holds no tick, so it must not hold the
+    // watermark back either.
+    if (ms_unlikely(b->idx == MS__SEG_EVENTS) && !ms__store_next_segment(s, b)) {
+        ms_atomic_add_relaxed(&s->dropped, 1);
+        ms_compiler_barrier();
+        b->busy = 0;
         return;
     }
     ms_atomic_store_relaxed(&b->inflight, 1);
     if (ms_unlikely(ms__need_fence))
         ms_fence_seq_cst();
     ms_compiler_barrier();
-    if (ms_unlikely(b->idx == MS__SEG_EVENTS) && !ms__store_next_segment(s, b)) {
-        ms_atomic_add_relaxed(&s->dropped, 1);
-        ms_atomic_store_release(&b->inflight, 0);
-        return;
-    }
     // A reallocation takes an ordered tick; allocations and frees take the
     // plain one (a free read too early is repaired by the fold: store.c).
     // (Without membarrier the fence above must also order the clock read.)
-    uint64_t tick = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered()
-                                                                  : ms__ticks();
+    uint64_t tick =
+        type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
     if (ms_unlikely(tick < b->last_tick)) // keep each thread's ticks monotonic
         tick = b->last_tick;
     b->last_tick = tick;
@@ -165,6 +175,8 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
     b->idx++;
     ms_atomic_store_release(&b->cur->count, b->idx);
     ms_atomic_store_release(&b->inflight, 0);
+    ms_compiler_barrier();
+    b->busy = 0;
 }
 
 /* Tests: record on the calling thread's buffer, for thread id `tid`, with the

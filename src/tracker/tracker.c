@@ -117,7 +117,7 @@ MS_COLD static void count_error(ms__tbuf *b, int code)
 }
 
 /* @return 0 and *size resolved, or an error code. */
-static inline int resolve_size(const void *ptr, size_t *size)
+static inline int resolve_size(uintptr_t ptr, size_t *size)
 {
     if (*size == MS_SIZE_UNKNOWN)
         return ms__heap_block_size(ptr, size);
@@ -126,7 +126,7 @@ static inline int resolve_size(const void *ptr, size_t *size)
 
 /* The recorded part of TRACK, out of line so that a skipped TRACK stays a
  * small function with no register spills. */
-MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, const void *ptr, size_t size,
+MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, uintptr_t ptr, size_t size,
                                      const ms_site *site)
 {
     int rc = resolve_size(ptr, &size);
@@ -134,12 +134,12 @@ MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, const void 
         count_error(b, rc);
         return;
     }
-    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)ptr, 0, size, 0, site);
+    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, ptr, 0, size, 0, site);
 }
 
 /* The checks every recording call starts with. @return the calling thread's
  * buffer, or NULL when the call must record nothing (error or drop counted). */
-static inline ms__tbuf *enter(ms_tracker *t, const void *ptr)
+static inline ms__tbuf *enter(ms_tracker *t, uintptr_t ptr)
 {
     if (ms_unlikely(!t)) {
         ms__fail_fast(MS_ENULLTRACKER);
@@ -157,35 +157,37 @@ static inline ms__tbuf *enter(ms_tracker *t, const void *ptr)
 
 void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *site)
 {
-    ms__tbuf *b = enter(t, ptr);
+    uintptr_t a = (uintptr_t)ptr; // an address only: never read through
+    ms__tbuf *b = enter(t, a);
     if (!b)
         return;
     if (skip_by_sampling(t, b))
         return;
-    track_record(t->store, b, ptr, size, site);
+    track_record(t->store, b, a, size, site);
 }
 
 void ms_untrack(ms_tracker *t, const void *ptr)
 {
-    ms__tbuf *b = enter(t, ptr);
+    uintptr_t a = (uintptr_t)ptr;
+    ms__tbuf *b = enter(t, a);
     if (b)
-        ms__store_push(t->store, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)ptr, 0, 0, 0, NULL);
+        ms__store_push(t->store, b, b->slot, MS_EVENT_DEALLOCATE, a, 0, 0, 0, NULL);
 }
 
 void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, size_t new_size)
 {
-    ms__tbuf *b = enter(t, new_ptr);
+    uintptr_t old = (uintptr_t)old_ptr, a = (uintptr_t)new_ptr;
+    ms__tbuf *b = enter(t, a);
     if (!b)
         return;
-    if (!old_ptr && skip_by_sampling(t, b)) // realloc(NULL, n) allocates: sample it
+    if (!old && skip_by_sampling(t, b)) // realloc(NULL, n) allocates: sample it
         return;
-    int rc = resolve_size(new_ptr, &new_size);
+    int rc = resolve_size(a, &new_size);
     if (ms_unlikely(rc != 0)) {
         count_error(b, rc);
         return;
     }
-    ms__store_push(t->store, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)new_ptr,
-                   (uintptr_t)old_ptr, new_size, 0, NULL);
+    ms__store_push(t->store, b, b->slot, MS_EVENT_REALLOCATE, a, old, new_size, 0, NULL);
 }
 
 void *ms_realloc(ms_tracker *t, void *ptr, size_t size)
