@@ -2,12 +2,10 @@
  * itself uses it as its clocksource (x86-64), else CLOCK_MONOTONIC nanoseconds.
  * Reading ticks is no system call. Depends on nothing.
  *
- * Ordering: ms__ticks() may execute before earlier loads complete, so it is
- * used where an early reading is harmless (recording an allocation: the block
- * is published to other threads only after). ms__ticks_ordered() waits for all
- * earlier loads first (lfence), so a free recorded on thread B after B loaded
- * the pointer that thread A published always gets a later tick than A's
- * allocation. See docs/design.md. */
+ * Ordering: ms__ticks() may execute before earlier loads complete. Allocations
+ * and frees use it (a free read too early is put back in order by the fold's
+ * held frees). ms__ticks_ordered() waits for all earlier loads first (lfence):
+ * reallocations and the fold's watermark use it. See docs/design.md. */
 #ifndef MS_COMMON_CLOCK_H
 #define MS_COMMON_CLOCK_H
 
