@@ -142,8 +142,7 @@ ms_memory_snapshot *ms_snapshot_build_from_events(const ms_memory_event *ev, siz
                                       ? ev[i + 16].old_ptr
                                       : ev[i + 16].ptr);
         uint32_t slot = ms__tids_intern(tids, e->thread_id);
-        if (slot == MS__TIDS_FULL || (unsigned)e->type > MS_EVENT_REALLOCATE ||
-            e->size >= MS__SIZE_LIMIT || e->old_size >= MS__SIZE_LIMIT) {
+        if (!ms__event_fits(e) || slot == MS__TIDS_FULL) {
             skipped++;
             continue;
         }

@@ -4,6 +4,7 @@
 #define MS_STORE_REC_H
 
 #include <memscope.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define MS__SIZE_BITS 48
@@ -25,6 +26,14 @@ static inline uint64_t ms__rec_size(const ms__rec *r) { return r->size_w & MS__S
 static inline uint64_t ms__rec_old_size(const ms__rec *r) { return r->old_w & MS__SIZE_MASK; }
 static inline unsigned ms__rec_slot(const ms__rec *r) { return (unsigned)(r->size_w >> 48); }
 static inline unsigned ms__rec_type(const ms__rec *r) { return (unsigned)(r->old_w >> 48) & 3u; }
+
+/* Can this public event be stored as a record? (A known type, sizes that fit
+ * 48 bits, a thread id that is not the reserved UINT64_MAX.) */
+static inline bool ms__event_fits(const ms_memory_event *e)
+{
+    return (unsigned)e->type <= MS_EVENT_REALLOCATE && e->size < MS__SIZE_LIMIT &&
+           e->old_size < MS__SIZE_LIMIT && e->thread_id != UINT64_MAX;
+}
 
 static inline void ms__rec_set(ms__rec *r, uint64_t tick, unsigned type, unsigned slot,
                                uintptr_t ptr, uintptr_t old_ptr, uint64_t size, uint64_t old_size,

@@ -821,8 +821,7 @@ void ms_event_store_record(ms_event_store *s, ms_memory_event e)
         ms__fail_fast(MS_EINVAL);
         return;
     }
-    if ((unsigned)e.type > MS_EVENT_REALLOCATE || e.size >= MS__SIZE_LIMIT ||
-        e.old_size >= MS__SIZE_LIMIT || e.thread_id == UINT64_MAX) {
+    if (!ms__event_fits(&e)) {
         ms__fail_fast(e.size >= MS__SIZE_LIMIT || e.old_size >= MS__SIZE_LIMIT ? MS_ERANGE
                                                                                : MS_EINVAL);
         return;
