@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <dirent.h>
 #include <malloc.h>
 #include <math.h>
@@ -22,34 +24,6 @@
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* A fresh empty directory under $TMPDIR (or /tmp); path in buf. */
-static void make_temp_dir(char *buf, size_t size)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(buf, size, "%s/memscope-test-errors-XXXXXX", base && *base ? base : "/tmp");
-    assert_non_null(mkdtemp(buf));
-}
-
-/* @return the number of entries in dir other than . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
 
 static void remove_file_in(const char *dir, const char *name)
 {

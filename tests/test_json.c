@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <ftw.h>
@@ -34,19 +36,6 @@ struct node {
 
 static uint64_t current_tid(void) { return (uint64_t)syscall(SYS_gettid); }
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static void make_temp_dir(char *buf, size_t size)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(buf, size, "%s/memscope-test-json-XXXXXX", base && *base ? base : "/tmp");
-    assert_non_null(mkdtemp(buf));
-}
-
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -56,19 +45,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* @return the parsed file (cJSON_Delete it); fails the test if it is not JSON. */
 static cJSON *parse_file(const char *path)
