@@ -2,6 +2,7 @@
  * global tracker and auto-export. Wires store, snapshot, analyze and export. */
 #include "tracker/tracker.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,7 +3,6 @@
 #define MS_TRACKER_TRACKER_H
 
 #include <memscope.h>
-#include <pthread.h>
 
 #include "analyze/analyze.h"
 #include "store/store.h"
