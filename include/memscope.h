@@ -184,7 +184,28 @@ typedef struct ms_system_snapshot {
     uint64_t network_rx_bps, network_tx_bps;
     double gpu_usage_percent;
     uint64_t gpu_memory_used, gpu_memory_total; /* 0 where no GPU is found */
+    /* appended fields; docs/system-metrics.md says what each one measures */
+    uint64_t interval_ns;       /* the window the rates cover; 0: the baseline sample */
+    double machine_cpu_percent; /* all CPUs busy, % of the whole machine (0..100) */
+    uint64_t machine_memory_used, machine_memory_total;     /* MemTotal - MemAvailable, MemTotal */
+    uint64_t machine_disk_read_bps, machine_disk_write_bps; /* all physical disks */
+    uint64_t loopback_rx_bps, loopback_tx_bps;              /* the "lo" interface */
+    uint32_t cpu_count; /* online CPUs: cpu_usage_percent is at most 100 x this */
+    uint32_t gpu_count; /* NVML devices read */
+    uint32_t missing;   /* MS_METRIC_* bits that could not be read: their fields are 0 */
+    bool gpu_available; /* NVML was loaded and answered; else the gpu_ fields are 0 */
 } ms_system_snapshot;
+
+/* Bits of ms_system_snapshot.missing: a source the monitor could not read. */
+enum ms_metric {
+    MS_METRIC_PROCESS_CPU = 1u << 0,    /* CLOCK_PROCESS_CPUTIME_ID: cpu_usage_percent */
+    MS_METRIC_PROCESS_STAT = 1u << 1,   /* /proc/self/stat: memory_usage_bytes, thread_count */
+    MS_METRIC_PROCESS_IO = 1u << 2,     /* /proc/self/io: disk_read_bps, disk_write_bps */
+    MS_METRIC_MACHINE_CPU = 1u << 3,    /* /proc/stat: machine_cpu_percent, cpu_count */
+    MS_METRIC_MACHINE_MEMORY = 1u << 4, /* /proc/meminfo: machine_memory_*, memory_usage_percent */
+    MS_METRIC_MACHINE_DISK = 1u << 5,   /* /proc/diskstats: machine_disk_*_bps */
+    MS_METRIC_NETWORK = 1u << 6         /* /proc/net/dev: network_*_bps, loopback_*_bps */
+};
 
 typedef struct ms_analysis_report {
     size_t total_allocations, total_deallocations, active_allocations;
@@ -202,6 +223,7 @@ typedef struct ms_analysis_report {
     bool is_estimate;    /* counts and bytes above are scaled by 1/sample_rate */
     double duration_sec; /* since the tracker was created */
     size_t thread_count;
+    uint64_t system_snapshots_overwritten; /* oldest samples lost to the history bound */
 } ms_analysis_report;
 
 /* ---------------------------------------------------------------- tracker */
@@ -239,8 +261,38 @@ MS_API ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path);
  *  Call before recording. @return t. */
 MS_API ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes);
 
-/** Write the auto-export (if set) and release the tracker. Threads must have
- *  stopped using it. Accepts NULL. Does nothing for ms_tracker_global(). */
+/** The system monitor's defaults: a sample every 100 ms, the last 6000
+ *  samples (10 minutes at 100 ms) kept for reports. */
+#define MS_MONITOR_DEFAULT_INTERVAL_MS 100u
+#define MS_MONITOR_DEFAULT_HISTORY 6000u
+
+/** Start sampling this process and the machine (CPU, memory, threads, disk,
+ *  network, GPU) in the background, every interval (default 100 ms). One
+ *  thread, "memscope-mon", samples for every monitoring tracker of the
+ *  process; it runs while at least one tracker monitors. A baseline is read
+ *  at once, so ms_current_system_snapshot() answers from this call on. In a
+ *  child after fork() monitoring is off until this is called again.
+ *  Failure (no thread could be started) sets ms_last_error(). @return t. */
+MS_API ms_tracker *ms_tracker_with_system_monitoring(ms_tracker *t);
+
+/** Sample every `interval_ms` milliseconds (1 .. 3600000, else MS_ERANGE).
+ *  Before or while monitoring; a running monitor switches at its next sample.
+ *  @return t. */
+MS_API ms_tracker *ms_tracker_with_monitor_interval(ms_tracker *t, unsigned interval_ms);
+
+/** Keep the last `samples` samples for reports (default 6000; 1 .. 2^24, else
+ *  MS_ERANGE). Older ones are overwritten and counted in the report's
+ *  system_snapshots_overwritten. Shrinking keeps the newest. @return t. */
+MS_API ms_tracker *ms_tracker_with_monitor_history(ms_tracker *t, size_t samples);
+
+/** Stop the monitor for this tracker (its samples stay for reports). Returns
+ *  once the tracker is no longer sampled; the thread ends with the last
+ *  monitoring tracker. ms_tracker_free() does this. Accepts NULL. */
+MS_API void ms_tracker_stop_system_monitoring(ms_tracker *t);
+
+/** Stop its system monitor, write the auto-export (if set) and release the
+ *  tracker. Threads must have stopped using it. Accepts NULL. Does nothing for ms_tracker_global().
+ */
 MS_API void ms_tracker_free(ms_tracker *t);
 
 /** Pass as `size` to ms_track_as to ask the allocator for the block's size. */
@@ -294,8 +346,10 @@ MS_API ms_memory_stats ms_tracker_stats(ms_tracker *t);
  *  *count receives their number. NULL with *count 0 when there are none. */
 MS_API MS_NODISCARD ms_memory_event *ms_tracker_events(ms_tracker *t, size_t *count);
 
-/** @return the latest system sample; all zeros (timestamp 0) until the
- *  system monitor samples for this tracker. */
+/** @return the latest system sample of this tracker's monitor: the baseline
+ *  (interval_ns 0, rates 0) until the first interval has passed; all zeros
+ *  (timestamp 0) if monitoring never started. Never blocks, never torn:
+ *  tens of nanoseconds, safe from any thread. */
 MS_API ms_system_snapshot ms_current_system_snapshot(ms_tracker *t);
 
 /* ------------------------------------------------------ events and stores */

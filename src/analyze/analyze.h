@@ -11,8 +11,9 @@ typedef struct ms__analyze_opts {
     double sample_rate;   /* 1.0: figures are exact */
     uint64_t duration_ns; /* since the tracker started */
     uint64_t evicted_events;
-    const ms_system_snapshot *system;
+    const ms_system_snapshot *system; /* copied into the report */
     size_t system_count;
+    uint64_t system_overwritten;
 } ms__analyze_opts;
 
 ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__analyze_opts *o);

@@ -274,7 +274,9 @@ void ms_tracker_free(ms_tracker *t)
 {
     if (!t || t->is_global)
         return;
+    ms__mon_stop(&t->mon); // no more samples: the export has them all
     ms__tracker_auto_export(t);
+    ms__mon_release(&t->mon);
     ms__store_free(t->store);
     ms__pages_free(t, sizeof *t);
 }
@@ -339,6 +341,42 @@ ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path)
     return t;
 }
 
+ms_tracker *ms_tracker_with_system_monitoring(ms_tracker *t)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_system_monitoring: tracker is NULL");
+        return NULL;
+    }
+    ms__mon_start(&t->mon);
+    return t;
+}
+
+ms_tracker *ms_tracker_with_monitor_interval(ms_tracker *t, unsigned interval_ms)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_monitor_interval: tracker is NULL");
+        return NULL;
+    }
+    ms__mon_set_interval(&t->mon, interval_ms);
+    return t;
+}
+
+ms_tracker *ms_tracker_with_monitor_history(ms_tracker *t, size_t samples)
+{
+    if (!t) {
+        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_monitor_history: tracker is NULL");
+        return NULL;
+    }
+    ms__mon_set_history(&t->mon, samples);
+    return t;
+}
+
+void ms_tracker_stop_system_monitoring(ms_tracker *t)
+{
+    if (t)
+        ms__mon_stop(&t->mon);
+}
+
 ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes)
 {
     if (!t) {
@@ -393,10 +431,11 @@ ms_event_store *ms_tracker_event_store(ms_tracker *t)
 
 ms_system_snapshot ms_current_system_snapshot(ms_tracker *t)
 {
-    if (!t)
+    if (!t) {
         ms__fail(MS_ENULLTRACKER, "ms_current_system_snapshot: tracker is NULL");
-    // No system monitor samples yet (docs/json-format.md, system_snapshots).
-    return (ms_system_snapshot){0};
+        return (ms_system_snapshot){0};
+    }
+    return ms__mon_current(&t->mon);
 }
 
 ms_analysis_report *ms_analyze(ms_tracker *t)
@@ -411,10 +450,18 @@ ms_analysis_report *ms_analyze(ms_tracker *t)
 ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep,
                                         ms_memory_stats *stats)
 {
+    // The system samples first: the monitor's lock is never held with the store's.
+    ms_system_snapshot *sys;
+    size_t nsys;
+    uint64_t overwritten;
+    if (ms__mon_samples(&t->mon, &sys, &nsys, &overwritten) < 0)
+        return NULL;
     ms_memory_stats st;
     ms_memory_snapshot *snap = ms__snapshot_of_store(t->store, &st);
-    if (!snap)
+    if (!snap) {
+        ms__free(sys);
         return NULL;
+    }
     if (stats)
         *stats = st;
     ms_sampling_config cfg = ms__tracker_sampling(t);
@@ -422,8 +469,12 @@ ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep
         .sample_rate = cfg.sample_rate,
         .duration_ns = ms__mono_ns() - t->start_mono_ns,
         .evicted_events = st.evicted_events,
+        .system = sys,
+        .system_count = nsys,
+        .system_overwritten = overwritten,
     };
     ms_analysis_report *r = ms__analyze_snapshot(snap, &o);
+    ms__free(sys);
     if (keep && r)
         *keep = snap;
     else

@@ -5,6 +5,7 @@
 #include <memscope.h>
 
 #include "analyze/analyze.h"
+#include "monitor/monitor.h"
 #include "store/store.h"
 
 struct ms_tracker {
@@ -19,6 +20,7 @@ struct ms_tracker {
     _Atomic(char *) auto_export; /* taken with an exchange when written */
     uint64_t start_ns, start_mono_ns;
     bool is_global;
+    ms__mon mon; /* the system monitor's samples for this tracker */
 };
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t);

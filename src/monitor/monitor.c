@@ -1,0 +1,422 @@
+/* monitor.c — the sampler thread, the per-tracker latch and ring. One lock
+ * (M.lock) guards the list of monitoring trackers, their rings and their
+ * configuration; the latest sample is read without it. fork(): the child
+ * has no sampler and its trackers are no longer monitoring. */
+#include "monitor/monitor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/pages.h"
+#include "monitor/nvml.h"
+
+/* Trackers due within this much of a reading share it. */
+#define SLACK_NS 1000000u
+#define SAMPLER_STACK (256u * 1024u)
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; the sampler sleeps on it */
+    ms__mon *list;       /* monitoring trackers */
+    uint64_t gen;        /* the running sampler's generation; bumped to end it */
+    bool running;        /* a sampler of generation `gen` exists */
+    pthread_t thread;
+    _Atomic uint64_t self_cpu_ns, readings;
+} M = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* ------------------------------------------------------------ GPU */
+
+static pthread_once_t nvml_once = PTHREAD_ONCE_INIT;
+static ms__nvml nvml;
+static _Atomic bool nvml_ready;
+static const char *nvml_path; /* NULL: MS__NVML_LIBRARY */
+static char nvml_why[256];
+
+static void nvml_load(void)
+{
+    if (ms__nvml_open(&nvml, nvml_path, nvml_why, sizeof nvml_why))
+        ms_atomic_store_release(&nvml_ready, true);
+}
+
+void ms__mon_set_nvml_library(const char *path) { nvml_path = path; }
+
+const char *ms__mon_gpu_status(void) { return ms_atomic_load_acquire(&nvml_ready) ? "" : nvml_why; }
+
+/* NVML is loaded once per process, by the first sampler thread (loading can
+ * take a while on a machine with GPUs), and never unloaded. */
+static void read_gpu(ms__sys_raw *r, bool load)
+{
+    if (load)
+        pthread_once(&nvml_once, nvml_load);
+    if (ms_atomic_load_acquire(&nvml_ready))
+        ms__nvml_read(&nvml, r);
+    else
+        r->gpu_ok = false;
+}
+
+/* ------------------------------------------------------------ fork */
+
+static void init_cond(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&M.cond, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void before_fork(void) { pthread_mutex_lock(&M.lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&M.lock); }
+
+/* Only the forking thread lives on in the child: no sampler. Its trackers
+ * keep their samples and stop monitoring; ms_tracker_with_system_monitoring
+ * starts a new sampler there. */
+static void after_fork_child(void)
+{
+    for (ms__mon *m = M.list, *next; m; m = next) {
+        next = m->next;
+        m->active = false;
+        m->next = NULL;
+    }
+    M.list = NULL;
+    M.running = false;
+    M.gen++;
+    init_cond(); // the parent's sampler may have been waiting on it
+    ms_atomic_store_relaxed(&M.self_cpu_ns, 0);
+    ms_atomic_store_relaxed(&M.readings, 0);
+    pthread_mutex_unlock(&M.lock);
+}
+
+static void monitor_init(void)
+{
+    init_cond();
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* ------------------------------------------------------------ latch */
+
+void ms__mon_publish(ms__mon *m, const ms_system_snapshot *s)
+{
+    uint64_t w[MS__SNAP_WORDS] = {0};
+    memcpy(w, s, sizeof *s);
+    uint64_t seq = ms_atomic_load_relaxed(&m->seq);
+    for (int k = 0; k < 2; k++) {
+        // seq odd: readers use copy[1] while copy[0] changes; then even.
+        ms_atomic_store_release(&m->seq, ++seq);
+        atomic_thread_fence(memory_order_release);
+        for (size_t i = 0; i < MS__SNAP_WORDS; i++)
+            ms_atomic_store_relaxed(&m->copy[k][i], w[i]);
+    }
+}
+
+ms_system_snapshot ms__mon_current(ms__mon *m)
+{
+    uint64_t w[MS__SNAP_WORDS];
+    uint64_t seq;
+    do {
+        seq = ms_atomic_load_acquire(&m->seq);
+        const _Atomic uint64_t *c = m->copy[seq & 1];
+        for (size_t i = 0; i < MS__SNAP_WORDS; i++)
+            w[i] = ms_atomic_load_relaxed(&c[i]);
+        atomic_thread_fence(memory_order_acquire);
+    } while (ms_atomic_load_relaxed(&m->seq) != seq);
+    ms_system_snapshot s;
+    memcpy(&s, w, sizeof s);
+    return s;
+}
+
+/* ------------------------------------------------------------ ring */
+
+static size_t history_of(const ms__mon *m)
+{
+    return m->history ? m->history : MS_MONITOR_DEFAULT_HISTORY;
+}
+
+static uint64_t interval_ns(const ms__mon *m)
+{
+    return (uint64_t)(m->interval_ms ? m->interval_ms : MS_MONITOR_DEFAULT_INTERVAL_MS) * 1000000u;
+}
+
+/* Pre: M.lock. */
+static void ring_push(ms__mon *m, const ms_system_snapshot *s)
+{
+    if (!m->ring)
+        return;
+    if (m->ring_count == m->ring_cap) { // full: the oldest goes
+        m->ring_first = (m->ring_first + 1) % m->ring_cap;
+        m->ring_count--;
+        m->overwritten++;
+    }
+    m->ring[(m->ring_first + m->ring_count) % m->ring_cap] = *s;
+    m->ring_count++;
+}
+
+/* Copy the newest min(count, n) samples, oldest first. Pre: M.lock. */
+static size_t ring_copy(const ms__mon *m, ms_system_snapshot *out, size_t n)
+{
+    size_t k = m->ring_count < n ? m->ring_count : n;
+    size_t skip = m->ring_count - k;
+    for (size_t i = 0; i < k; i++)
+        out[i] = m->ring[(m->ring_first + skip + i) % m->ring_cap];
+    return k;
+}
+
+/* Give m a ring of `cap` slots keeping its newest samples. Pre: M.lock. */
+static int ring_resize(ms__mon *m, size_t cap)
+{
+    ms_system_snapshot *ring = ms__pages_alloc(cap * sizeof *ring);
+    if (!ring)
+        return ms__fail(MS_ENOMEM, "cannot allocate %zu system samples", cap);
+    size_t kept = m->ring ? ring_copy(m, ring, cap) : 0;
+    if (m->ring) {
+        m->overwritten += m->ring_count - kept;
+        ms__pages_free(m->ring, m->ring_cap * sizeof *m->ring);
+    }
+    m->ring = ring;
+    m->ring_cap = cap;
+    m->ring_first = 0;
+    m->ring_count = kept;
+    return 0;
+}
+
+/* ------------------------------------------------------------ sampler */
+
+/* A new sample for m from `cur`. Pre: M.lock. */
+static void deliver(ms__mon *m, const ms__sys_raw *cur)
+{
+    ms_system_snapshot s;
+    ms__sys_rates(&m->prev, cur, &s);
+    ms__mon_publish(m, &s);
+    ring_push(m, &s);
+    m->prev = *cur;
+    uint64_t iv = interval_ns(m);
+    m->next_due += iv; // keep the cadence...
+    if (m->next_due <= cur->mono_ns)
+        m->next_due = cur->mono_ns + iv; // ...unless the sampler fell behind
+}
+
+static void wait_until(uint64_t due_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(due_ns / 1000000000u),
+                          .tv_nsec = (long)(due_ns % 1000000000u)};
+    pthread_cond_timedwait(&M.cond, &M.lock, &ts);
+}
+
+static void *sampler_main(void *arg)
+{
+    uint64_t gen = (uint64_t)(uintptr_t)arg;
+    ms__sys_reader rd;
+    ms__sys_reader_init(&rd);
+    bool gpu_loaded = false;
+    pthread_mutex_lock(&M.lock);
+    while (M.gen == gen) {
+        uint64_t now = ms__mono_ns(), due = UINT64_MAX;
+        for (ms__mon *m = M.list; m; m = m->next)
+            if (m->next_due < due)
+                due = m->next_due;
+        if (due > now + SLACK_NS) {
+            if (due == UINT64_MAX)
+                pthread_cond_wait(&M.cond, &M.lock);
+            else
+                wait_until(due);
+            continue; // woken early, or the list changed: look again
+        }
+        pthread_mutex_unlock(&M.lock);
+        // Read without the lock: queries and fork need not wait for /proc.
+        ms__sys_raw cur;
+        ms__sys_read(&rd, &cur);
+        read_gpu(&cur, !gpu_loaded);
+        gpu_loaded = true;
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        pthread_mutex_lock(&M.lock);
+        if (M.gen != gen)
+            break;
+        ms_atomic_store_relaxed(&M.self_cpu_ns,
+                                (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+        ms_atomic_add_relaxed(&M.readings, 1);
+        for (ms__mon *m = M.list; m; m = m->next)
+            // A tracker that joined after this reading keeps its own baseline.
+            if (m->next_due <= cur.mono_ns + SLACK_NS && m->prev.mono_ns < cur.mono_ns)
+                deliver(m, &cur);
+    }
+    pthread_mutex_unlock(&M.lock);
+    return NULL;
+}
+
+/* Start a sampler thread of generation M.gen. Pre: M.lock. */
+static int start_thread(void)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SAMPLER_STACK);
+    // The sampler takes none of the program's signals.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    ms_atomic_store_relaxed(&M.self_cpu_ns, 0);
+    ms_atomic_store_relaxed(&M.readings, 0);
+    int rc = pthread_create(&M.thread, &attr, sampler_main, (void *)(uintptr_t)M.gen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return ms__fail(MS_ENOMEM, "cannot start the system monitor thread: %s", strerror(rc));
+    pthread_setname_np(M.thread, "memscope-mon"); // named before anyone looks
+    M.running = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------ trackers */
+
+/* End the sampler if no tracker is left. Pre: M.lock. @return true when the
+ * caller must join *thread once it has released the lock. */
+static bool end_if_idle(pthread_t *thread)
+{
+    if (M.list || !M.running)
+        return false;
+    M.gen++;
+    M.running = false;
+    *thread = M.thread;
+    pthread_cond_broadcast(&M.cond);
+    return true;
+}
+
+int ms__mon_start(ms__mon *m)
+{
+    pthread_once(&init_once, monitor_init);
+    // The thread first, so that the baseline counts it like every sample.
+    pthread_mutex_lock(&M.lock);
+    int rc = m->active || M.running ? 0 : start_thread();
+    bool done = m->active || rc < 0;
+    pthread_mutex_unlock(&M.lock);
+    if (done)
+        return rc;
+    // The baseline, read by the caller so that the first window starts now.
+    ms__sys_reader rd;
+    ms__sys_reader_init(&rd);
+    ms__sys_raw base;
+    ms__sys_read(&rd, &base);
+    read_gpu(&base, false);
+
+    pthread_t idle;
+    bool join = false;
+    pthread_mutex_lock(&M.lock);
+    if (m->active) // another thread started it meanwhile
+        goto out;
+    if (!m->ring && (rc = ring_resize(m, history_of(m))) < 0)
+        goto out;
+    if (!M.running && (rc = start_thread()) < 0) // a stop ended it meanwhile
+        goto out;
+    ms_system_snapshot s;
+    ms__sys_rates(NULL, &base, &s);
+    ms__mon_publish(m, &s);
+    m->prev = base;
+    m->next_due = base.mono_ns + interval_ns(m);
+    m->next = M.list;
+    M.list = m;
+    m->active = true;
+    pthread_cond_broadcast(&M.cond);
+out:
+    join = end_if_idle(&idle); // after a failure, no sampler for nobody
+    pthread_mutex_unlock(&M.lock);
+    if (join)
+        pthread_join(idle, NULL);
+    return rc;
+}
+
+void ms__mon_stop(ms__mon *m)
+{
+    pthread_once(&init_once, monitor_init);
+    pthread_mutex_lock(&M.lock);
+    if (!m->active) {
+        pthread_mutex_unlock(&M.lock);
+        return;
+    }
+    for (ms__mon **p = &M.list; *p; p = &(*p)->next)
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    m->next = NULL;
+    m->active = false;
+    pthread_t idle;
+    bool join = end_if_idle(&idle); // the last one ends the sampler
+    pthread_mutex_unlock(&M.lock);
+    if (join)
+        pthread_join(idle, NULL);
+}
+
+void ms__mon_release(ms__mon *m)
+{
+    if (m->ring)
+        ms__pages_free(m->ring, m->ring_cap * sizeof *m->ring);
+    m->ring = NULL;
+    m->ring_cap = m->ring_first = m->ring_count = 0;
+}
+
+int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
+{
+    if (interval_ms == 0 || interval_ms > MS__MON_MAX_INTERVAL_MS)
+        return ms__fail(MS_ERANGE, "monitor interval %u ms is outside 1 .. %u", interval_ms,
+                        MS__MON_MAX_INTERVAL_MS);
+    pthread_once(&init_once, monitor_init);
+    pthread_mutex_lock(&M.lock);
+    m->interval_ms = interval_ms;
+    if (m->active) { // the next sample comes one new interval after the last
+        m->next_due = m->prev.mono_ns + interval_ns(m);
+        pthread_cond_broadcast(&M.cond);
+    }
+    pthread_mutex_unlock(&M.lock);
+    return 0;
+}
+
+int ms__mon_set_history(ms__mon *m, size_t samples)
+{
+    if (samples == 0 || samples > MS__MON_MAX_HISTORY)
+        return ms__fail(MS_ERANGE, "monitor history of %zu samples is outside 1 .. %zu", samples,
+                        MS__MON_MAX_HISTORY);
+    pthread_once(&init_once, monitor_init);
+    pthread_mutex_lock(&M.lock);
+    int rc = 0;
+    if (m->ring && samples != m->ring_cap)
+        rc = ring_resize(m, samples);
+    if (rc == 0)
+        m->history = samples;
+    pthread_mutex_unlock(&M.lock);
+    return rc;
+}
+
+int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_t *overwritten)
+{
+    *out = NULL;
+    *count = 0;
+    *overwritten = 0;
+    pthread_once(&init_once, monitor_init);
+    pthread_mutex_lock(&M.lock);
+    int rc = 0;
+    if (m->ring_count > 0) {
+        *out = ms__malloc(m->ring_count * sizeof **out);
+        if (*out)
+            *count = ring_copy(m, *out, m->ring_count);
+        else
+            rc = ms__fail(MS_ENOMEM, "cannot copy %zu system samples", m->ring_count);
+    }
+    *overwritten = m->overwritten;
+    pthread_mutex_unlock(&M.lock);
+    return rc;
+}
+
+void ms__mon_self_cost(uint64_t *cpu_ns, uint64_t *readings)
+{
+    *cpu_ns = ms_atomic_load_relaxed(&M.self_cpu_ns);
+    *readings = ms_atomic_load_relaxed(&M.readings);
+}

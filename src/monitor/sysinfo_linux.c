@@ -1,0 +1,426 @@
+/* sysinfo_linux.c — the one place that reads /proc for the system monitor:
+ * which files, what their fields mean, how they are parsed. Everything is
+ * parsed from a stack buffer, a chunk at a time; nothing is allocated.
+ * proc(5) documents every format read here. */
+#include "monitor/sysinfo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+
+/* ------------------------------------------------------------ line reader */
+
+void ms__lines_fd(ms__lines *l, int fd)
+{
+    l->fd = fd;
+    l->str = NULL;
+    l->len = l->pos = 0;
+    l->eof = l->skip = false;
+}
+
+void ms__lines_str(ms__lines *l, const char *text)
+{
+    ms__lines_fd(l, -1);
+    l->str = text;
+}
+
+/* Append more input after the unread part (moved to the front). */
+static void fill(ms__lines *l)
+{
+    if (l->pos > 0) {
+        memmove(l->buf, l->buf + l->pos, l->len - l->pos);
+        l->len -= l->pos;
+        l->pos = 0;
+    }
+    size_t room = sizeof l->buf - 1 - l->len;
+    if (l->fd < 0) {
+        size_t n = strnlen(l->str, room);
+        memcpy(l->buf + l->len, l->str, n);
+        l->str += n;
+        l->len += n;
+        l->eof = *l->str == '\0';
+        return;
+    }
+    while (room > 0) {
+        ssize_t n = read(l->fd, l->buf + l->len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            l->eof = true;
+            return;
+        }
+        l->len += (size_t)n;
+        return;
+    }
+}
+
+char *ms__lines_next(ms__lines *l)
+{
+    for (;;) {
+        char *start = l->buf + l->pos;
+        size_t avail = l->len - l->pos;
+        char *nl = memchr(start, '\n', avail);
+        if (l->skip) { // the rest of a line that was cut
+            if (nl) {
+                l->pos = (size_t)(nl + 1 - l->buf);
+                l->skip = false;
+                continue;
+            }
+            l->pos = l->len;
+            if (l->eof)
+                return NULL;
+        } else if (nl) {
+            *nl = '\0';
+            l->pos = (size_t)(nl + 1 - l->buf);
+            return start;
+        } else if (l->eof || (l->pos == 0 && l->len == sizeof l->buf - 1)) {
+            if (avail == 0)
+                return NULL;
+            // The last line has no '\n', or fills the buffer: cut it there.
+            l->buf[l->len] = '\0';
+            l->pos = l->len;
+            l->skip = !l->eof;
+            return start;
+        }
+        fill(l);
+    }
+}
+
+/* ------------------------------------------------------------ parsers */
+
+static const char *skip_blanks(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* An unsigned decimal after blanks, saturating at UINT64_MAX. */
+static bool next_u64(const char **p, uint64_t *v)
+{
+    const char *s = skip_blanks(*p);
+    if (*s < '0' || *s > '9')
+        return false;
+    uint64_t x = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint64_t d = (uint64_t)(*s - '0');
+        x = x > (UINT64_MAX - d) / 10 ? UINT64_MAX : x * 10 + d;
+    }
+    *p = s;
+    *v = x;
+    return true;
+}
+
+/* Skip one blank-separated field. @return false if there is none. */
+static bool skip_field(const char **p)
+{
+    const char *s = skip_blanks(*p);
+    if (!*s)
+        return false;
+    while (*s && *s != ' ' && *s != '\t')
+        s++;
+    *p = s;
+    return true;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+bool ms__parse_self_stat(ms__lines *l, ms__sys_raw *r, uint64_t page_size)
+{
+    // "pid (comm) state ppid ...": comm may hold blanks, ')' and even '\n',
+    // so the fields are counted from the last ')' of the file.
+    bool found = false;
+    for (char *line; (line = ms__lines_next(l));) {
+        const char *p = strrchr(line, ')');
+        if (!p)
+            continue;
+        p++;
+        uint64_t threads = 0, rss = 0;
+        int field = 3; // the state, right after ')'
+        bool ok = false;
+        for (; field <= 24; field++) {
+            if (field == 20 || field == 24) {
+                if (!next_u64(&p, field == 20 ? &threads : &rss))
+                    break;
+                ok = field == 24;
+            } else if (!skip_field(&p)) {
+                break;
+            }
+        }
+        if (ok) {
+            r->threads = threads > UINT32_MAX ? UINT32_MAX : (uint32_t)threads;
+            r->rss_bytes = sat_mul(rss, page_size);
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* @return the value of "key: N" lines, with `key` including the ':'. */
+static bool keyed_u64(const char *line, const char *key, uint64_t *v)
+{
+    size_t n = strlen(key);
+    if (strncmp(line, key, n) != 0)
+        return false;
+    const char *p = line + n;
+    return next_u64(&p, v);
+}
+
+bool ms__parse_self_io(ms__lines *l, ms__sys_raw *r)
+{
+    unsigned seen = 0;
+    for (char *line; (line = ms__lines_next(l));) {
+        if (keyed_u64(line, "read_bytes:", &r->io_read))
+            seen |= 1;
+        else if (keyed_u64(line, "write_bytes:", &r->io_write))
+            seen |= 2;
+    }
+    return seen == 3;
+}
+
+bool ms__parse_stat(ms__lines *l, ms__sys_raw *r)
+{
+    bool total = false;
+    uint32_t cpus = 0;
+    for (char *line; (line = ms__lines_next(l));) {
+        if (strncmp(line, "cpu", 3) != 0) {
+            if (total)
+                break; // the cpu lines come first; the rest (intr...) is not needed
+            continue;
+        }
+        if (line[3] >= '0' && line[3] <= '9') {
+            cpus++;
+            continue;
+        }
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+        // (guest time is already inside user and nice).
+        const char *p = line + 3;
+        uint64_t v[8] = {0};
+        int n = 0;
+        while (n < 8 && next_u64(&p, &v[n]))
+            n++;
+        if (n < 4)
+            return false;
+        uint64_t busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+        r->cpu_busy = busy;
+        r->cpu_total = busy + v[3] + v[4];
+        total = true;
+    }
+    r->cpu_count = cpus;
+    return total && cpus > 0;
+}
+
+bool ms__parse_meminfo(ms__lines *l, ms__sys_raw *r)
+{
+    uint64_t total = 0, avail = 0, free_kb = 0, buffers = 0, cached = 0;
+    unsigned seen = 0;
+    for (char *line; (line = ms__lines_next(l));) {
+        if (keyed_u64(line, "MemTotal:", &total))
+            seen |= 1;
+        else if (keyed_u64(line, "MemAvailable:", &avail))
+            seen |= 2;
+        else if (keyed_u64(line, "MemFree:", &free_kb))
+            seen |= 4;
+        else if (keyed_u64(line, "Buffers:", &buffers))
+            seen |= 8;
+        else if (keyed_u64(line, "Cached:", &cached))
+            seen |= 16;
+    }
+    if (!(seen & 1))
+        return false;
+    if (!(seen & 2)) { // before Linux 3.14: an estimate from the older fields
+        if ((seen & 28) != 28)
+            return false;
+        avail = sat_add(sat_add(free_kb, buffers), cached);
+    }
+    r->mem_total = sat_mul(total, 1024);
+    r->mem_avail = sat_mul(avail < total ? avail : total, 1024);
+    return true;
+}
+
+bool ms__parse_diskstats(ms__lines *l, ms__sys_raw *r,
+                         bool (*is_physical)(const char *name, void *ctx), void *ctx)
+{
+    // "major minor name reads merged sectors_read ms writes merged sectors_written ..."
+    // Sectors are 512 bytes whatever the device's own sector size.
+    uint64_t rd = 0, wr = 0;
+    bool any = false;
+    for (char *line; (line = ms__lines_next(l));) {
+        const char *p = line;
+        uint64_t v[10];
+        if (!next_u64(&p, &v[0]) || !next_u64(&p, &v[1]))
+            continue;
+        const char *name = skip_blanks(p);
+        const char *end = name;
+        while (*end && *end != ' ' && *end != '\t')
+            end++;
+        char nm[64];
+        size_t n = (size_t)(end - name);
+        if (n == 0 || n >= sizeof nm)
+            continue;
+        memcpy(nm, name, n);
+        nm[n] = '\0';
+        p = end;
+        int k = 3;
+        while (k < 10 && next_u64(&p, &v[k]))
+            k++;
+        if (k < 10)
+            continue;
+        any = true;
+        if (is_physical(nm, ctx)) {
+            rd = sat_add(rd, sat_mul(v[5], 512));
+            wr = sat_add(wr, sat_mul(v[9], 512));
+        }
+    }
+    r->disk_read = rd;
+    r->disk_write = wr;
+    return any;
+}
+
+bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r)
+{
+    // Two header lines, then "  name: rx_bytes packets errs drop fifo frame
+    // compressed multicast tx_bytes ...". Large counters may touch the ':'.
+    uint64_t rx = 0, tx = 0, lo_rx = 0, lo_tx = 0;
+    bool any = false;
+    for (char *line; (line = ms__lines_next(l));) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        const char *name = skip_blanks(line);
+        const char *p = colon + 1;
+        uint64_t v[9];
+        int k = 0;
+        while (k < 9 && next_u64(&p, &v[k]))
+            k++;
+        if (k < 9)
+            continue;
+        any = true;
+        if (strcmp(name, "lo") == 0) {
+            lo_rx = sat_add(lo_rx, v[0]);
+            lo_tx = sat_add(lo_tx, v[8]);
+        } else {
+            rx = sat_add(rx, v[0]);
+            tx = sat_add(tx, v[8]);
+        }
+    }
+    r->net_rx = rx;
+    r->net_tx = tx;
+    r->lo_rx = lo_rx;
+    r->lo_tx = lo_tx;
+    return any;
+}
+
+/* ------------------------------------------------------------ reader */
+
+void ms__sys_reader_init(ms__sys_reader *rd)
+{
+    memset(rd, 0, sizeof *rd);
+    long ps = sysconf(_SC_PAGESIZE);
+    rd->page_size = ps > 0 ? (uint64_t)ps : 4096;
+}
+
+/* A physical disk is a whole device with hardware behind it:
+ * /sys/block/NAME/device exists. That leaves out partitions (not in
+ * /sys/block), and loop, ram, zram, device-mapper and md devices, whose I/O
+ * reaches the physical disks and is counted there. Cached per name. */
+static bool is_physical_disk(const char *name, void *ctx)
+{
+    ms__sys_reader *rd = ctx;
+    for (unsigned i = 0; i < rd->ndisks; i++)
+        if (strcmp(rd->disks[i].name, name) == 0)
+            return rd->disks[i].physical;
+    char path[128];
+    snprintf(path, sizeof path, "/sys/block/%s/device", name);
+    bool physical = access(path, F_OK) == 0;
+    if (rd->ndisks < MS__DISK_CACHE && strlen(name) < sizeof rd->disks[0].name) {
+        strcpy(rd->disks[rd->ndisks].name, name);
+        rd->disks[rd->ndisks].physical = physical;
+        rd->ndisks++;
+    }
+    return physical;
+}
+
+/* Open `path` and hand its lines to `parse`. @return parse's answer, false
+ * if the file cannot be opened. */
+static bool read_file(const char *path, ms__lines *l,
+                      bool (*parse)(ms__lines *, ms__sys_raw *, void *), ms__sys_raw *r, void *arg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ms__lines_fd(l, fd);
+    bool ok = parse(l, r, arg);
+    close(fd);
+    return ok;
+}
+
+static bool parse_self_stat(ms__lines *l, ms__sys_raw *r, void *rd)
+{
+    return ms__parse_self_stat(l, r, ((ms__sys_reader *)rd)->page_size);
+}
+static bool parse_self_io(ms__lines *l, ms__sys_raw *r, void *unused)
+{
+    (void)unused;
+    return ms__parse_self_io(l, r);
+}
+static bool parse_stat(ms__lines *l, ms__sys_raw *r, void *unused)
+{
+    (void)unused;
+    return ms__parse_stat(l, r);
+}
+static bool parse_meminfo(ms__lines *l, ms__sys_raw *r, void *unused)
+{
+    (void)unused;
+    return ms__parse_meminfo(l, r);
+}
+static bool parse_diskstats(ms__lines *l, ms__sys_raw *r, void *rd)
+{
+    return ms__parse_diskstats(l, r, is_physical_disk, rd);
+}
+static bool parse_net_dev(ms__lines *l, ms__sys_raw *r, void *unused)
+{
+    (void)unused;
+    return ms__parse_net_dev(l, r);
+}
+
+void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
+{
+    static const struct {
+        const char *path;
+        bool (*parse)(ms__lines *, ms__sys_raw *, void *);
+        uint32_t bit;
+    } sources[] = {
+        {"/proc/self/stat", parse_self_stat, MS_METRIC_PROCESS_STAT},
+        {"/proc/self/io", parse_self_io, MS_METRIC_PROCESS_IO},
+        {"/proc/stat", parse_stat, MS_METRIC_MACHINE_CPU},
+        {"/proc/meminfo", parse_meminfo, MS_METRIC_MACHINE_MEMORY},
+        {"/proc/diskstats", parse_diskstats, MS_METRIC_MACHINE_DISK},
+        {"/proc/net/dev", parse_net_dev, MS_METRIC_NETWORK},
+    };
+    ms__lines l; // 4 KiB on the stack, reused for each file
+    r->ok = 0;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) {
+        r->proc_cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        r->cpu_mono_ns = ms__mono_ns(); // the CPU share's own window: no /proc reads inside
+        r->ok |= MS_METRIC_PROCESS_CPU;
+    }
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
+        if (read_file(sources[i].path, &l, sources[i].parse, r, rd))
+            r->ok |= sources[i].bit;
+    // The clocks last: the window ends after every counter was read.
+    r->mono_ns = ms__mono_ns();
+    r->real_ns = ms__real_ns();
+}
