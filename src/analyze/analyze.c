@@ -85,6 +85,7 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
         memcpy(r->system_snapshots, o->system, o->system_count * sizeof *r->system_snapshots);
         r->system_snapshot_count = o->system_count;
     }
+    r->system_snapshots_overwritten = o->system_overwritten;
     return r;
 oom:
     ms_report_free(r);
@@ -136,6 +137,49 @@ static const char *short_location(const char *loc, const char *cwd, size_t cwd_l
     return loc;
 }
 
+/* The system monitor's samples in two lines: CPU and memory, then I/O. */
+static void print_system(const ms_analysis_report *r, FILE *out)
+{
+    size_t n = r->system_snapshot_count;
+    if (n == 0)
+        return;
+    const ms_system_snapshot *s = r->system_snapshots, *last = &s[n - 1];
+    double cpu_sum = 0, cpu_peak = 0, window = 0;
+    uint64_t rss_peak = 0, io_peak = 0, net_peak = 0;
+    for (size_t i = 0; i < n; i++) {
+        double w = (double)s[i].interval_ns / 1e9;
+        cpu_sum += s[i].cpu_usage_percent * w;
+        window += w;
+        cpu_peak = s[i].cpu_usage_percent > cpu_peak ? s[i].cpu_usage_percent : cpu_peak;
+        rss_peak = s[i].memory_usage_bytes > rss_peak ? s[i].memory_usage_bytes : rss_peak;
+        uint64_t io = s[i].disk_read_bps + s[i].disk_write_bps;
+        uint64_t net = s[i].network_rx_bps + s[i].network_tx_bps;
+        io_peak = io > io_peak ? io : io_peak;
+        net_peak = net > net_peak ? net : net_peak;
+    }
+    char span[32], rss[32], peak[32], total[32], io[32], net[32];
+    human_duration(span, sizeof span, window);
+    human_bytes(rss, sizeof rss, last->memory_usage_bytes);
+    human_bytes(peak, sizeof peak, rss_peak);
+    human_bytes(total, sizeof total, last->machine_memory_total);
+    human_bytes(io, sizeof io, io_peak);
+    human_bytes(net, sizeof net, net_peak);
+    fprintf(out, "  system     %zu sample%s over %s", n, n == 1 ? "" : "s", span);
+    if (r->system_snapshots_overwritten)
+        fprintf(out, " (%" PRIu64 " older overwritten)", r->system_snapshots_overwritten);
+    fprintf(out, ": CPU mean %.1f%%, peak %.1f%% of one core (%u CPUs)\n",
+            window > 0 ? cpu_sum / window : 0.0, cpu_peak, last->cpu_count);
+    fprintf(out,
+            "             RSS %s (%.2f%% of %s), peak %s; %zu threads; peak I/O %s/s, "
+            "network %s/s\n",
+            rss, last->memory_usage_percent, total, peak, last->thread_count, io, net);
+    if (last->gpu_available)
+        fprintf(out, "             GPU %.1f%% busy, %.1f of %.1f GiB (%u device%s)\n",
+                last->gpu_usage_percent, (double)last->gpu_memory_used / (1u << 30),
+                (double)last->gpu_memory_total / (1u << 30), last->gpu_count,
+                last->gpu_count == 1 ? "" : "s");
+}
+
 int ms_report_print(const ms_analysis_report *r, FILE *out)
 {
     if (!r || !out)
@@ -160,6 +204,7 @@ int ms_report_print(const ms_analysis_report *r, FILE *out)
     if (r->dropped_events)
         fprintf(out, "  DROPPED    %" PRIu64 " events could not be recorded: figures miss them\n",
                 r->dropped_events);
+    print_system(r, out);
     size_t n = r->hotspot_count < 5 ? r->hotspot_count : 5;
     if (n > 0)
         fprintf(out, "  top call sites by bytes allocated:\n");

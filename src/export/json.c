@@ -62,6 +62,7 @@ static cJSON *report_json(const ms_analysis_report *r)
     add_u64(o, "unmatched_deallocations", r->unmatched_deallocations);
     cJSON_AddNumberToObject(o, "duration_sec", r->duration_sec);
     add_u64(o, "thread_count", r->thread_count);
+    add_u64(o, "system_snapshots_overwritten", r->system_snapshots_overwritten);
     cJSON_AddBoolToObject(o, "is_estimate", r->is_estimate);
     cJSON_AddNumberToObject(o, "sample_rate", r->sample_rate);
     return o;
@@ -119,6 +120,19 @@ static cJSON *timeline_json(const ms_memory_snapshot *s)
     return a;
 }
 
+/* The names of the MS_METRIC_* bits set in `missing`. */
+static cJSON *missing_json(uint32_t missing)
+{
+    static const char *const names[] = {"process_cpu", "process_stat",   "process_io",
+                                        "machine_cpu", "machine_memory", "machine_disk",
+                                        "network"};
+    cJSON *a = cJSON_CreateArray();
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (missing & (1u << i))
+            cJSON_AddItemToArray(a, cJSON_CreateString(names[i]));
+    return a;
+}
+
 static cJSON *system_json(const ms_analysis_report *r)
 {
     cJSON *a = cJSON_CreateArray();
@@ -137,6 +151,18 @@ static cJSON *system_json(const ms_analysis_report *r)
         cJSON_AddNumberToObject(o, "gpu_usage_percent", x->gpu_usage_percent);
         add_u64(o, "gpu_memory_used", x->gpu_memory_used);
         add_u64(o, "gpu_memory_total", x->gpu_memory_total);
+        add_u64(o, "interval_ns", x->interval_ns);
+        cJSON_AddNumberToObject(o, "machine_cpu_percent", x->machine_cpu_percent);
+        add_u64(o, "machine_memory_used", x->machine_memory_used);
+        add_u64(o, "machine_memory_total", x->machine_memory_total);
+        add_u64(o, "machine_disk_read_bps", x->machine_disk_read_bps);
+        add_u64(o, "machine_disk_write_bps", x->machine_disk_write_bps);
+        add_u64(o, "loopback_rx_bps", x->loopback_rx_bps);
+        add_u64(o, "loopback_tx_bps", x->loopback_tx_bps);
+        add_u64(o, "cpu_count", x->cpu_count);
+        add_u64(o, "gpu_count", x->gpu_count);
+        cJSON_AddBoolToObject(o, "gpu_available", x->gpu_available);
+        cJSON_AddItemToObject(o, "missing", missing_json(x->missing));
         cJSON_AddItemToArray(a, o);
     }
     return a;
