@@ -1,11 +1,28 @@
 /* quickstart.c — the seed's basic example in C: name a few heap blocks, free
- * one, print the analysis and write memscope-report.json in the current
+ * one, let the system monitor sample CPU and memory while the program works,
+ * print the analysis and write memscope-report.json in the current
  * directory. `make demo` runs it. Returns non-zero if a figure is wrong. */
+#define _POSIX_C_SOURCE 200809L
 #include <memscope.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Some arithmetic for `ms` milliseconds: the program's "work". */
+static long work(const int *data, int n, long ms)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long sum = 0;
+    do {
+        for (int k = 0; k < 100000; k++)
+            sum += data[k % n] * k;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+    return sum;
+}
 
 struct point {
     double x, y;
@@ -13,7 +30,8 @@ struct point {
 
 int main(void)
 {
-    ms_tracker *t = TRACKER();
+    /* A tracker that also samples the process every 100 ms in the background. */
+    ms_tracker *t = ms_tracker_with_system_monitoring(TRACKER());
     if (t == NULL) {
         fprintf(stderr, "quickstart: ms_tracker_new: %s\n", ms_strerror(ms_last_error()));
         return 1;
@@ -40,6 +58,8 @@ int main(void)
 
     MS_FREE(t, greeting); /* untrack, free, greeting = NULL */
 
+    long result = work(data, 5, 350); /* the monitor samples meanwhile */
+
     int failed = 0;
     ms_analysis_report *r = ms_analyze(t);
     if (r == NULL) {
@@ -53,6 +73,11 @@ int main(void)
                     "quickstart: expected 3 allocations, 1 deallocation, 2 active; got %zu, %zu, "
                     "%zu\n",
                     r->total_allocations, r->total_deallocations, r->active_allocations);
+            failed = 1;
+        }
+        if (r->system_snapshot_count < 2 || r->system_snapshots[0].memory_usage_bytes == 0) {
+            fprintf(stderr, "quickstart: expected system samples, got %zu\n",
+                    r->system_snapshot_count);
             failed = 1;
         }
         ms_report_free(r);
@@ -69,6 +94,7 @@ int main(void)
         printf("wrote %s\n", path);
     }
 
+    printf("(work result %ld)\n", result);
     MS_FREE(t, data);
     MS_FREE(t, origin);
     ms_tracker_free(t);
