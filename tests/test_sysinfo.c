@@ -226,6 +226,35 @@ static void reading_this_machine_should_fill_every_source(void **state)
     assert_true(r.cpu_count >= 1);
     assert_true(r.mem_total > r.rss_bytes);
     assert_true(r.mono_ns > 0 && r.real_ns > 0);
+    ms__sys_reader_close(&rd);
+}
+
+static void reader_should_leave_alone_a_descriptor_the_program_reused(void **state)
+{
+    (void)state;
+    ms__sys_reader rd;
+    ms__sys_reader_init(&rd);
+    ms__sys_raw r;
+    ms__sys_read(&rd, &r);
+    int ours = rd.src[0].fd; // /proc/self/stat
+    assert_true(ours >= 0);
+    // The program closes every descriptor it does not know, then opens a
+    // file of its own, which gets the same number.
+    close(ours);
+    char path[] = "/tmp/memscope-reuse-XXXXXX";
+    int theirs = mkstemp(path);
+    assert_int_equal(theirs, ours);
+    assert_int_equal(write(theirs, "theirs", 6), 6);
+    ms__sys_read(&rd, &r);
+    assert_true(r.ok & MS_METRIC_PROCESS_STAT); // read from a file opened anew
+    assert_int_not_equal(rd.src[0].fd, theirs);
+    ms__sys_reader_close(&rd);
+    // Their file is still open, untouched.
+    char buf[8] = "";
+    assert_int_equal(pread(theirs, buf, sizeof buf, 0), 6);
+    assert_memory_equal(buf, "theirs", 6);
+    close(theirs);
+    unlink(path);
 }
 
 /* ------------------------------------------------------------ rates */
@@ -392,6 +421,7 @@ int main(void)
         cmocka_unit_test(diskstats_should_count_physical_disks_only),
         cmocka_unit_test(net_dev_should_split_loopback_from_the_rest),
         cmocka_unit_test(reading_this_machine_should_fill_every_source),
+        cmocka_unit_test(reader_should_leave_alone_a_descriptor_the_program_reused),
         cmocka_unit_test(rates_should_be_exact_over_the_window),
         cmocka_unit_test(baseline_should_have_levels_and_no_rates),
         cmocka_unit_test(counters_going_backwards_should_read_zero_not_a_spike),

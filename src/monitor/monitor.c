@@ -28,6 +28,9 @@ static struct {
     uint64_t gen;        /* the running sampler's generation; bumped to end it */
     bool running;        /* a sampler of generation `gen` exists */
     pthread_t thread;
+    /* The samplers' readers (a new sampler may start while the last one
+     * ends): their open /proc files are closed in a fork child. */
+    ms__sys_reader *readers[4];
     _Atomic uint64_t self_cpu_ns, readings;
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -89,6 +92,12 @@ static void after_fork_child(void)
     }
     M.list = NULL;
     M.running = false;
+    // The parent's samplers' files are /proc/<parent>/...: close them.
+    for (size_t i = 0; i < sizeof M.readers / sizeof M.readers[0]; i++) {
+        if (M.readers[i])
+            ms__sys_reader_close(M.readers[i]);
+        M.readers[i] = NULL;
+    }
     M.gen++;
     init_cond(); // the parent's sampler may have been waiting on it
     ms_atomic_store_relaxed(&M.self_cpu_ns, 0);
@@ -218,6 +227,11 @@ static void *sampler_main(void *arg)
     ms__sys_reader_init(&rd);
     bool gpu_loaded = false;
     pthread_mutex_lock(&M.lock);
+    size_t slot = 0, nslots = sizeof M.readers / sizeof M.readers[0];
+    while (slot < nslots && M.readers[slot])
+        slot++;
+    if (slot < nslots)
+        M.readers[slot] = &rd;
     while (M.gen == gen) {
         uint64_t now = ms__mono_ns(), due = UINT64_MAX;
         for (ms__mon *m = M.list; m; m = m->next)
@@ -249,6 +263,9 @@ static void *sampler_main(void *arg)
             if (m->next_due <= cur.mono_ns + SLACK_NS && m->prev.mono_ns < cur.mono_ns)
                 deliver(m, &cur);
     }
+    ms__sys_reader_close(&rd);
+    if (slot < nslots)
+        M.readers[slot] = NULL;
     pthread_mutex_unlock(&M.lock);
     return NULL;
 }
@@ -305,6 +322,7 @@ int ms__mon_start(ms__mon *m)
     ms__sys_reader_init(&rd);
     ms__sys_raw base;
     ms__sys_read(&rd, &base);
+    ms__sys_reader_close(&rd);
     read_gpu(&base, false);
 
     pthread_t idle;

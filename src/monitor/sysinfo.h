@@ -40,12 +40,14 @@ typedef struct ms__sys_raw {
  * A line longer than the buffer is cut at its end and the rest skipped. */
 typedef struct ms__lines {
     int fd;          /* -1: reading `str` */
+    uint64_t off;    /* read with pread, from offset 0 on */
     const char *str; /* the rest of the string */
     size_t len, pos; /* bytes in buf, start of the next line */
     bool eof, skip;
     char buf[4096];
 } ms__lines;
 
+/* Lines of the open file `fd` from its start (pread: its offset is unused). */
 void ms__lines_fd(ms__lines *l, int fd);
 void ms__lines_str(ms__lines *l, const char *text);
 /* @return the next line without its '\n', NULL at the end. */
@@ -73,9 +75,19 @@ bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r);
 /* ------------------------------------------------------------ reader */
 
 #define MS__DISK_CACHE 64
+#define MS__SYS_SOURCES 6
 
-/* Remembers which block devices are physical disks (checked once per name). */
+/* Keeps the /proc files open between readings (reading an open /proc file
+ * again costs half of opening it anew), and remembers which block devices
+ * are physical disks (checked once per name). Each open file's identity
+ * (device and inode) is checked before use: if the program closed our
+ * descriptor and its number now names another file, that file is left alone
+ * and ours is opened again. */
 typedef struct ms__sys_reader {
+    struct {
+        int fd; /* -1: not open */
+        uint64_t dev, ino;
+    } src[MS__SYS_SOURCES];
     struct {
         char name[32];
         bool physical;
@@ -85,6 +97,8 @@ typedef struct ms__sys_reader {
 } ms__sys_reader;
 
 void ms__sys_reader_init(ms__sys_reader *rd);
+/* Close the files the reader still owns. Async-signal-safe (a fork child). */
+void ms__sys_reader_close(ms__sys_reader *rd);
 /* Read every /proc source into *r (clocks too); GPU fields are left alone. */
 void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r);
 

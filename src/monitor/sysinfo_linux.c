@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 void ms__lines_fd(ms__lines *l, int fd)
 {
     l->fd = fd;
+    l->off = 0;
     l->str = NULL;
     l->len = l->pos = 0;
     l->eof = l->skip = false;
@@ -47,7 +49,7 @@ static void fill(ms__lines *l)
         return;
     }
     while (room > 0) {
-        ssize_t n = read(l->fd, l->buf + l->len, room);
+        ssize_t n = pread(l->fd, l->buf + l->len, room, (off_t)l->off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -55,6 +57,7 @@ static void fill(ms__lines *l)
             return;
         }
         l->len += (size_t)n;
+        l->off += (uint64_t)n;
         return;
     }
 }
@@ -327,8 +330,47 @@ bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r)
 void ms__sys_reader_init(ms__sys_reader *rd)
 {
     memset(rd, 0, sizeof *rd);
+    for (int i = 0; i < MS__SYS_SOURCES; i++)
+        rd->src[i].fd = -1;
     long ps = sysconf(_SC_PAGESIZE);
     rd->page_size = ps > 0 ? (uint64_t)ps : 4096;
+}
+
+/* Is source i's descriptor still the file the reader opened? */
+static bool still_ours(const ms__sys_reader *rd, int i)
+{
+    struct stat st;
+    return rd->src[i].fd >= 0 && fstat(rd->src[i].fd, &st) == 0 &&
+           (uint64_t)st.st_dev == rd->src[i].dev && (uint64_t)st.st_ino == rd->src[i].ino;
+}
+
+void ms__sys_reader_close(ms__sys_reader *rd)
+{
+    for (int i = 0; i < MS__SYS_SOURCES; i++) {
+        if (still_ours(rd, i))
+            close(rd->src[i].fd);
+        rd->src[i].fd = -1;
+    }
+}
+
+/* Source i's descriptor, opened if needed. @return -1 if it cannot be. */
+static int source_fd(ms__sys_reader *rd, int i, const char *path)
+{
+    if (still_ours(rd, i))
+        return rd->src[i].fd;
+    rd->src[i].fd = -1; // never opened, or closed by the program: not ours to close
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    rd->src[i].dev = (uint64_t)st.st_dev;
+    rd->src[i].ino = (uint64_t)st.st_ino;
+    rd->src[i].fd = fd;
+    return fd;
 }
 
 /* A physical disk is a whole device with hardware behind it:
@@ -350,20 +392,6 @@ static bool is_physical_disk(const char *name, void *ctx)
         rd->ndisks++;
     }
     return physical;
-}
-
-/* Open `path` and hand its lines to `parse`. @return parse's answer, false
- * if the file cannot be opened. */
-static bool read_file(const char *path, ms__lines *l,
-                      bool (*parse)(ms__lines *, ms__sys_raw *, void *), ms__sys_raw *r, void *arg)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ms__lines_fd(l, fd);
-    bool ok = parse(l, r, arg);
-    close(fd);
-    return ok;
 }
 
 static bool parse_self_stat(ms__lines *l, ms__sys_raw *r, void *rd)
@@ -401,7 +429,7 @@ void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
         const char *path;
         bool (*parse)(ms__lines *, ms__sys_raw *, void *);
         uint32_t bit;
-    } sources[] = {
+    } sources[MS__SYS_SOURCES] = {
         {"/proc/self/stat", parse_self_stat, MS_METRIC_PROCESS_STAT},
         {"/proc/self/io", parse_self_io, MS_METRIC_PROCESS_IO},
         {"/proc/stat", parse_stat, MS_METRIC_MACHINE_CPU},
@@ -417,9 +445,14 @@ void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
         r->cpu_mono_ns = ms__mono_ns(); // the CPU share's own window: no /proc reads inside
         r->ok |= MS_METRIC_PROCESS_CPU;
     }
-    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
-        if (read_file(sources[i].path, &l, sources[i].parse, r, rd))
+    for (int i = 0; i < MS__SYS_SOURCES; i++) {
+        int fd = source_fd(rd, i, sources[i].path);
+        if (fd < 0)
+            continue;
+        ms__lines_fd(&l, fd);
+        if (sources[i].parse(&l, r, rd))
             r->ok |= sources[i].bit;
+    }
     // The clocks last: the window ends after every counter was read.
     r->mono_ns = ms__mono_ns();
     r->real_ns = ms__real_ns();
