@@ -168,13 +168,24 @@ static void meminfo_should_use_mem_available_or_estimate_it(void **state)
     assert_false(parse_text(ms__parse_meminfo, "MemFree: 1000 kB\n", &r));
 }
 
-static bool fake_physical(const char *name, void *ctx)
+/* Collects what a per-device parser reports. */
+typedef struct devices {
+    int n;
+    char name[8][16];
+    uint64_t a[8], b[8];
+} devices;
+
+static void collect(void *ctx, const char *name, uint64_t a, uint64_t b)
 {
-    (void)ctx;
-    return strcmp(name, "vda") == 0 || strcmp(name, "nvme0n1") == 0;
+    devices *d = ctx;
+    assert_true(d->n < 8);
+    snprintf(d->name[d->n], sizeof d->name[0], "%s", name);
+    d->a[d->n] = a;
+    d->b[d->n] = b;
+    d->n++;
 }
 
-static void diskstats_should_count_physical_disks_only(void **state)
+static void diskstats_should_give_each_device_bytes_read_and_written(void **state)
 {
     (void)state;
     const char *text = "   7       0 loop0 5 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
@@ -182,16 +193,21 @@ static void diskstats_should_count_physical_disks_only(void **state)
                        "193474 18893 80 13426336 7504 1565 3574\n"
                        " 254       1 vda1 80000 9000 900 1 2 3 1900 4 0 5 6\n"
                        " 259       0 nvme0n1 1 2 30 4 5 6 70 8 0 9 10\n"
-                       " 253       0 dm-0 1 2 5000 4 5 6 5000 8 0 9 10\n";
-    ms__sys_raw r = {0};
+                       "   8       0 short 1 2 3\n";
+    devices d = {0};
     ms__lines l;
     ms__lines_str(&l, text);
-    assert_true(ms__parse_diskstats(&l, &r, fake_physical, NULL));
-    assert_int_equal(r.disk_read, (1000 + 30) * 512);
-    assert_int_equal(r.disk_write, (2000 + 70) * 512);
+    assert_true(ms__parse_diskstats(&l, collect, &d));
+    assert_int_equal(d.n, 4); // the short line is skipped
+    assert_string_equal(d.name[1], "vda");
+    assert_int_equal(d.a[1], 1000 * 512);
+    assert_int_equal(d.b[1], 2000 * 512);
+    assert_string_equal(d.name[3], "nvme0n1");
+    assert_int_equal(d.a[3], 30 * 512);
+    assert_int_equal(d.b[3], 70 * 512);
 }
 
-static void net_dev_should_split_loopback_from_the_rest(void **state)
+static void net_dev_should_give_each_interface_bytes_received_and_sent(void **state)
 {
     (void)state;
     const char *text =
@@ -203,12 +219,48 @@ static void net_dev_should_split_loopback_from_the_rest(void **state)
         "  eth0: 18949673     745    0    0    0     0          0         0    49039     630    "
         "0    0    0     0       0          0\n"
         "  eth1:123456789012 5 0 0 0 0 0 0 987654321098 6 0 0 0 0 0 0\n";
-    ms__sys_raw r = {0};
-    assert_true(parse_text(ms__parse_net_dev, text, &r));
-    assert_int_equal(r.lo_rx, 6634);
-    assert_int_equal(r.lo_tx, 6634);
-    assert_int_equal(r.net_rx, 18949673ull + 123456789012ull);
-    assert_int_equal(r.net_tx, 49039ull + 987654321098ull);
+    devices d = {0};
+    ms__lines l;
+    ms__lines_str(&l, text);
+    assert_true(ms__parse_net_dev(&l, collect, &d));
+    assert_int_equal(d.n, 3);
+    assert_string_equal(d.name[0], "lo");
+    assert_int_equal(d.a[0], 6634);
+    assert_string_equal(d.name[2], "eth1"); // the counter touches the ':'
+    assert_int_equal(d.a[2], 123456789012ull);
+    assert_int_equal(d.b[2], 987654321098ull);
+}
+
+static void device_totals_should_never_go_backwards(void **state)
+{
+    (void)state;
+    static ms__devset s; // zeroed
+    uint64_t a, b;
+    ms__devset_begin(&s);
+    ms__devset_add(&s, "eth0", 1000, 100);
+    ms__devset_add(&s, "veth1", 5000, 500);
+    ms__devset_end(&s, &a, &b);
+    assert_int_equal(a, 6000);
+    assert_int_equal(b, 600);
+    // veth1 is gone; eth0 moved on: the total grows by eth0's 200 only.
+    ms__devset_begin(&s);
+    ms__devset_add(&s, "eth0", 1200, 150);
+    ms__devset_end(&s, &a, &b);
+    assert_int_equal(a, 6200);
+    assert_int_equal(b, 650);
+    // eth0's counters restart (a driver reload) and count 30 more.
+    ms__devset_begin(&s);
+    ms__devset_add(&s, "eth0", 30, 5);
+    ms__devset_end(&s, &a, &b);
+    assert_int_equal(a, 6230);
+    assert_int_equal(b, 655);
+    // A new interface adds its counters from its first reading.
+    ms__devset_begin(&s);
+    ms__devset_add(&s, "eth0", 40, 5);
+    ms__devset_add(&s, "wlan0", 7, 7);
+    ms__devset_end(&s, &a, &b);
+    assert_int_equal(a, 6247);
+    assert_int_equal(b, 662);
 }
 
 static void reading_this_machine_should_fill_every_source(void **state)
@@ -418,8 +470,9 @@ int main(void)
         cmocka_unit_test(self_io_should_read_storage_bytes),
         cmocka_unit_test(stat_should_sum_busy_ticks_and_count_cpus_past_a_long_line),
         cmocka_unit_test(meminfo_should_use_mem_available_or_estimate_it),
-        cmocka_unit_test(diskstats_should_count_physical_disks_only),
-        cmocka_unit_test(net_dev_should_split_loopback_from_the_rest),
+        cmocka_unit_test(diskstats_should_give_each_device_bytes_read_and_written),
+        cmocka_unit_test(net_dev_should_give_each_interface_bytes_received_and_sent),
+        cmocka_unit_test(device_totals_should_never_go_backwards),
         cmocka_unit_test(reading_this_machine_should_fill_every_source),
         cmocka_unit_test(reader_should_leave_alone_a_descriptor_the_program_reused),
         cmocka_unit_test(rates_should_be_exact_over_the_window),

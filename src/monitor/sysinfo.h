@@ -65,12 +65,34 @@ bool ms__parse_self_io(ms__lines *l, ms__sys_raw *r);
 bool ms__parse_stat(ms__lines *l, ms__sys_raw *r);
 /* /proc/meminfo: MemTotal and MemAvailable (else MemFree + Buffers + Cached). */
 bool ms__parse_meminfo(ms__lines *l, ms__sys_raw *r);
-/* /proc/diskstats: sectors read and written (times 512) of the devices for
- * which `is_physical(name, ctx)` is true. */
-bool ms__parse_diskstats(ms__lines *l, ms__sys_raw *r,
-                         bool (*is_physical)(const char *name, void *ctx), void *ctx);
-/* /proc/net/dev: bytes received and sent by "lo" and by all other interfaces. */
-bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r);
+/* Called for each device of a per-device file with its two counters. */
+typedef void (*ms__dev_fn)(void *ctx, const char *name, uint64_t a, uint64_t b);
+/* /proc/diskstats: each device's bytes read and written (sectors times 512). */
+bool ms__parse_diskstats(ms__lines *l, ms__dev_fn fn, void *ctx);
+/* /proc/net/dev: each interface's bytes received and sent. */
+bool ms__parse_net_dev(ms__lines *l, ms__dev_fn fn, void *ctx);
+
+/* ------------------------------------------------------------ devices */
+
+#define MS__DEV_MAX 64
+
+/* Totals over a set of devices that never go backwards: a device that
+ * disappears keeps the bytes it counted, and one whose counters restart
+ * keeps what it had before. One reading: begin, add each device, end. */
+typedef struct ms__devset {
+    struct {
+        char name[32];
+        uint64_t a, b; /* its counters at the last reading */
+        bool seen;
+    } dev[MS__DEV_MAX];
+    unsigned n;
+    uint64_t gone_a, gone_b;   /* counted by devices gone or restarted */
+    uint64_t extra_a, extra_b; /* this reading's devices past MS__DEV_MAX */
+} ms__devset;
+
+void ms__devset_begin(ms__devset *s);
+void ms__devset_add(ms__devset *s, const char *name, uint64_t a, uint64_t b);
+void ms__devset_end(ms__devset *s, uint64_t *a, uint64_t *b);
 
 /* ------------------------------------------------------------ reader */
 
@@ -93,6 +115,7 @@ typedef struct ms__sys_reader {
         bool physical;
     } disks[MS__DISK_CACHE];
     unsigned ndisks;
+    ms__devset disk, net, lo; /* physical disks, interfaces but "lo", "lo" */
     uint64_t page_size;
 } ms__sys_reader;
 

@@ -251,50 +251,39 @@ bool ms__parse_meminfo(ms__lines *l, ms__sys_raw *r)
     return true;
 }
 
-bool ms__parse_diskstats(ms__lines *l, ms__sys_raw *r,
-                         bool (*is_physical)(const char *name, void *ctx), void *ctx)
+bool ms__parse_diskstats(ms__lines *l, ms__dev_fn fn, void *ctx)
 {
     // "major minor name reads merged sectors_read ms writes merged sectors_written ..."
     // Sectors are 512 bytes whatever the device's own sector size.
-    uint64_t rd = 0, wr = 0;
     bool any = false;
     for (char *line; (line = ms__lines_next(l));) {
         const char *p = line;
         uint64_t v[10];
         if (!next_u64(&p, &v[0]) || !next_u64(&p, &v[1]))
             continue;
-        const char *name = skip_blanks(p);
-        const char *end = name;
+        char *name = line + (skip_blanks(p) - line);
+        char *end = name;
         while (*end && *end != ' ' && *end != '\t')
             end++;
-        char nm[64];
-        size_t n = (size_t)(end - name);
-        if (n == 0 || n >= sizeof nm)
+        if (end == name || !*end)
             continue;
-        memcpy(nm, name, n);
-        nm[n] = '\0';
-        p = end;
+        *end = '\0';
+        p = end + 1;
         int k = 3;
         while (k < 10 && next_u64(&p, &v[k]))
             k++;
         if (k < 10)
             continue;
         any = true;
-        if (is_physical(nm, ctx)) {
-            rd = sat_add(rd, sat_mul(v[5], 512));
-            wr = sat_add(wr, sat_mul(v[9], 512));
-        }
+        fn(ctx, name, sat_mul(v[5], 512), sat_mul(v[9], 512));
     }
-    r->disk_read = rd;
-    r->disk_write = wr;
     return any;
 }
 
-bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r)
+bool ms__parse_net_dev(ms__lines *l, ms__dev_fn fn, void *ctx)
 {
     // Two header lines, then "  name: rx_bytes packets errs drop fifo frame
     // compressed multicast tx_bytes ...". Large counters may touch the ':'.
-    uint64_t rx = 0, tx = 0, lo_rx = 0, lo_tx = 0;
     bool any = false;
     for (char *line; (line = ms__lines_next(l));) {
         char *colon = strchr(line, ':');
@@ -310,19 +299,64 @@ bool ms__parse_net_dev(ms__lines *l, ms__sys_raw *r)
         if (k < 9)
             continue;
         any = true;
-        if (strcmp(name, "lo") == 0) {
-            lo_rx = sat_add(lo_rx, v[0]);
-            lo_tx = sat_add(lo_tx, v[8]);
-        } else {
-            rx = sat_add(rx, v[0]);
-            tx = sat_add(tx, v[8]);
-        }
+        fn(ctx, name, v[0], v[8]);
     }
-    r->net_rx = rx;
-    r->net_tx = tx;
-    r->lo_rx = lo_rx;
-    r->lo_tx = lo_tx;
     return any;
+}
+
+/* ------------------------------------------------------------ devices */
+
+void ms__devset_begin(ms__devset *s)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        s->dev[i].seen = false;
+    s->extra_a = s->extra_b = 0;
+}
+
+void ms__devset_add(ms__devset *s, const char *name, uint64_t a, uint64_t b)
+{
+    unsigned i = 0;
+    while (i < s->n && strcmp(s->dev[i].name, name) != 0)
+        i++;
+    if (i == s->n) {
+        if (s->n == MS__DEV_MAX || strlen(name) >= sizeof s->dev[0].name) {
+            s->extra_a = sat_add(s->extra_a, a); // summed, without the protection
+            s->extra_b = sat_add(s->extra_b, b);
+            return;
+        }
+        strcpy(s->dev[s->n].name, name);
+        s->dev[s->n].a = a;
+        s->dev[s->n].b = b;
+        s->n++;
+    }
+    // Counters that restarted: keep what they had counted before.
+    if (a < s->dev[i].a)
+        s->gone_a = sat_add(s->gone_a, s->dev[i].a);
+    if (b < s->dev[i].b)
+        s->gone_b = sat_add(s->gone_b, s->dev[i].b);
+    s->dev[i].a = a;
+    s->dev[i].b = b;
+    s->dev[i].seen = true;
+}
+
+void ms__devset_end(ms__devset *s, uint64_t *a, uint64_t *b)
+{
+    uint64_t ta = sat_add(s->gone_a, s->extra_a), tb = sat_add(s->gone_b, s->extra_b);
+    for (unsigned i = 0; i < s->n;) {
+        if (!s->dev[i].seen) { // gone: its bytes stay in the total
+            s->gone_a = sat_add(s->gone_a, s->dev[i].a);
+            s->gone_b = sat_add(s->gone_b, s->dev[i].b);
+            ta = sat_add(ta, s->dev[i].a);
+            tb = sat_add(tb, s->dev[i].b);
+            s->dev[i] = s->dev[--s->n];
+            continue;
+        }
+        ta = sat_add(ta, s->dev[i].a);
+        tb = sat_add(tb, s->dev[i].b);
+        i++;
+    }
+    *a = ta;
+    *b = tb;
 }
 
 /* ------------------------------------------------------------ reader */
@@ -360,6 +394,11 @@ static int source_fd(ms__sys_reader *rd, int i, const char *path)
         return rd->src[i].fd;
     rd->src[i].fd = -1; // never opened, or closed by the program: not ours to close
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fd <= 2) { // never hold 0, 1 or 2: the program may expect them free
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        close(fd);
+        fd = high;
+    }
     if (fd < 0)
         return -1;
     struct stat st;
@@ -413,14 +452,36 @@ static bool parse_meminfo(ms__lines *l, ms__sys_raw *r, void *unused)
     (void)unused;
     return ms__parse_meminfo(l, r);
 }
-static bool parse_diskstats(ms__lines *l, ms__sys_raw *r, void *rd)
+static void add_disk(void *ctx, const char *name, uint64_t rd_bytes, uint64_t wr_bytes)
 {
-    return ms__parse_diskstats(l, r, is_physical_disk, rd);
+    ms__sys_reader *rd = ctx;
+    if (is_physical_disk(name, rd))
+        ms__devset_add(&rd->disk, name, rd_bytes, wr_bytes);
 }
-static bool parse_net_dev(ms__lines *l, ms__sys_raw *r, void *unused)
+static bool parse_diskstats(ms__lines *l, ms__sys_raw *r, void *ctx)
 {
-    (void)unused;
-    return ms__parse_net_dev(l, r);
+    ms__sys_reader *rd = ctx;
+    ms__devset_begin(&rd->disk);
+    if (!ms__parse_diskstats(l, add_disk, rd))
+        return false; // the device set keeps its last reading
+    ms__devset_end(&rd->disk, &r->disk_read, &r->disk_write);
+    return true;
+}
+static void add_interface(void *ctx, const char *name, uint64_t rx, uint64_t tx)
+{
+    ms__sys_reader *rd = ctx;
+    ms__devset_add(strcmp(name, "lo") == 0 ? &rd->lo : &rd->net, name, rx, tx);
+}
+static bool parse_net_dev(ms__lines *l, ms__sys_raw *r, void *ctx)
+{
+    ms__sys_reader *rd = ctx;
+    ms__devset_begin(&rd->net);
+    ms__devset_begin(&rd->lo);
+    if (!ms__parse_net_dev(l, add_interface, rd))
+        return false;
+    ms__devset_end(&rd->net, &r->net_rx, &r->net_tx);
+    ms__devset_end(&rd->lo, &r->lo_rx, &r->lo_tx);
+    return true;
 }
 
 void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
