@@ -1,7 +1,10 @@
-/* monitor.c — the sampler thread, the per-tracker latch and ring. One lock
- * (M.lock) guards the list of monitoring trackers, their rings and their
- * configuration; the latest sample is read without it. fork(): the child
- * has no sampler and its trackers are no longer monitoring. */
+/* monitor.c — the sampler thread, the per-tracker latch and ring. M.lock
+ * guards the list of monitoring trackers, their rings and configuration;
+ * R_lock guards the one reader of /proc (its open files and device totals),
+ * used by the sampler and by the baseline of a starting tracker. Neither is
+ * held while taking the other, except by the fork handlers (M, then R). The
+ * latest sample is read without either. fork(): the child has no sampler
+ * and its trackers are no longer monitoring. */
 #include "monitor/monitor.h"
 
 #include <errno.h>
@@ -19,7 +22,7 @@
 
 /* Trackers due within this much of a reading share it. */
 #define SLACK_NS 1000000u
-#define SAMPLER_STACK (256u * 1024u)
+#define SAMPLER_STACK (512u * 1024u)
 
 static struct {
     pthread_mutex_t lock;
@@ -28,13 +31,35 @@ static struct {
     uint64_t gen;        /* the running sampler's generation; bumped to end it */
     bool running;        /* a sampler of generation `gen` exists */
     pthread_t thread;
-    /* The samplers' readers (a new sampler may start while the last one
-     * ends): their open /proc files are closed in a fork child. */
-    ms__sys_reader *readers[4];
     _Atomic uint64_t self_cpu_ns, readings;
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+static pthread_mutex_t R_lock = PTHREAD_MUTEX_INITIALIZER;
+static ms__sys_reader R;
+static bool R_ready; /* under R_lock */
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Read the counters through the shared reader. */
+static void read_counters(ms__sys_raw *r)
+{
+    pthread_mutex_lock(&R_lock);
+    if (!R_ready) {
+        ms__sys_reader_init(&R);
+        R_ready = true;
+    }
+    ms__sys_read(&R, r);
+    pthread_mutex_unlock(&R_lock);
+}
+
+/* Close the shared reader's files (the last sampler has ended). */
+static void close_counters(void)
+{
+    pthread_mutex_lock(&R_lock);
+    if (R_ready)
+        ms__sys_reader_close(&R);
+    pthread_mutex_unlock(&R_lock);
+}
 
 /* ------------------------------------------------------------ GPU */
 
@@ -52,14 +77,18 @@ static void nvml_load(void)
 
 void ms__mon_set_nvml_library(const char *path) { nvml_path = path; }
 
-const char *ms__mon_gpu_status(void) { return ms_atomic_load_acquire(&nvml_ready) ? "" : nvml_why; }
-
-/* NVML is loaded once per process, by the first sampler thread (loading can
- * take a while on a machine with GPUs), and never unloaded. */
-static void read_gpu(ms__sys_raw *r, bool load)
+const char *ms__mon_gpu_status(void)
 {
-    if (load)
-        pthread_once(&nvml_once, nvml_load);
+    pthread_once(&nvml_once, nvml_load);
+    return ms_atomic_load_acquire(&nvml_ready) ? "" : nvml_why;
+}
+
+/* NVML is loaded once per process, never unloaded, by the first
+ * ms__mon_start: in the caller's thread, so that the sampler never enters
+ * the dynamic loader (a tracker freed while the loader's lock is held, in a
+ * library's destructor say, could otherwise wait for it forever). */
+static void read_gpu(ms__sys_raw *r)
+{
     if (ms_atomic_load_acquire(&nvml_ready))
         ms__nvml_read(&nvml, r);
     else
@@ -77,8 +106,17 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
-static void before_fork(void) { pthread_mutex_lock(&M.lock); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&M.lock); }
+static void before_fork(void)
+{
+    pthread_mutex_lock(&M.lock);
+    pthread_mutex_lock(&R_lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&R_lock);
+    pthread_mutex_unlock(&M.lock);
+}
 
 /* Only the forking thread lives on in the child: no sampler. Its trackers
  * keep their samples and stop monitoring; ms_tracker_with_system_monitoring
@@ -92,16 +130,18 @@ static void after_fork_child(void)
     }
     M.list = NULL;
     M.running = false;
-    // The parent's samplers' files are /proc/<parent>/...: close them.
-    for (size_t i = 0; i < sizeof M.readers / sizeof M.readers[0]; i++) {
-        if (M.readers[i])
-            ms__sys_reader_close(M.readers[i]);
-        M.readers[i] = NULL;
-    }
     M.gen++;
     init_cond(); // the parent's sampler may have been waiting on it
     ms_atomic_store_relaxed(&M.self_cpu_ns, 0);
     ms_atomic_store_relaxed(&M.readings, 0);
+    // The reader's files are /proc/<parent>/...: close them. Its device
+    // totals stay: they count the same machine.
+    if (R_ready)
+        ms__sys_reader_close(&R);
+    // NVML is not documented to work in a fork child: no GPU figures there.
+    ms_atomic_store_relaxed(&nvml_ready, false);
+    snprintf(nvml_why, sizeof nvml_why, "NVML is not used in a fork child");
+    pthread_mutex_unlock(&R_lock);
     pthread_mutex_unlock(&M.lock);
 }
 
@@ -223,15 +263,7 @@ static void wait_until(uint64_t due_ns)
 static void *sampler_main(void *arg)
 {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
-    ms__sys_reader rd;
-    ms__sys_reader_init(&rd);
-    bool gpu_loaded = false;
     pthread_mutex_lock(&M.lock);
-    size_t slot = 0, nslots = sizeof M.readers / sizeof M.readers[0];
-    while (slot < nslots && M.readers[slot])
-        slot++;
-    if (slot < nslots)
-        M.readers[slot] = &rd;
     while (M.gen == gen) {
         uint64_t now = ms__mono_ns(), due = UINT64_MAX;
         for (ms__mon *m = M.list; m; m = m->next)
@@ -247,9 +279,8 @@ static void *sampler_main(void *arg)
         pthread_mutex_unlock(&M.lock);
         // Read without the lock: queries and fork need not wait for /proc.
         ms__sys_raw cur;
-        ms__sys_read(&rd, &cur);
-        read_gpu(&cur, !gpu_loaded);
-        gpu_loaded = true;
+        read_counters(&cur);
+        read_gpu(&cur);
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
         pthread_mutex_lock(&M.lock);
@@ -263,10 +294,10 @@ static void *sampler_main(void *arg)
             if (m->next_due <= cur.mono_ns + SLACK_NS && m->prev.mono_ns < cur.mono_ns)
                 deliver(m, &cur);
     }
-    ms__sys_reader_close(&rd);
-    if (slot < nslots)
-        M.readers[slot] = NULL;
+    bool last = !M.running; // no sampler follows: nobody needs the files open
     pthread_mutex_unlock(&M.lock);
+    if (last)
+        close_counters();
     return NULL;
 }
 
@@ -318,12 +349,10 @@ int ms__mon_start(ms__mon *m)
     if (done)
         return rc;
     // The baseline, read by the caller so that the first window starts now.
-    ms__sys_reader rd;
-    ms__sys_reader_init(&rd);
+    pthread_once(&nvml_once, nvml_load);
     ms__sys_raw base;
-    ms__sys_read(&rd, &base);
-    ms__sys_reader_close(&rd);
-    read_gpu(&base, false);
+    read_counters(&base);
+    read_gpu(&base);
 
     pthread_t idle;
     bool join = false;
@@ -345,15 +374,17 @@ int ms__mon_start(ms__mon *m)
     pthread_cond_broadcast(&M.cond);
 out:
     join = end_if_idle(&idle); // after a failure, no sampler for nobody
+    bool idle_files = !M.running;
     pthread_mutex_unlock(&M.lock);
     if (join)
         pthread_join(idle, NULL);
+    if (idle_files)
+        close_counters();
     return rc;
 }
 
 void ms__mon_stop(ms__mon *m)
 {
-    pthread_once(&init_once, monitor_init);
     pthread_mutex_lock(&M.lock);
     if (!m->active) {
         pthread_mutex_unlock(&M.lock);
@@ -386,7 +417,6 @@ int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
     if (interval_ms == 0 || interval_ms > MS__MON_MAX_INTERVAL_MS)
         return ms__fail(MS_ERANGE, "monitor interval %u ms is outside 1 .. %u", interval_ms,
                         MS__MON_MAX_INTERVAL_MS);
-    pthread_once(&init_once, monitor_init);
     pthread_mutex_lock(&M.lock);
     m->interval_ms = interval_ms;
     if (m->active) { // the next sample comes one new interval after the last
@@ -402,7 +432,6 @@ int ms__mon_set_history(ms__mon *m, size_t samples)
     if (samples == 0 || samples > MS__MON_MAX_HISTORY)
         return ms__fail(MS_ERANGE, "monitor history of %zu samples is outside 1 .. %zu", samples,
                         MS__MON_MAX_HISTORY);
-    pthread_once(&init_once, monitor_init);
     pthread_mutex_lock(&M.lock);
     int rc = 0;
     if (m->ring && samples != m->ring_cap)
@@ -418,7 +447,6 @@ int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_
     *out = NULL;
     *count = 0;
     *overwritten = 0;
-    pthread_once(&init_once, monitor_init);
     pthread_mutex_lock(&M.lock);
     int rc = 0;
     if (m->ring_count > 0) {

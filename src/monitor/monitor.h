@@ -20,8 +20,9 @@
 typedef struct ms__mon {
     /* The latest sample as a latch (a seqcount with two copies): the writer
      * updates copy[0] while seq is odd and copy[1] while it is even; a reader
-     * reads the copy seq points away from and retries only if a whole update
-     * finished meanwhile. Words are atomics, so no read is ever torn. */
+     * reads the copy seq points away from and retries if seq moved during
+     * its read (at one update per interval, practically never). It never
+     * waits for the writer. Words are atomics, so no read is ever torn. */
     _Atomic uint64_t seq;
     _Atomic uint64_t copy[2][MS__SNAP_WORDS];
     /* Everything below is under the monitor's lock. */
