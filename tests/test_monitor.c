@@ -71,12 +71,13 @@ static ms_tracker *monitored(unsigned interval_ms)
     return t;
 }
 
-/* The first sample whose window ends after real time `after_ns`. */
+/* The first sample whose whole window lies after real time `after_ns`, so
+ * that every source it read was read after that moment. */
 static ms_system_snapshot sample_after(ms_tracker *t, uint64_t after_ns)
 {
     for (int i = 0; i < 20000; i++) { // 20 s at most: a hung sampler fails here
         ms_system_snapshot s = ms_current_system_snapshot(t);
-        if (s.interval_ns > 0 && s.timestamp > after_ns)
+        if (s.interval_ns > 0 && s.timestamp - s.interval_ns > after_ns)
             return s;
         sleep_ms(1);
     }
@@ -138,6 +139,30 @@ static bool threads_named_become(const char *name, int n)
         sleep_ms(1);
     }
     return false;
+}
+
+/* Open descriptors naming a file of process `pid` under /proc. */
+static int fds_into_proc_of(pid_t pid)
+{
+    char prefix[64];
+    int n = snprintf(prefix, sizeof prefix, "/proc/%d/", (int)pid);
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+            continue;
+        char path[300], target[300];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            count += strncmp(target, prefix, (size_t)n) == 0;
+        }
+    }
+    closedir(d);
+    return count;
 }
 
 static int task_count(void) { return count_entries("/proc/self/task"); }
@@ -382,10 +407,10 @@ static void sending_8_mib_over_loopback_should_move_the_loopback_rate(void **sta
     double rx = integrate(t, from, offsetof(ms_system_snapshot, network_rx_bps));
     print_message("loopback: %.0f received, %.0f sent; other interfaces: %.0f received\n", lo_rx,
                   lo_tx, rx);
-    // The payload plus TCP/IP headers went through "lo", and only there.
+    // The payload plus TCP/IP headers went through "lo". (The other
+    // interfaces' figure is printed, not checked: the machine may be busy.)
     assert_true(lo_rx >= 8.0 * MiB);
     assert_true(lo_tx >= 8.0 * MiB);
-    assert_true(rx < 8.0 * MiB);
     close(cs);
     close(ss);
     close(ls);
@@ -537,7 +562,8 @@ static void fork_child_should_have_no_sampler_and_not_hang(void **state)
     (void)state;
     ms_tracker *t = monitored(10);
     sample_after(t, real_now());
-    int fds_before = count_entries("/proc/self/fd"); // the sampler's /proc files among them
+    pid_t parent = getpid();
+    assert_true(fds_into_proc_of(parent) > 0); // the sampler's /proc/self files
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -546,8 +572,8 @@ static void fork_child_should_have_no_sampler_and_not_hang(void **state)
         int bad = 0;
         if (threads_named("memscope-mon") != 0)
             bad |= 1;
-        if (count_entries("/proc/self/fd") != fds_before - MS__SYS_SOURCES)
-            bad |= 32; // the parent sampler's files, which name the parent, are closed
+        if (fds_into_proc_of(parent) != 0)
+            bad |= 32; // the sampler's files name the parent: closed in the child
         ms_system_snapshot s = ms_current_system_snapshot(t); // the parent's last
         if (s.timestamp == 0)
             bad |= 2;
