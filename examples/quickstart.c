@@ -30,12 +30,13 @@ struct point {
 
 int main(void)
 {
-    /* A tracker that also samples the process every 100 ms in the background. */
-    ms_tracker *t = ms_tracker_with_system_monitoring(TRACKER());
+    ms_tracker *t = TRACKER();
     if (t == NULL) {
         fprintf(stderr, "quickstart: ms_tracker_new: %s\n", ms_strerror(ms_last_error()));
         return 1;
     }
+    /* Sample CPU, memory, threads... of the process every 100 ms in the background. */
+    ms_tracker_with_system_monitoring(t);
 
     /* Track blocks of different types: the name, the type, this file and
      * line are captured by the macro. */

@@ -20,8 +20,13 @@ static double now_sec(void)
 
 int main(void)
 {
-    ms_tracker *t = ms_tracker_with_system_monitoring(TRACKER());
-    if (t == NULL || ms_last_error() != 0) {
+    ms_tracker *t = TRACKER();
+    if (t == NULL) {
+        fprintf(stderr, "system_monitoring: %s\n", ms_strerror(ms_last_error()));
+        return 1;
+    }
+    ms_tracker_with_system_monitoring(t);
+    if (ms_last_error() != 0) {
         fprintf(stderr, "system_monitoring: %s\n", ms_last_error_message());
         return 1;
     }

@@ -202,7 +202,8 @@ enum ms_metric {
     MS_METRIC_PROCESS_STAT = 1u << 1,   /* /proc/self/stat: memory_usage_bytes, thread_count */
     MS_METRIC_PROCESS_IO = 1u << 2,     /* /proc/self/io: disk_read_bps, disk_write_bps */
     MS_METRIC_MACHINE_CPU = 1u << 3,    /* /proc/stat: machine_cpu_percent, cpu_count */
-    MS_METRIC_MACHINE_MEMORY = 1u << 4, /* /proc/meminfo: machine_memory_*, memory_usage_percent */
+    MS_METRIC_MACHINE_MEMORY = 1u << 4, /* /proc/meminfo: machine_memory_*, memory_usage_percent
+                                           (which also needs MS_METRIC_PROCESS_STAT) */
     MS_METRIC_MACHINE_DISK = 1u << 5,   /* /proc/diskstats: machine_disk_*_bps */
     MS_METRIC_NETWORK = 1u << 6         /* /proc/net/dev: network_*_bps, loopback_*_bps */
 };
@@ -270,9 +271,11 @@ MS_API ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes);
  *  network, GPU) in the background, every interval (default 100 ms). One
  *  thread, "memscope-mon", samples for every monitoring tracker of the
  *  process; it runs while at least one tracker monitors. A baseline is read
- *  at once, so ms_current_system_snapshot() answers from this call on. In a
- *  child after fork() monitoring is off until this is called again.
- *  Failure (no thread could be started) sets ms_last_error(). @return t. */
+ *  at once, so ms_current_system_snapshot() answers from this call on. The
+ *  first call of the process loads NVML if it is installed. In a child after
+ *  fork() monitoring is off until this is called again. Failure (MS_ENOMEM:
+ *  no thread could be started, or no memory for the history) sets
+ *  ms_last_error(). docs/system-metrics.md has the details. @return t. */
 MS_API ms_tracker *ms_tracker_with_system_monitoring(ms_tracker *t);
 
 /** Sample every `interval_ms` milliseconds (1 .. 3600000, else MS_ERANGE).
