@@ -20,6 +20,9 @@
 #include "common/pages.h"
 #include "monitor/nvml.h"
 
+_Static_assert(sizeof(ms_system_snapshot) == 176,
+               "docs/system-metrics.md and docs/PERFORMANCE.md give a sample's size");
+
 /* Trackers due within this much of a reading share it. */
 #define SLACK_NS 1000000u
 #define SAMPLER_STACK (512u * 1024u)
