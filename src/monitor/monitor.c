@@ -280,7 +280,7 @@ static void *sampler_main(void *arg)
             continue; // woken early, or the list changed: look again
         }
         pthread_mutex_unlock(&M.lock);
-        // Read without the lock: queries and fork need not wait for /proc.
+        // Read without M.lock: queries need not wait for /proc.
         ms__sys_raw cur;
         read_counters(&cur);
         read_gpu(&cur);

@@ -57,8 +57,9 @@ void ms__sys_rates(const ms__sys_raw *prev, const ms__sys_raw *cur, ms_system_sn
                          : 0.0;
         // The clocks are read microseconds apart; no reading can exceed
         // every CPU busy for the whole window.
-        double cap = 100.0 * (double)(out->cpu_count ? out->cpu_count : 1);
-        out->cpu_usage_percent = pct > cap && out->cpu_count ? cap : pct;
+        if (out->cpu_count && pct > 100.0 * out->cpu_count)
+            pct = 100.0 * out->cpu_count;
+        out->cpu_usage_percent = pct;
     }
     if (both & MS_METRIC_PROCESS_IO) {
         out->disk_read_bps = per_sec(prev->io_read, cur->io_read, ns);

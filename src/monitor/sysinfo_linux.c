@@ -119,6 +119,15 @@ static bool next_u64(const char **p, uint64_t *v)
     return true;
 }
 
+/* Up to n unsigned decimals into v. @return how many were read. */
+static int next_u64s(const char **p, uint64_t *v, int n)
+{
+    int k = 0;
+    while (k < n && next_u64(p, &v[k]))
+        k++;
+    return k;
+}
+
 /* Skip one blank-separated field. @return false if there is none. */
 static bool skip_field(const char **p)
 {
@@ -209,10 +218,7 @@ bool ms__parse_stat(ms__lines *l, ms__sys_raw *r)
         // (guest time is already inside user and nice).
         const char *p = line + 3;
         uint64_t v[8] = {0};
-        int n = 0;
-        while (n < 8 && next_u64(&p, &v[n]))
-            n++;
-        if (n < 4)
+        if (next_u64s(&p, v, 8) < 4)
             return false;
         uint64_t busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
         r->cpu_busy = busy;
@@ -269,10 +275,7 @@ bool ms__parse_diskstats(ms__lines *l, ms__dev_fn fn, void *ctx)
             continue;
         *end = '\0';
         p = end + 1;
-        int k = 3;
-        while (k < 10 && next_u64(&p, &v[k]))
-            k++;
-        if (k < 10)
+        if (next_u64s(&p, &v[3], 7) < 7)
             continue;
         any = true;
         fn(ctx, name, sat_mul(v[5], 512), sat_mul(v[9], 512));
@@ -293,10 +296,7 @@ bool ms__parse_net_dev(ms__lines *l, ms__dev_fn fn, void *ctx)
         const char *name = skip_blanks(line);
         const char *p = colon + 1;
         uint64_t v[9];
-        int k = 0;
-        while (k < 9 && next_u64(&p, &v[k]))
-            k++;
-        if (k < 9)
+        if (next_u64s(&p, v, 9) < 9)
             continue;
         any = true;
         fn(ctx, name, v[0], v[8]);
@@ -387,29 +387,39 @@ void ms__sys_reader_close(ms__sys_reader *rd)
     }
 }
 
-/* Source i's descriptor, opened if needed. @return -1 if it cannot be. */
-static int source_fd(ms__sys_reader *rd, int i, const char *path)
+enum { SRC_SELF_STAT, SRC_SELF_IO, SRC_STAT, SRC_MEMINFO, SRC_DISKSTATS, SRC_NET_DEV };
+
+static const char *const source_path[MS__SYS_SOURCES] = {
+    [SRC_SELF_STAT] = "/proc/self/stat", [SRC_SELF_IO] = "/proc/self/io",
+    [SRC_STAT] = "/proc/stat",           [SRC_MEMINFO] = "/proc/meminfo",
+    [SRC_DISKSTATS] = "/proc/diskstats", [SRC_NET_DEV] = "/proc/net/dev",
+};
+
+/* Start `l` on source i, opening the file if needed. @return false if it
+ * cannot be opened. */
+static bool open_source(ms__sys_reader *rd, int i, ms__lines *l)
 {
-    if (still_ours(rd, i))
-        return rd->src[i].fd;
-    rd->src[i].fd = -1; // never opened, or closed by the program: not ours to close
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && fd <= 2) { // never hold 0, 1 or 2: the program may expect them free
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        close(fd);
-        fd = high;
+    if (!still_ours(rd, i)) {
+        rd->src[i].fd = -1; // never opened, or closed by the program: not ours to close
+        int fd = open(source_path[i], O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fd <= 2) { // never hold 0, 1 or 2: the program may expect them free
+            int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+            close(fd);
+            fd = high;
+        }
+        if (fd < 0)
+            return false;
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            return false;
+        }
+        rd->src[i].dev = (uint64_t)st.st_dev;
+        rd->src[i].ino = (uint64_t)st.st_ino;
+        rd->src[i].fd = fd;
     }
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return -1;
-    }
-    rd->src[i].dev = (uint64_t)st.st_dev;
-    rd->src[i].ino = (uint64_t)st.st_ino;
-    rd->src[i].fd = fd;
-    return fd;
+    ms__lines_fd(l, rd->src[i].fd);
+    return true;
 }
 
 /* A physical disk is a whole device with hardware behind it:
@@ -433,48 +443,30 @@ static bool is_physical_disk(const char *name, void *ctx)
     return physical;
 }
 
-static bool parse_self_stat(ms__lines *l, ms__sys_raw *r, void *rd)
-{
-    return ms__parse_self_stat(l, r, ((ms__sys_reader *)rd)->page_size);
-}
-static bool parse_self_io(ms__lines *l, ms__sys_raw *r, void *unused)
-{
-    (void)unused;
-    return ms__parse_self_io(l, r);
-}
-static bool parse_stat(ms__lines *l, ms__sys_raw *r, void *unused)
-{
-    (void)unused;
-    return ms__parse_stat(l, r);
-}
-static bool parse_meminfo(ms__lines *l, ms__sys_raw *r, void *unused)
-{
-    (void)unused;
-    return ms__parse_meminfo(l, r);
-}
 static void add_disk(void *ctx, const char *name, uint64_t rd_bytes, uint64_t wr_bytes)
 {
     ms__sys_reader *rd = ctx;
     if (is_physical_disk(name, rd))
         ms__devset_add(&rd->disk, name, rd_bytes, wr_bytes);
 }
-static bool parse_diskstats(ms__lines *l, ms__sys_raw *r, void *ctx)
+
+static bool read_disks(ms__sys_reader *rd, ms__lines *l, ms__sys_raw *r)
 {
-    ms__sys_reader *rd = ctx;
     ms__devset_begin(&rd->disk);
     if (!ms__parse_diskstats(l, add_disk, rd))
         return false; // the device set keeps its last reading
     ms__devset_end(&rd->disk, &r->disk_read, &r->disk_write);
     return true;
 }
+
 static void add_interface(void *ctx, const char *name, uint64_t rx, uint64_t tx)
 {
     ms__sys_reader *rd = ctx;
     ms__devset_add(strcmp(name, "lo") == 0 ? &rd->lo : &rd->net, name, rx, tx);
 }
-static bool parse_net_dev(ms__lines *l, ms__sys_raw *r, void *ctx)
+
+static bool read_interfaces(ms__sys_reader *rd, ms__lines *l, ms__sys_raw *r)
 {
-    ms__sys_reader *rd = ctx;
     ms__devset_begin(&rd->net);
     ms__devset_begin(&rd->lo);
     if (!ms__parse_net_dev(l, add_interface, rd))
@@ -486,18 +478,6 @@ static bool parse_net_dev(ms__lines *l, ms__sys_raw *r, void *ctx)
 
 void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
 {
-    static const struct {
-        const char *path;
-        bool (*parse)(ms__lines *, ms__sys_raw *, void *);
-        uint32_t bit;
-    } sources[MS__SYS_SOURCES] = {
-        {"/proc/self/stat", parse_self_stat, MS_METRIC_PROCESS_STAT},
-        {"/proc/self/io", parse_self_io, MS_METRIC_PROCESS_IO},
-        {"/proc/stat", parse_stat, MS_METRIC_MACHINE_CPU},
-        {"/proc/meminfo", parse_meminfo, MS_METRIC_MACHINE_MEMORY},
-        {"/proc/diskstats", parse_diskstats, MS_METRIC_MACHINE_DISK},
-        {"/proc/net/dev", parse_net_dev, MS_METRIC_NETWORK},
-    };
     ms__lines l; // 4 KiB on the stack, reused for each file
     r->ok = 0;
     struct timespec ts;
@@ -506,14 +486,18 @@ void ms__sys_read(ms__sys_reader *rd, ms__sys_raw *r)
         r->cpu_mono_ns = ms__mono_ns(); // the CPU share's own window: no /proc reads inside
         r->ok |= MS_METRIC_PROCESS_CPU;
     }
-    for (int i = 0; i < MS__SYS_SOURCES; i++) {
-        int fd = source_fd(rd, i, sources[i].path);
-        if (fd < 0)
-            continue;
-        ms__lines_fd(&l, fd);
-        if (sources[i].parse(&l, r, rd))
-            r->ok |= sources[i].bit;
-    }
+    if (open_source(rd, SRC_SELF_STAT, &l) && ms__parse_self_stat(&l, r, rd->page_size))
+        r->ok |= MS_METRIC_PROCESS_STAT;
+    if (open_source(rd, SRC_SELF_IO, &l) && ms__parse_self_io(&l, r))
+        r->ok |= MS_METRIC_PROCESS_IO;
+    if (open_source(rd, SRC_STAT, &l) && ms__parse_stat(&l, r))
+        r->ok |= MS_METRIC_MACHINE_CPU;
+    if (open_source(rd, SRC_MEMINFO, &l) && ms__parse_meminfo(&l, r))
+        r->ok |= MS_METRIC_MACHINE_MEMORY;
+    if (open_source(rd, SRC_DISKSTATS, &l) && read_disks(rd, &l, r))
+        r->ok |= MS_METRIC_MACHINE_DISK;
+    if (open_source(rd, SRC_NET_DEV, &l) && read_interfaces(rd, &l, r))
+        r->ok |= MS_METRIC_NETWORK;
     // The clocks last: the window ends after every counter was read.
     r->mono_ns = ms__mono_ns();
     r->real_ns = ms__real_ns();
