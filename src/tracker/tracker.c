@@ -210,6 +210,13 @@ void *ms_realloc(ms_tracker *t, void *ptr, size_t size)
     return n;
 }
 
+/* Set MS_ENULLTRACKER for the public function `fn`. @return NULL. */
+MS_COLD static void *null_tracker(const char *fn)
+{
+    ms__fail(MS_ENULLTRACKER, "%s: tracker is NULL", fn);
+    return NULL;
+}
+
 /* --------------------------------------------------------- life cycle */
 
 static ms_tracker *tracker_create(bool is_global)
@@ -285,10 +292,8 @@ void ms_tracker_free(ms_tracker *t)
 
 ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_sampling: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     if (!(cfg.sample_rate >= 0.0 && cfg.sample_rate <= 1.0)) { // NaN fails both
         ms__fail(MS_ERANGE, "sample rate %g is outside [0, 1]", cfg.sample_rate);
         return t;
@@ -309,10 +314,8 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
 
 ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_sampling_seed: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     ms_atomic_store_relaxed(&t->store->seed, seed);
     ms_atomic_add_relaxed(&t->store->seed_gen, 1);
     return t;
@@ -320,10 +323,8 @@ ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed)
 
 ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_auto_export: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     if (!path || !*path) {
         ms__fail(MS_EINVAL, "auto-export path is empty");
         return t;
@@ -343,30 +344,24 @@ ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path)
 
 ms_tracker *ms_tracker_with_system_monitoring(ms_tracker *t)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_system_monitoring: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     ms__mon_start(&t->mon);
     return t;
 }
 
 ms_tracker *ms_tracker_with_monitor_interval(ms_tracker *t, unsigned interval_ms)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_monitor_interval: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     ms__mon_set_interval(&t->mon, interval_ms);
     return t;
 }
 
 ms_tracker *ms_tracker_with_monitor_history(ms_tracker *t, size_t samples)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_monitor_history: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     ms__mon_set_history(&t->mon, samples);
     return t;
 }
@@ -379,10 +374,8 @@ void ms_tracker_stop_system_monitoring(ms_tracker *t)
 
 ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_with_retained_bytes: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     ms__store_set_retained(t->store, bytes);
     return t;
 }
@@ -400,7 +393,7 @@ ms_memory_stats ms_tracker_stats(ms_tracker *t)
 {
     ms_memory_stats st = {0};
     if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_stats: tracker is NULL");
+        null_tracker(__func__);
         return st;
     }
     ms__store_lock_folded(t->store);
@@ -414,25 +407,22 @@ ms_memory_event *ms_tracker_events(ms_tracker *t, size_t *count)
     if (!t) {
         if (count)
             *count = 0;
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_events: tracker is NULL");
-        return NULL;
+        return null_tracker(__func__);
     }
     return ms_event_store_snapshot(t->store, count);
 }
 
 ms_event_store *ms_tracker_event_store(ms_tracker *t)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_tracker_event_store: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     return t->store;
 }
 
 ms_system_snapshot ms_current_system_snapshot(ms_tracker *t)
 {
     if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_current_system_snapshot: tracker is NULL");
+        null_tracker(__func__);
         return (ms_system_snapshot){0};
     }
     return ms__mon_current(&t->mon);
@@ -440,10 +430,8 @@ ms_system_snapshot ms_current_system_snapshot(ms_tracker *t)
 
 ms_analysis_report *ms_analyze(ms_tracker *t)
 {
-    if (!t) {
-        ms__fail(MS_ENULLTRACKER, "ms_analyze: tracker is NULL");
-        return NULL;
-    }
+    if (!t)
+        return null_tracker(__func__);
     return ms__tracker_analyze(t, NULL, NULL);
 }
 
@@ -473,8 +461,7 @@ ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep
         .system_count = nsys,
         .system_overwritten = overwritten,
     };
-    ms_analysis_report *r = ms__analyze_snapshot(snap, &o);
-    ms__free(sys);
+    ms_analysis_report *r = ms__analyze_snapshot(snap, &o); // takes sys
     if (keep && r)
         *keep = snap;
     else
