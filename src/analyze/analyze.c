@@ -31,8 +31,12 @@ static uint64_t scale(uint64_t v, double f)
 ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__analyze_opts *o)
 {
     ms_analysis_report *r = ms__calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        ms__free(o->system);
         goto oom;
+    }
+    r->system_snapshots = o->system; // ms_report_free frees it from here on
+    r->system_snapshot_count = o->system_count;
     double f = o->sample_rate > 0.0 && o->sample_rate < 1.0 ? 1.0 / o->sample_rate : 1.0;
     const ms_memory_stats *st = &s->stats;
     r->sample_rate = o->sample_rate;
@@ -78,13 +82,6 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
         }
     }
     qsort(r->hotspots, r->hotspot_count, sizeof *r->hotspots, cmp_hotspot);
-    if (o->system_count > 0) {
-        r->system_snapshots = ms__malloc(o->system_count * sizeof *r->system_snapshots);
-        if (!r->system_snapshots)
-            goto oom;
-        memcpy(r->system_snapshots, o->system, o->system_count * sizeof *r->system_snapshots);
-        r->system_snapshot_count = o->system_count;
-    }
     r->system_snapshots_overwritten = o->system_overwritten;
     return r;
 oom:

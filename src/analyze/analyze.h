@@ -11,7 +11,7 @@ typedef struct ms__analyze_opts {
     double sample_rate;   /* 1.0: figures are exact */
     uint64_t duration_ns; /* since the tracker started */
     uint64_t evicted_events;
-    const ms_system_snapshot *system; /* copied into the report */
+    ms_system_snapshot *system; /* ms__malloc'd: the report takes it, freed on failure */
     size_t system_count;
     uint64_t system_overwritten;
 } ms__analyze_opts;
