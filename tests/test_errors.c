@@ -447,17 +447,6 @@ static void clear_error_should_forget_the_last_error(void **state)
     assert_string_equal(ms_last_error_message(), "");
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 /* Wild, freed and interior pointers must be rejected without ever crashing:
  * TRACK reads a block's header only where that memory is readable. */
 static void wild_freed_and_interior_pointers_should_be_rejected_without_crashing(void **state)

@@ -29,17 +29,6 @@
 #include "monitor/monitor.h"
 #include "test_util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 #define MiB (1024u * 1024u)
 
 static uint64_t real_now(void)

@@ -1,5 +1,5 @@
-/* test_util.h — small file-system helpers shared by the tests (header-only:
- * include after <cmocka.h>). */
+/* test_util.h — small helpers shared by the tests: file-system helpers and
+ * UNDER_TSAN (header-only: include after <cmocka.h>). */
 #ifndef MS_TEST_UTIL_H
 #define MS_TEST_UTIL_H
 
@@ -8,6 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* UNDER_TSAN: 1 in a ThreadSanitizer build (gcc or clang), else 0. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 static inline int exists(const char *path)
 {
