@@ -67,6 +67,19 @@ static void blocks_free(void **blocks, size_t n)
     free(blocks);
 }
 
+// TRACK every block, then UNTRACK every block: 2 x n events.
+static void track_round(ms_tracker *t, void **blocks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *block = blocks[i];
+        TRACK(t, block);
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *block = blocks[i];
+        UNTRACK(t, block);
+    }
+}
+
 // ---------------------------------------------------- part 1: bytes per event
 
 static int part_bytes_per_event(void)
@@ -85,27 +98,12 @@ static int part_bytes_per_event(void)
     }
     // One round first so that per-thread buffers and the live table exist before
     // the baseline: the growth after it is the retained log's.
-    for (size_t i = 0; i < BLOCKS; i++) {
-        void *block = blocks[i];
-        TRACK(t, block);
-    }
-    for (size_t i = 0; i < BLOCKS; i++) {
-        void *block = blocks[i];
-        UNTRACK(t, block);
-    }
+    track_round(t, blocks, BLOCKS);
     uint64_t retained0 = ms_tracker_stats(t).retained_events;
     uint64_t rss0 = bench_rss_bytes();
     uint64_t t0 = bench_now_ns();
-    for (int r = 0; r < ROUNDS; r++) {
-        for (size_t i = 0; i < BLOCKS; i++) {
-            void *block = blocks[i];
-            TRACK(t, block);
-        }
-        for (size_t i = 0; i < BLOCKS; i++) {
-            void *block = blocks[i];
-            UNTRACK(t, block);
-        }
-    }
+    for (int r = 0; r < ROUNDS; r++)
+        track_round(t, blocks, BLOCKS);
     uint64_t elapsed = bench_now_ns() - t0;
     uint64_t rss1 = bench_rss_bytes();
     ms_memory_stats st = ms_tracker_stats(t);
