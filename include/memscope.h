@@ -147,6 +147,11 @@ typedef struct ms_memory_stats {
     uint64_t replaced_allocations;  /* TRACKs of an address whose block was never untracked */
     uint64_t track_errors;          /* TRACK/UNTRACK calls rejected (NULL, not heap, ...) */
     uint64_t sampled_out;           /* TRACK calls skipped by sampling (0 while rate is 1.0) */
+    /* appended with capture (docs/capture.md); 0 without it */
+    uint64_t unseen_deallocations; /* frees of blocks capture never saw allocated (allocated
+                                      before capture started): not errors */
+    uint64_t null_deallocations;   /* free(NULL) and realloc(NULL, 0)-like no-ops */
+    uint64_t failed_allocations;   /* malloc-family calls that returned NULL */
 } ms_memory_stats;
 
 typedef struct ms_active_allocation {
@@ -155,6 +160,7 @@ typedef struct ms_active_allocation {
     uint64_t allocated_at; /* ns since the Unix epoch */
     uint64_t thread_id;    /* the thread that allocated it */
     const ms_site *site;   /* NULL when the block was not named */
+    uint32_t stack_id;     /* appended: its allocation's stack (ms_stack_frames), 0 if none */
 } ms_active_allocation;
 
 typedef struct ms_thread_memory_stats {
@@ -173,6 +179,21 @@ typedef struct ms_allocation_hotspot {
     const char *function;             /* NULL if unknown */
     size_t active_count, active_size; /* still live */
 } ms_allocation_hotspot;
+
+/* Blocks alive when the report was made (leaks, at exit), grouped by call site
+ * and allocation stack. */
+typedef struct ms_leak {
+    size_t count;              /* live blocks in the group */
+    uint64_t bytes;            /* their bytes */
+    const char *var_name;      /* the TRACK name, NULL when not named */
+    const char *type_name;     /* NULL when not named */
+    const char *location;      /* "file.c:42" of TRACK, else of the allocating frame when
+                                  known, NULL otherwise */
+    const char *function;      /* the function that allocated, NULL if unknown */
+    uint32_t stack_id;         /* 0 when no stack was recorded */
+    const char *const *frames; /* symbolized stack, innermost first ("fn (file.c:42)") */
+    size_t frame_count;
+} ms_leak;
 
 typedef struct ms_system_snapshot {
     uint64_t timestamp;          /* ns since the Unix epoch */
@@ -225,6 +246,10 @@ typedef struct ms_analysis_report {
     double duration_sec; /* since the tracker was created */
     size_t thread_count;
     uint64_t system_snapshots_overwritten; /* oldest samples lost to the history bound */
+    ms_leak *leaks; /* live blocks grouped by site and stack, most bytes first */
+    size_t leak_count;
+    size_t leaked_blocks; /* = active_allocations: the sum over leaks */
+    uint64_t leaked_bytes;
 } ms_analysis_report;
 
 /* ---------------------------------------------------------------- tracker */
@@ -354,6 +379,24 @@ MS_API MS_NODISCARD ms_memory_event *ms_tracker_events(ms_tracker *t, size_t *co
  *  (timestamp 0) if monitoring never started. Never blocks, never torn:
  *  tens of nanoseconds, safe from any thread. */
 MS_API ms_system_snapshot ms_current_system_snapshot(ms_tracker *t);
+
+/* ------------------------------------------------------ capture and stacks */
+
+/** @return true while the malloc family is being recorded into
+ *  ms_tracker_global() (libmemscope_capture.a or libmemscope_preload.so, and
+ *  MEMSCOPE_CAPTURE is not 0). docs/capture.md. */
+MS_API bool ms_capture_active(void);
+
+/** Copy the return addresses of stack `id` (ms_active_allocation.stack_id,
+ *  ms_leak.stack_id), innermost first, at most `max` of them, into `frames`.
+ *  Stacks are recorded under capture and by TRACK when the sampling config
+ *  asks for them. @return the stack's depth, 0 for an unknown id. */
+MS_API size_t ms_stack_frames(uint32_t id, uintptr_t *frames, size_t max);
+
+/** Describe the code address `pc` (a return address) in `buf`:
+ *  "function (file.c:42)" with debug information, else "function+0x1a (lib.so)",
+ *  else "0x... (lib.so+0x1234)". @return 0, MS_EINVAL (NULL buf or size 0). */
+MS_API int ms_symbolize(uintptr_t pc, char *buf, size_t size);
 
 /* ------------------------------------------------------ events and stores */
 

@@ -9,6 +9,195 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "stack/stack.h"
+#include "store/live.h"
+
+/* ------------------------------------------------------------ symbols
+ *
+ * Code addresses named once per report; the report owns the text. */
+
+typedef struct sym_entry {
+    uintptr_t pc;              /* 0: empty */
+    char *text;                /* "function (file.c:42)" */
+    char *function, *location; /* NULL when unknown */
+} sym_entry;
+
+typedef struct sym_cache {
+    sym_entry *v;
+    size_t cap, n;
+} sym_cache;
+
+/* The report and what it owns beyond the public struct. */
+typedef struct report_impl {
+    ms_analysis_report pub; /* first: the public pointer is this struct's */
+    sym_cache syms;
+    const char **frames; /* every leak's frames, one array */
+} report_impl;
+
+static void sym_free(sym_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++) {
+        ms__free(c->v[i].text);
+        ms__free(c->v[i].function);
+        ms__free(c->v[i].location);
+    }
+    ms__free(c->v);
+}
+
+static char *dup_or_null(const char *s) { return s && *s ? ms__strdup(s) : NULL; }
+
+static sym_entry *sym_slot(sym_entry *v, size_t cap, uintptr_t pc)
+{
+    size_t i = ms__hash_ptr(pc, cap);
+    while (v[i].pc && v[i].pc != pc)
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+/* @return the entry for pc, symbolizing it on first sight; NULL if out of memory. */
+static const sym_entry *sym_get(sym_cache *c, uintptr_t pc)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 256;
+        sym_entry *nv = ms__calloc(ncap, sizeof *nv);
+        if (!nv)
+            return NULL;
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->v[i].pc)
+                *sym_slot(nv, ncap, c->v[i].pc) = c->v[i];
+        ms__free(c->v);
+        c->v = nv;
+        c->cap = ncap;
+    }
+    sym_entry *e = sym_slot(c->v, c->cap, pc);
+    if (e->pc)
+        return e;
+    ms__symbol sym;
+    ms__symbolize_pc(pc, &sym);
+    char text[1024], loc[1024];
+    ms__symbol_format(&sym, pc, text, sizeof text);
+    if (sym.file[0])
+        snprintf(loc, sizeof loc, "%s:%u", sym.file, sym.line);
+    else if (sym.module[0])
+        snprintf(loc, sizeof loc, "%s+0x%zx", sym.module, (size_t)sym.offset);
+    else
+        loc[0] = 0;
+    e->text = ms__strdup(text);
+    e->function = dup_or_null(sym.function);
+    e->location = dup_or_null(loc);
+    if (!e->text)
+        return NULL;
+    e->pc = pc;
+    c->n++;
+    return e;
+}
+
+static uint64_t scale(uint64_t v, double f);
+
+/* -------------------------------------------------------------- leaks */
+
+typedef struct leak_key {
+    const ms_site *site;
+    uint32_t stack;
+    uint64_t size;
+} leak_key;
+
+static int cmp_leak_key(const void *a, const void *b)
+{
+    const leak_key *x = a, *y = b;
+    if (x->site != y->site)
+        return (uintptr_t)x->site < (uintptr_t)y->site ? -1 : 1;
+    return (x->stack > y->stack) - (x->stack < y->stack);
+}
+
+static int cmp_leak(const void *a, const void *b)
+{
+    const ms_leak *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return (x->stack_id > y->stack_id) - (x->stack_id < y->stack_id);
+}
+
+/* Group the live blocks by (site, stack), most bytes first. */
+static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
+{
+    ms_analysis_report *r = &ri->pub;
+    if (s->nallocs == 0)
+        return 0;
+    leak_key *k = ms__malloc(s->nallocs * sizeof *k);
+    if (!k)
+        return MS_ENOMEM;
+    for (size_t i = 0; i < s->nallocs; i++)
+        k[i] = (leak_key){s->allocs[i].site, s->allocs[i].stack_id, s->allocs[i].size};
+    qsort(k, s->nallocs, sizeof *k, cmp_leak_key);
+    size_t groups = 0, nframes = 0;
+    for (size_t i = 0; i < s->nallocs; i++) {
+        if (i > 0 && cmp_leak_key(&k[i - 1], &k[i]) == 0)
+            continue;
+        groups++;
+        const uintptr_t *fr;
+        nframes += ms__stack_get(k[i].stack, &fr);
+    }
+    r->leaks = ms__calloc(groups, sizeof *r->leaks);
+    ri->frames = ms__calloc(nframes, sizeof *ri->frames);
+    if (!r->leaks || !ri->frames) {
+        ms__free(k);
+        return MS_ENOMEM;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < s->nallocs;) {
+        size_t j = i;
+        uint64_t bytes = 0;
+        for (; j < s->nallocs && cmp_leak_key(&k[i], &k[j]) == 0; j++)
+            bytes += k[j].size;
+        ms_leak *l = &r->leaks[r->leak_count++];
+        l->count = (size_t)scale(j - i, f);
+        l->bytes = scale(bytes, f);
+        l->stack_id = k[i].stack;
+        const ms_site *site = k[i].site;
+        if (site) {
+            l->var_name = site->name;
+            l->type_name = site->type;
+            l->function = site->func;
+        }
+        const uintptr_t *fr = NULL;
+        size_t depth = ms__stack_get(k[i].stack, &fr);
+        l->frames = ri->frames + at;
+        for (size_t d = 0; d < depth; d++) {
+            const sym_entry *e = sym_get(&ri->syms, fr[d]);
+            if (!e) {
+                ms__free(k);
+                return MS_ENOMEM;
+            }
+            ri->frames[at++] = e->text;
+            if (d == 0 && !site) {
+                l->function = e->function;
+                l->location = e->location;
+            }
+        }
+        l->frame_count = depth;
+        i = j;
+    }
+    ms__free(k);
+    // Site locations ("file:42") live in the hotspots: share them.
+    for (size_t i = 0; i < r->leak_count; i++) {
+        ms_leak *l = &r->leaks[i];
+        if (!l->var_name)
+            continue;
+        for (size_t h = 0; h < r->hotspot_count && !l->location; h++)
+            if (r->hotspots[h].var_name == l->var_name && r->hotspots[h].function == l->function &&
+                r->hotspots[h].location)
+                l->location = r->hotspots[h].location;
+    }
+    qsort(r->leaks, r->leak_count, sizeof *r->leaks, cmp_leak);
+    for (size_t i = 0; i < r->leak_count; i++) {
+        r->leaked_blocks += r->leaks[i].count;
+        r->leaked_bytes += r->leaks[i].bytes;
+    }
+    return 0;
+}
 
 static int cmp_hotspot(const void *a, const void *b)
 {
@@ -30,11 +219,13 @@ static uint64_t scale(uint64_t v, double f)
 
 ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__analyze_opts *o)
 {
-    ms_analysis_report *r = ms__calloc(1, sizeof *r);
-    if (!r) {
+    report_impl *ri = ms__calloc(1, sizeof *ri);
+    if (!ri) {
         ms__free(o->system);
-        goto oom;
+        ms__fail(MS_ENOMEM, "out of memory building a report");
+        return NULL;
     }
+    ms_analysis_report *r = &ri->pub;
     r->system_snapshots = o->system; // ms_report_free frees it from here on
     r->system_snapshot_count = o->system_count;
     double f = o->sample_rate > 0.0 && o->sample_rate < 1.0 ? 1.0 / o->sample_rate : 1.0;
@@ -64,10 +255,19 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
     for (size_t i = 0; i < s->nsites; i++) {
         const ms__site_summary *ss = &s->sites[i];
         ms_allocation_hotspot *h = &r->hotspots[r->hotspot_count++];
-        const ms_site *site = ss->site;
+        const ms_site *site = ms__public_site(ss->site);
         h->var_name = site && site->name ? site->name : "?";
         h->type_name = site && site->type ? site->type : "?";
         h->function = site ? site->func : NULL;
+        uintptr_t pc = ms__site_pc(ss->site);
+        if (pc) { // capture: blocks with no name, counted where they were allocated
+            const sym_entry *e = sym_get(&ri->syms, pc);
+            if (!e)
+                goto oom;
+            h->function = e->function;
+            if (e->location && !(h->location = ms__strdup(e->location)))
+                goto oom;
+        }
         h->total_size = (size_t)scale(ss->bytes, f);
         h->allocation_count = (size_t)scale(ss->allocs, f);
         h->active_count = (size_t)scale(ss->live_count, f);
@@ -83,6 +283,8 @@ ms_analysis_report *ms__analyze_snapshot(const ms_memory_snapshot *s, const ms__
     }
     qsort(r->hotspots, r->hotspot_count, sizeof *r->hotspots, cmp_hotspot);
     r->system_snapshots_overwritten = o->system_overwritten;
+    if (build_leaks(ri, s, f) != 0)
+        goto oom;
     return r;
 oom:
     ms_report_free(r);
@@ -94,11 +296,15 @@ void ms_report_free(ms_analysis_report *r)
 {
     if (!r)
         return;
+    report_impl *ri = (report_impl *)r;
     for (size_t i = 0; i < r->hotspot_count; i++)
         ms__free((void *)(uintptr_t)r->hotspots[i].location);
     ms__free(r->hotspots);
     ms__free(r->system_snapshots);
-    ms__free(r);
+    ms__free(r->leaks);
+    ms__free(ri->frames);
+    sym_free(&ri->syms);
+    ms__free(ri);
 }
 
 static void human_bytes(char *out, size_t n, uint64_t b)
@@ -213,6 +419,21 @@ int ms_report_print(const ms_analysis_report *r, FILE *out)
         fprintf(out, "    %10s in %5zu block%s  %10s live  %-12s %-18s %s\n", sz,
                 h->allocation_count, h->allocation_count == 1 ? " " : "s", live, h->var_name,
                 h->type_name, h->location ? short_location(h->location, cwd, cwd_len) : "?");
+    }
+    n = r->leak_count < 5 ? r->leak_count : 5;
+    if (n > 0) {
+        human_bytes(cur, sizeof cur, r->leaked_bytes);
+        fprintf(out, "  live blocks by where they were allocated (%zu in %zu group%s, %s):\n",
+                r->leaked_blocks, r->leak_count, r->leak_count == 1 ? "" : "s", cur);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ms_leak *l = &r->leaks[i];
+        char sz[32];
+        human_bytes(sz, sizeof sz, l->bytes);
+        fprintf(out, "    %10s in %5zu block%s  %s%s%s%s%s\n", sz, l->count,
+                l->count == 1 ? " " : "s", l->var_name ? l->var_name : "", l->var_name ? " " : "",
+                l->function ? l->function : "?", l->location ? " " : "",
+                l->location ? short_location(l->location, cwd, cwd_len) : "");
     }
     return ferror(out) ? ms__fail(MS_EIO, "cannot write the report") : 0;
 }

@@ -4,10 +4,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *ms__malloc(size_t n) { return malloc(n ? n : 1); }
-void *ms__calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
-void *ms__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
-void ms__free(void *p) { free(p); }
+_Thread_local unsigned ms__tl_internal;
+
+void *ms__malloc(size_t n)
+{
+    ms__internal_enter();
+    void *p = malloc(n ? n : 1);
+    ms__internal_leave();
+    return p;
+}
+
+void *ms__calloc(size_t count, size_t size)
+{
+    ms__internal_enter();
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    ms__internal_leave();
+    return p;
+}
+
+void *ms__realloc(void *p, size_t n)
+{
+    ms__internal_enter();
+    void *q = realloc(p, n ? n : 1);
+    ms__internal_leave();
+    return q;
+}
+
+void ms__free(void *p)
+{
+    ms__internal_enter();
+    free(p);
+    ms__internal_leave();
+}
 
 char *ms__strdup(const char *s)
 {

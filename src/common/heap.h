@@ -13,4 +13,8 @@
  * bounds) and for page-aligned pointers (whether the header page is mapped). */
 int ms__heap_block_size(uintptr_t p, size_t *size);
 
+/* The calling thread's stack, [*lo, *hi) (both 0 if unknown). Learnt once per
+ * thread (glibc may allocate then, inside ms__internal_enter). */
+void ms__thread_stack(uintptr_t *lo, uintptr_t *hi);
+
 #endif

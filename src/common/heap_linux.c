@@ -13,6 +13,8 @@
  *   call, for blocks whose allocation already cost an mmap. */
 #include "common/heap.h"
 
+#include "common/alloc.h"
+
 #include <fcntl.h>
 #include <memscope.h>
 #include <pthread.h>
@@ -43,15 +45,25 @@ MS_COLD static void learn_stack(void)
 {
     pthread_attr_t attr;
     stack_known = true;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    void *addr;
-    size_t size;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        stack_lo = (uintptr_t)addr;
-        stack_hi = (uintptr_t)addr + size;
+    ms__internal_enter(); // glibc may allocate (the main thread reads /proc/self/maps)
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            stack_lo = (uintptr_t)addr;
+            stack_hi = (uintptr_t)addr + size;
+        }
+        pthread_attr_destroy(&attr);
     }
-    pthread_attr_destroy(&attr);
+    ms__internal_leave();
+}
+
+void ms__thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+    if (ms_unlikely(!stack_known))
+        learn_stack();
+    *lo = stack_lo;
+    *hi = stack_hi;
 }
 
 /* start_brk is field 47 of /proc/self/stat (Linux 3.5+). Read into a stack

@@ -44,6 +44,9 @@ static cJSON *stats_json(const ms_memory_stats *s)
     add_u64(o, "replaced_allocations", s->replaced_allocations);
     add_u64(o, "track_errors", s->track_errors);
     add_u64(o, "sampled_out", s->sampled_out);
+    add_u64(o, "unseen_deallocations", s->unseen_deallocations);
+    add_u64(o, "null_deallocations", s->null_deallocations);
+    add_u64(o, "failed_allocations", s->failed_allocations);
     return o;
 }
 
@@ -65,6 +68,8 @@ static cJSON *report_json(const ms_analysis_report *r)
     add_u64(o, "system_snapshots_overwritten", r->system_snapshots_overwritten);
     cJSON_AddBoolToObject(o, "is_estimate", r->is_estimate);
     cJSON_AddNumberToObject(o, "sample_rate", r->sample_rate);
+    add_u64(o, "leaked_blocks", r->leaked_blocks);
+    add_u64(o, "leaked_bytes", r->leaked_bytes);
     return o;
 }
 
@@ -84,6 +89,27 @@ static cJSON *hotspots_json(const ms_analysis_report *r)
         add_u64(o, "allocation_count", h->allocation_count);
         add_u64(o, "active_count", h->active_count);
         add_u64(o, "active_size", h->active_size);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *leaks_json(const ms_analysis_report *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < r->leak_count; i++) {
+        const ms_leak *l = &r->leaks[i];
+        cJSON *o = cJSON_CreateObject();
+        add_u64(o, "count", l->count);
+        add_u64(o, "bytes", l->bytes);
+        cJSON_AddItemToObject(o, "var_name", str_or_null(l->var_name));
+        cJSON_AddItemToObject(o, "type_name", str_or_null(l->type_name));
+        cJSON_AddItemToObject(o, "function", str_or_null(l->function));
+        cJSON_AddItemToObject(o, "location", str_or_null(l->location));
+        add_u64(o, "stack_id", l->stack_id);
+        cJSON *f = cJSON_AddArrayToObject(o, "stack");
+        for (size_t j = 0; j < l->frame_count; j++)
+            cJSON_AddItemToArray(f, cJSON_CreateString(l->frames[j]));
         cJSON_AddItemToArray(a, o);
     }
     return a;
@@ -278,6 +304,10 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
         ms__buf_put(b, f->json, f->len);
         ms__buf_puts(b, ",\"thread_id\":");
         ms__buf_u64(b, a->thread_id);
+        if (a->stack_id) {
+            ms__buf_puts(b, ",\"stack_id\":");
+            ms__buf_u64(b, a->stack_id);
+        }
         ms__buf_puts(b, ",\"allocated_at_ns\":");
         ms__buf_u64(b, a->allocated_at);
         ms__buf_puts(b, ",\"age_ns\":");
@@ -293,7 +323,17 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
 
 /* ---------------------------------------------------------------- export */
 
+static int export_json(ms_tracker *t, const char *path);
+
 int ms_export_json(ms_tracker *t, const char *path)
+{
+    ms__internal_enter(); // under capture the export's memory is not the program's
+    int rc = export_json(t, path);
+    ms__internal_leave();
+    return rc;
+}
+
+static int export_json(ms_tracker *t, const char *path)
 {
     if (!t)
         return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
@@ -327,7 +367,9 @@ int ms_export_json(ms_tracker *t, const char *path)
     cJSON_AddItemToObject(root, "report", report_json(r));
     cJSON_AddItemToObject(root, "stats", stats_json(&stats));
     add_u64(root, "dropped_events", stats.dropped_events);
+    cJSON_AddBoolToObject(root, "capture", ms_atomic_load_relaxed(&t->captured));
     cJSON_AddItemToObject(root, "hotspots", hotspots_json(r));
+    cJSON_AddItemToObject(root, "leaks", leaks_json(r));
     cJSON_AddItemToObject(root, "threads", threads_json(snap));
     cJSON_AddItemToObject(root, "memory_timeline", timeline_json(snap));
     cJSON_AddItemToObject(root, "system_snapshots", system_json(r));

@@ -47,7 +47,8 @@ ms_memory_snapshot *ms__snapshot_from_live(const ms__live *l, const ms__tids *ti
             .size = (size_t)ms__block_size(b),
             .allocated_at = to_ns(tb, b->tick),
             .thread_id = ms__tids_get(tids, ms__block_slot(b)),
-            .site = ms__live_site(l, b->site),
+            .site = ms__public_site(ms__live_site(l, b->site)),
+            .stack_id = ms__block_stack(b),
         };
     }
     for (size_t i = 0; i < l->thread_used_count; i++) {

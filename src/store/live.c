@@ -7,6 +7,8 @@
 
 #include "common/atomic.h"
 #include "common/pages.h"
+#include "stack/stack.h"
+#include "store/filter.h"
 
 #define MIN_BLOCKS 1024u
 #define MIN_SITES 64u /* a power of two */
@@ -60,6 +62,7 @@ void ms__live_stats(const ms__live *l, ms_memory_stats *out)
         .unmatched_deallocations = (size_t)l->unmatched,
         .ignored_deallocations = l->ignored,
         .replaced_allocations = l->replaced,
+        .unseen_deallocations = l->unseen,
     };
 }
 
@@ -270,13 +273,34 @@ static void close_block(ms__live *l, ms__block *b)
     ms__site_stat *st = &l->site_list[b->site];
     st->live_count--;
     st->live_bytes -= size;
+    if (ms_unlikely(b->stack & MS__BF_FILTERED) && l->filter)
+        ms__filter_remove(l->filter, b->ptr);
     l->deallocs++;
     l->deallocated += size;
     l->current -= size;
     remove_block(l, b);
 }
 
-static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site)
+/* The site a record counts under: its TRACK site; for a block capture saw
+ * with no name, its allocating code address; else none (0). */
+static uint32_t rec_site(ms__live *l, const ms__rec *r, uint32_t stack)
+{
+    if (r->site || !stack || !(ms__rec_flags(r) & MS__RF_CAPTURED))
+        return site_idx(l, r->site);
+    const uintptr_t *f;
+    return ms__stack_get(stack, &f) ? site_idx(l, ms__pc_site(f[0])) : 0;
+}
+
+/* The block flags and stack id an allocation record gives its block. */
+static uint32_t block_stack(const ms__rec *r, uint32_t stack)
+{
+    uint64_t f = ms__rec_flags(r);
+    return stack | ((f & MS__RF_CAPTURED) ? MS__BF_CAPTURED : 0) |
+           ((f & MS__RF_FILTERED) ? MS__BF_FILTERED : 0);
+}
+
+static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site,
+                       uint32_t stack)
 {
     bool found;
     ms__block *b = probe_for_insert(l, ptr, &found);
@@ -291,6 +315,7 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     b->ptr = ptr;
     unsigned slot = ms__rec_slot(r);
     b->site = site;
+    b->stack = stack;
     b->tick = r->tick;
     b->size_w = size | (uint64_t)slot << 48;
     ms__thread_stat *t = thread_stat(l, slot);
@@ -309,50 +334,101 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     l->current += size;
 }
 
-void ms__live_unknown_free(ms__live *l)
+void ms__live_unknown_free(ms__live *l, const ms__rec *r)
 {
     if (l->sampling)
         l->ignored++;
+    else if (ms__rec_flags(r) & MS__RF_CAPTURED)
+        l->unseen++;
     else
         l->unmatched++;
 }
 
+/* TRACK under capture: give the live block at r->ptr the name r->site. The
+ * block moves from its old site's figures to the new one's. */
+static void name_block(ms__live *l, ms__block *b, const ms__rec *r)
+{
+    uint32_t to = site_idx(l, r->site);
+    if (to == b->site)
+        return;
+    uint64_t size = ms__block_size(b);
+    ms__site_stat *from = &l->site_list[b->site], *st = &l->site_list[to];
+    from->allocs--;
+    from->bytes -= size;
+    from->live_count--;
+    from->live_bytes -= size;
+    st->allocs++;
+    st->bytes += size;
+    st->live_count++;
+    st->live_bytes += size;
+    b->site = to;
+}
+
 bool ms__live_apply(ms__live *l, const ms__rec *r)
 {
-    switch ((ms_event_type)ms__rec_type(r)) {
+    switch (ms__rec_type(r)) {
     case MS_EVENT_ALLOCATE:
         if (r->ptr == 0)
             return true;
-        open_block(l, r, r->ptr, ms__rec_size(r), site_idx(l, r->site));
+        open_block(l, r, r->ptr, ms__rec_size(r), rec_site(l, r, ms__rec_stack(r)),
+                   block_stack(r, ms__rec_stack(r)));
         break;
     case MS_EVENT_DEALLOCATE: {
         if (r->ptr == 0) // free(NULL) does nothing
             return true;
         ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->ptr);
+        if (ms_unlikely(ms__rec_flags(r) & MS__RF_SOFT)) {
+            // UNTRACK under capture: the block's free() closes what capture saw.
+            if (!b || (b->stack & MS__BF_CAPTURED))
+                return true;
+        }
         if (b)
             close_block(l, b);
         else if (l->hold_unknown_frees)
             return false;
         else
-            ms__live_unknown_free(l);
+            ms__live_unknown_free(l, r);
         break;
     }
     case MS_EVENT_REALLOCATE: {
-        uint32_t site = site_idx(l, r->site);
+        uint32_t stack = ms__rec_stack(r);
+        uint32_t site = rec_site(l, r, stack);
         if (r->old_ptr != 0) {
             ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->old_ptr);
             if (b) {
-                if (!r->site)
+                // A named block keeps its name; an unnamed one counts where
+                // it was last (re)allocated.
+                const ms_site *was = l->site_list[b->site].site;
+                if (!r->site && ((was && !ms__site_pc(was)) || site == 0))
                     site = b->site;
+                if (!stack)
+                    stack = ms__block_stack(b);
                 close_block(l, b);
             } else {
-                ms__live_unknown_free(l);
-                if (l->sampling) // the block was not sampled: neither is its move
+                ms__live_unknown_free(l, r);
+                if (l->sampling) { // the block was not sampled: neither is its move
+                    if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
+                        ms__filter_remove(l->filter, r->ptr);
                     return true;
+                }
             }
         }
         if (r->ptr != 0)
-            open_block(l, r, r->ptr, ms__rec_size(r), site);
+            open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack));
+        break;
+    }
+    case MS__REC_NAME: {
+        ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->ptr);
+        if (b) {
+            name_block(l, b, r);
+            return true;
+        }
+        if (l->sampling) // capture did not sample the block: leave it unnamed
+            return true;
+        // Capture never saw it (allocated before capture started, or not from
+        // malloc): it is a block of the size TRACK gave, as without capture.
+        open_block(l, r, r->ptr, ms__rec_size(r), site_idx(l, r->site),
+                   block_stack(r, ms__rec_stack(r)));
         break;
     }
     default:

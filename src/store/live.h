@@ -19,8 +19,12 @@ typedef struct ms__block {
     uint64_t tick;   /* when it was allocated */
     uint64_t size_w; /* size:48 | owning thread slot:16 */
     uint32_t site;   /* index into ms__live.site_list (0: not named) */
-    uint32_t pad;
+    uint32_t stack;  /* stack id:30 (0: none) | MS__BF_* flags */
 } ms__block;
+
+#define MS__BF_CAPTURED (1u << 31) /* allocated through the malloc hooks */
+#define MS__BF_FILTERED (1u << 30) /* counted in the sampled filter */
+#define MS__BF_STACK_MASK ((1u << 30) - 1)
 
 typedef struct ms__site_stat {
     const ms_site *site; /* NULL for index 0, the blocks that were not named */
@@ -54,6 +58,7 @@ typedef struct ms__live {
     size_t thread_used_count;
     uint64_t allocs, deallocs, allocated, deallocated, current, peak;
     uint64_t unmatched, ignored, replaced;
+    uint64_t unseen;         /* captured frees of blocks capture never saw allocated */
     bool sampling;           /* frees of unknown blocks are "ignored", not "unmatched" */
     bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */
     ms__point *series;
@@ -61,6 +66,9 @@ typedef struct ms__live {
     unsigned width_shift; /* a point spans 1 << width_shift ticks */
     uint64_t origin;
     bool failed; /* a table could not grow: figures may be incomplete */
+    /* The store's sampled filter (ms__filter), or NULL: closing a block that
+     * was counted in it takes it out again. */
+    struct ms__filter *filter;
 } ms__live;
 
 /* pre: series_width is a power of two (ticks per point at the start). */
@@ -69,9 +77,9 @@ void ms__live_destroy(ms__live *l);
 /* Apply one record. @return false (and nothing applied) for a free of an
  * address that is not live while hold_unknown_frees is set. */
 bool ms__live_apply(ms__live *l, const ms__rec *r);
-/* Count a free of an address that was not live (unmatched, or ignored while
- * sampling). */
-void ms__live_unknown_free(ms__live *l);
+/* Count the free `r` of an address that was not live (unmatched; ignored
+ * while sampling; unseen when capture recorded it). */
+void ms__live_unknown_free(ms__live *l, const ms__rec *r);
 /* Blocks near each other in memory land near each other in the table (an
  * allocator hands out neighbours in a row), while 64 KiB regions are scattered
  * by Fibonacci hashing, so strides of any power of two do not cluster.
@@ -106,5 +114,22 @@ static inline const ms_site *ms__live_site(const ms__live *l, uint32_t idx)
 }
 static inline uint64_t ms__block_size(const ms__block *b) { return b->size_w & MS__SIZE_MASK; }
 static inline unsigned ms__block_slot(const ms__block *b) { return (unsigned)(b->size_w >> 48); }
+static inline uint32_t ms__block_stack(const ms__block *b) { return b->stack & MS__BF_STACK_MASK; }
+
+/* Blocks capture recorded without a TRACK name are counted per allocating
+ * code address: the site table keys them by a tagged address (never a real
+ * ms_site pointer, which is aligned). Public views turn these into NULL. */
+static inline const ms_site *ms__pc_site(uintptr_t pc)
+{
+    return (const ms_site *)(((uintptr_t)pc << 1) | 1);
+}
+static inline uintptr_t ms__site_pc(const ms_site *s)
+{
+    return ((uintptr_t)s & 1) ? (uintptr_t)s >> 1 : 0;
+}
+static inline const ms_site *ms__public_site(const ms_site *s)
+{
+    return ((uintptr_t)s & 1) ? NULL : s;
+}
 
 #endif

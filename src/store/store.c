@@ -5,6 +5,7 @@
 #include "store/store.h"
 
 #include <linux/membarrier.h>
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -20,6 +21,8 @@ bool ms__need_fence;
 static _Thread_local ms__tbuf *tl_list; /* this thread's buffers, all stores */
 static _Thread_local bool tl_key_set;
 static _Thread_local uint64_t tl_no_slot_store; /* a store whose slots ran out for us */
+static _Thread_local unsigned tl_exit_round;    /* thread-exit destructor rounds seen */
+static _Thread_local bool tl_exited;            /* past the last round: no new buffers */
 static pthread_key_t tl_key;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t next_store_id = 1;
@@ -29,6 +32,9 @@ static ms_event_store *registry;
 /* Segments in flight per store beyond which a full thread waits for a fold
  * (bounded: the fold lock holder does bounded work) instead of mapping more. */
 #define MAX_SEGS_PER_STORE 1024u /* 192 MiB */
+/* With a background folder, a thread appends up to this many segments before
+ * it folds itself (the folder fell behind). */
+#define BG_BACKLOG_SEGS 48u /* 9 MiB */
 #define MAX_FREE_SEGS 16u
 
 struct ms__chunk {
@@ -339,7 +345,7 @@ static void held_resolve_unknown(ms_event_store *s, ms__held *h)
 {
     ms__rec r = h->rec;
     held_remove(s, h);
-    ms__live_unknown_free(&s->live);
+    ms__live_unknown_free(&s->live, &r);
     retain(s, &r);
 }
 
@@ -388,7 +394,7 @@ static void fold_one(ms_event_store *s, const ms__rec *x, uint64_t order)
     if (ms__live_apply(&s->live, x))
         retain(s, x);
     else if (!held_put(s, x, order)) { // no memory to hold it: count it now
-        ms__live_unknown_free(&s->live);
+        ms__live_unknown_free(&s->live, x);
         retain(s, x);
     }
 }
@@ -449,6 +455,8 @@ static void reap_gone(ms_event_store *s)
             s->gone_sampled_out +=
                 ms_atomic_load_relaxed(&b->skips_drawn) - ms_atomic_load_relaxed(&b->skips_left);
             s->gone_errors += ms_atomic_load_relaxed(&b->errors);
+            s->gone_null_frees += ms_atomic_load_relaxed(&b->null_frees);
+            s->gone_failed_allocs += ms_atomic_load_relaxed(&b->failed_allocs);
             free_tbuf_segments(s, b);
             uint32_t prev_state = ms_atomic_or_acq_rel(&b->state, MS__TB_STORE_GONE);
             if (prev_state & MS__TB_THREAD_GONE)
@@ -561,6 +569,17 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
 {
     ms__seg *g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
     bool had_spare = g != NULL;
+    if (ms_atomic_load_relaxed(&s->bg_fold)) {
+        // The folder thread keeps up: just take the next segment.
+        if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < BG_BACKLOG_SEGS)
+            g = seg_new(s);
+        if (g) {
+            ms_atomic_store_release(&b->cur->next, g);
+            b->cur = g;
+            b->idx = 0;
+            return true;
+        }
+    }
     if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
         g = seg_new(s);
     // Too much unfolded: fold now, which hands our old segments back. Wait
@@ -604,6 +623,50 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     return true;
 }
 
+/* ------------------------------------------------------ background fold */
+
+static void *folder_main(void *arg)
+{
+    ms_event_store *s = arg;
+    ms__internal_enter(); // nothing this thread allocates is the program's
+    const struct timespec pause = {0, 1000000};
+    while (ms_atomic_load_relaxed(&s->bg_fold)) {
+        pthread_mutex_lock(&s->fold_lock);
+        fold_locked(s);
+        pthread_mutex_unlock(&s->fold_lock);
+        // Sleep only when caught up (a few segments per thread in flight).
+        if (ms_atomic_load_relaxed(&s->segs_allocated) <=
+            2 * ms_atomic_load_relaxed(&s->next_order) + 2)
+            nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+int ms__store_start_folder(ms_event_store *s)
+{
+    if (ms_atomic_exchange_acq_rel(&s->bg_fold, true))
+        return 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); // the folder takes no signal of the program's
+    pthread_t th;
+    ms__internal_enter();
+    int rc = pthread_create(&th, &attr, folder_main, s);
+    ms__internal_leave();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        ms_atomic_store_relaxed(&s->bg_fold, false);
+        return ms__fail(MS_ENOMEM, "cannot start the fold thread: %s", strerror(rc));
+    }
+    pthread_setname_np(th, "memscope-fold");
+    return 0;
+}
+
 /* ------------------------------------------------------- thread buffers */
 
 static void free_dead_entries(void)
@@ -627,6 +690,8 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
             return b;
         }
     }
+    if (tl_exited) // the caller records through ms__store_push_late, or drops (counted)
+        return NULL;
     if (tl_no_slot_store == s->id) { // this store has no slot for this thread
         ms_atomic_add_relaxed(&s->dropped, 1);
         return NULL;
@@ -667,9 +732,51 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
     return b;
 }
 
+bool ms__store_thread_exited(void) { return tl_exited; }
+
+void ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+                         uint64_t size, uint64_t old_size)
+{
+    uint32_t slot = ms__tids_intern(s->tids, (uint64_t)syscall(SYS_gettid));
+    while (ms_atomic_exchange_acq_rel(&s->late_lock, true))
+        sched_yield();
+    ms__tbuf *b = s->late;
+    if (!b) {
+        b = ms__pages_alloc(sizeof *b);
+        ms__seg *g = b ? seg_new(s) : NULL;
+        if (g) {
+            b->cur = b->rd_seg = g;
+            b->store_id = s->id;
+            b->store = s;
+            b->order = ms_atomic_add_relaxed(&s->next_order, 1);
+            ms__tbuf *head = ms_atomic_load_relaxed(&s->tbufs);
+            do {
+                b->store_next = head;
+            } while (!atomic_compare_exchange_weak_explicit(
+                &s->tbufs, &head, b, memory_order_release, memory_order_relaxed));
+            s->late = b;
+        } else {
+            ms__pages_free(b, sizeof *b);
+            b = NULL;
+        }
+    }
+    if (b && slot != MS__TIDS_FULL)
+        ms__store_push(s, b, slot, type, ptr, old_ptr, size, old_size, NULL);
+    else
+        ms_atomic_add_relaxed(&s->dropped, 1);
+    ms_atomic_store_release(&s->late_lock, false);
+}
+
 static void thread_exit(void *arg)
 {
-    (void)arg;
+    // Other keys' destructors may still allocate and free (capture records
+    // them): stay registered through glibc's destructor rounds and let go in
+    // the last. Records after that are dropped, counted.
+    if (++tl_exit_round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(tl_key, arg);
+        return;
+    }
+    tl_exited = true;
     ms__tl_cache = (ms__tcache){0, NULL};
     ms__tbuf *b = tl_list;
     tl_list = NULL;
@@ -704,6 +811,7 @@ static void fork_child(void)
     // Only the forking thread exists in the child: every other buffer's owner
     // is gone, possibly in the middle of a record that will never finish.
     for (ms_event_store *s = registry; s; s = s->reg_next) {
+        ms_atomic_store_relaxed(&s->bg_fold, false); // the folder thread is not in the child
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
             bool mine = false;
             for (ms__tbuf *m = tl_list; m; m = m->thread_next)
@@ -737,6 +845,15 @@ ms_event_store *ms__store_new(size_t retained_bytes)
         return NULL;
     }
     s->live.hold_unknown_frees = true;
+    s->filter = ms__pages_alloc(sizeof *s->filter);
+    if (!s->filter) {
+        ms__live_destroy(&s->live);
+        ms__tids_free(s->tids);
+        pthread_mutex_destroy(&s->fold_lock);
+        ms__pages_free(s, sizeof *s);
+        return NULL;
+    }
+    s->live.filter = s->filter;
     ms__store_set_retained(s, retained_bytes);
     pthread_mutex_lock(&registry_lock);
     s->reg_next = registry;
@@ -780,6 +897,7 @@ void ms__store_free(ms_event_store *s)
     ms__pages_free(s->held, s->held_cap * sizeof *s->held);
     ms__live_destroy(&s->live);
     ms__tids_free(s->tids);
+    ms__pages_free(s->filter, sizeof *s->filter);
     pthread_mutex_unlock(&s->fold_lock);
     pthread_mutex_destroy(&s->fold_lock);
     if (ms__tl_cache.id == s->id)
@@ -795,7 +913,11 @@ void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
     out->retained_events = s->retained;
     out->sampled_out = s->gone_sampled_out;
     out->track_errors = s->gone_errors;
+    out->null_deallocations = s->gone_null_frees + ms_atomic_load_relaxed(&s->late_null_frees);
+    out->failed_allocations = s->gone_failed_allocs;
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b; b = b->store_next) {
+        out->null_deallocations += ms_atomic_load_relaxed(&b->null_frees);
+        out->failed_allocations += ms_atomic_load_relaxed(&b->failed_allocs);
         uint64_t left = ms_atomic_load_acquire(&b->skips_left);
         uint64_t drawn = ms_atomic_load_relaxed(&b->skips_drawn);
         out->sampled_out += drawn > left ? drawn - left : 0;
@@ -870,6 +992,8 @@ typedef struct copy_ctx {
 static void copy_one(const ms__rec *r, void *arg)
 {
     copy_ctx *c = arg;
+    if (ms__rec_type(r) == MS__REC_NAME) // a name for a block, not an event of its own
+        return;
     c->out[c->n++] = (ms_memory_event){
         .timestamp = ms__timebase_ns(c->tb, r->tick),
         .type = (ms_event_type)ms__rec_type(r),

@@ -13,6 +13,7 @@
 
 #include "common/atomic.h"
 #include "common/clock.h"
+#include "store/filter.h"
 #include "store/live.h"
 #include "store/rec.h"
 #include "store/tids.h"
@@ -32,6 +33,13 @@ typedef struct ms__seg {
     char pad[MS_CACHE_LINE - sizeof(uint32_t) - sizeof(void *)];
     ms__rec ev[MS__SEG_EVENTS];
 } ms__seg;
+
+/* A thread's cache of stacks it interned lately (stack/stack.c). */
+#define MS__STACK_CACHE 256u
+typedef struct ms__stack_slot {
+    uint64_t hash;
+    uint32_t id;
+} ms__stack_slot;
 
 enum { MS__TB_THREAD_GONE = 1, MS__TB_STORE_GONE = 2 };
 
@@ -53,6 +61,7 @@ typedef struct ms__tbuf {
      * the TRACKs still to skip, skips_drawn adds up the gaps drawn, so the
      * calls skipped so far are skips_drawn - skips_left. */
     _Atomic uint64_t skips_drawn, skips_left, errors;
+    _Atomic uint64_t null_frees, failed_allocs; /* capture: free(NULL), allocations that failed */
     /* 1 while the owner is between taking a tick and publishing the record.
      * Owner writes; the folder reads after an asymmetric barrier. */
     _Atomic uint32_t inflight;
@@ -75,6 +84,8 @@ typedef struct ms__tbuf {
     struct ms__tbuf *thread_next; /* the owner thread's list */
     uint64_t store_id;
     struct ms_event_store *store;
+
+    ms__stack_slot stack_cache[MS__STACK_CACHE]; /* owner only */
 } ms__tbuf;
 
 typedef struct ms__chunk ms__chunk;
@@ -92,6 +103,7 @@ struct ms_event_store {
     pthread_mutex_t fold_lock; /* guards everything below */
     ms__live live;
     uint64_t gone_sampled_out, gone_errors; /* from freed thread buffers */
+    uint64_t gone_null_frees, gone_failed_allocs;
     ms__seg *free_segs;
     size_t free_seg_count;
     void *heap; /* merge heap, pages */
@@ -106,6 +118,11 @@ struct ms_event_store {
     ms__chunk *oldest, *newest;
     uint64_t retained, evicted;
     struct ms_event_store *reg_next; /* the process's store registry (fork) */
+    ms__filter *filter;              /* sampled addresses (capture), pages touched lazily */
+    _Atomic bool bg_fold;            /* a background thread folds: recording threads do not */
+    _Atomic bool late_lock;          /* guards `late` */
+    ms__tbuf *late; /* shared buffer for threads past their exit (ms__store_push_late) */
+    _Atomic uint64_t late_null_frees;
 };
 
 /* The calling thread's buffer for a store, cached in TLS. */
@@ -132,21 +149,30 @@ static inline ms__tbuf *ms__store_tbuf(ms_event_store *s)
     return ms__store_tbuf_slow(s);
 }
 
+/* @return true when the calling thread has handed its buffers back (it is
+ * exiting: glibc frees a few blocks after the last thread-local destructor). */
+bool ms__store_thread_exited(void);
+/* Record for such a thread, into the store's shared late buffer (a spin lock:
+ * a handful of records per exiting thread). */
+void ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+                         uint64_t size, uint64_t old_size);
+
 /* Slow path of a push: the current segment is full. @return false when the
  * record must be dropped (counted by the caller). */
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b);
 
-/* Append one record for the thread in `slot`. Lock-free, no system call, no
- * allocation in the steady state. */
-static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot, unsigned type,
-                                  uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
-                                  uint64_t old_size, const ms_site *site)
+/* A record in two steps, for one whose moment must come before its content is
+ * known: capture's realloc takes its tick before the old block is released
+ * (another thread may get that address at once) and fills in the new block
+ * after. Between begin and commit/abort the thread holds the fold's watermark
+ * back. @return false when the record must be dropped (counted). */
+static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type, uint64_t *tick)
 {
     if (ms_unlikely(b->busy)) {
         // A signal handler interrupted a push on this thread: do not touch
         // the half-written slot.
         ms_atomic_add_relaxed(&s->dropped, 1);
-        return;
+        return false;
     }
     b->busy = 1;
     ms_compiler_barrier();
@@ -157,7 +183,7 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
         ms_atomic_add_relaxed(&s->dropped, 1);
         ms_compiler_barrier();
         b->busy = 0;
-        return;
+        return false;
     }
     ms_atomic_store_relaxed(&b->inflight, 1);
     if (ms_unlikely(ms__need_fence))
@@ -166,11 +192,18 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
     // A reallocation takes an ordered tick; allocations and frees take the
     // plain one (a free read too early is repaired by the fold: store.c).
     // (Without membarrier the fence above must also order the clock read.)
-    uint64_t tick =
-        type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
-    if (ms_unlikely(tick < b->last_tick)) // keep each thread's ticks monotonic
-        tick = b->last_tick;
-    b->last_tick = tick;
+    uint64_t t = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
+    if (ms_unlikely(t < b->last_tick)) // keep each thread's ticks monotonic
+        t = b->last_tick;
+    b->last_tick = t;
+    *tick = t;
+    return true;
+}
+
+static inline void ms__store_commit(ms__tbuf *b, uint64_t tick, unsigned slot, unsigned type,
+                                    uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
+                                    uint64_t old_size, const ms_site *site)
+{
     ms__rec_set(&b->cur->ev[b->idx], tick, type, slot, ptr, old_ptr, size, old_size, site);
     b->idx++;
     ms_atomic_store_release(&b->cur->count, b->idx);
@@ -179,9 +212,36 @@ static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot,
     b->busy = 0;
 }
 
+/* Nothing to record after all (the realloc failed). */
+static inline void ms__store_abort(ms__tbuf *b)
+{
+    ms_atomic_store_release(&b->inflight, 0);
+    ms_compiler_barrier();
+    b->busy = 0;
+}
+
+/* Append one record for the thread in `slot`. Lock-free, no system call, no
+ * allocation in the steady state. `old_size` may carry a stack id and flags
+ * (ms__rec_extra). */
+static inline void ms__store_push(ms_event_store *s, ms__tbuf *b, unsigned slot, unsigned type,
+                                  uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
+                                  uint64_t old_size, const ms_site *site)
+{
+    uint64_t tick;
+    if (ms__store_begin(s, b, type, &tick))
+        ms__store_commit(b, tick, slot, type, ptr, old_ptr, size, old_size, site);
+}
+
 /* Tests: record on the calling thread's buffer, for thread id `tid`, with the
  * given tick instead of the clock (raised to keep the buffer monotonic). */
 void ms__store_record_at(ms_event_store *s, uint64_t tick, ms_memory_event e);
+
+/* Fold this store from a background thread ("memscope-fold") every
+ * millisecond, so that recording threads only append (they still fold when
+ * their backlog passes a bound). For the process's life: for the global
+ * tracker under capture. A child after fork() folds inline again.
+ * @return 0, or MS_ENOMEM when no thread could be started. */
+int ms__store_start_folder(ms_event_store *s);
 
 /* Fold what every thread has published, then hold the fold lock so the live
  * state and the retained log can be read. Pair with ms__store_unlock. */

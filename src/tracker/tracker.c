@@ -12,7 +12,9 @@
 #include "common/pages.h"
 #include "export/export.h"
 #include "snapshot/snapshot.h"
+#include "stack/stack.h"
 
+_Atomic bool ms__capture_on;
 static ms_tracker *global_tracker;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
@@ -78,7 +80,7 @@ static void draw_gap(ms_tracker *t, ms__tbuf *b)
 }
 
 /* The sampling slow path, when no skips are left. @return true to skip. */
-MS_NOINLINE static bool sample_slow(ms_tracker *t, ms__tbuf *b)
+MS_NOINLINE bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b)
 {
     uint64_t gen = ms_atomic_load_relaxed(&t->store->seed_gen);
     if (b->rng_gen != gen) { // first draw on this thread, or a new seed
@@ -94,18 +96,17 @@ MS_NOINLINE static bool sample_slow(ms_tracker *t, ms__tbuf *b)
     return false;
 }
 
-/* @return true when this call is sampled out. A skipped TRACK costs one
- * countdown step: it must cost a few nanoseconds. */
-static inline bool skip_by_sampling(ms_tracker *t, ms__tbuf *b)
+#define skip_by_sampling ms__tracker_skip
+
+uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
+                           bool caller_only)
 {
-    if (ms_likely(!ms_atomic_load_relaxed(&t->sampling_on)))
-        return false;
-    uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
-    if (ms_likely(left > 0)) {
-        ms_atomic_store_relaxed(&b->skips_left, left - 1);
-        return true;
+    if (ms_atomic_load_relaxed(&t->capture_call_stack)) {
+        uintptr_t frames[MS__STACK_MAX_DEPTH];
+        size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
+        return ms__stack_intern(b, frames, depth);
     }
-    return sample_slow(t, b);
+    return caller_only && ret ? ms__stack_intern(b, &ret, 1) : 0;
 }
 
 /* ------------------------------------------------------- recording path */
@@ -126,16 +127,20 @@ static inline int resolve_size(uintptr_t ptr, size_t *size)
 }
 
 /* The recorded part of TRACK, out of line so that a skipped TRACK stays a
- * small function with no register spills. */
-MS_NOINLINE static void track_record(ms_event_store *s, ms__tbuf *b, uintptr_t ptr, size_t size,
-                                     const ms_site *site)
+ * small function with no register spills. Under capture it names the block
+ * capture recorded (the size is only what to open if capture never saw it). */
+MS_NOINLINE static void track_record(ms_tracker *t, ms__tbuf *b, uintptr_t ptr, size_t size,
+                                     const ms_site *site, const void *fp, uintptr_t ret)
 {
     int rc = resolve_size(ptr, &size);
     if (ms_unlikely(rc != 0)) {
         count_error(b, rc);
         return;
     }
-    ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, ptr, 0, size, 0, site);
+    bool named = ms_atomic_load_relaxed(&t->captured);
+    uint32_t stack = ms__tracker_stack(t, b, fp, ret, false);
+    ms__store_push(t->store, b, b->slot, named ? MS__REC_NAME : MS_EVENT_ALLOCATE, ptr, 0, size,
+                   ms__rec_extra(stack, 0), site);
 }
 
 /* The checks every recording call starts with. @return the calling thread's
@@ -162,22 +167,30 @@ void ms_track_as(ms_tracker *t, const void *ptr, size_t size, const ms_site *sit
     ms__tbuf *b = enter(t, a);
     if (!b)
         return;
-    if (skip_by_sampling(t, b))
+    // Under capture the fold decides: a block capture did not sample stays unnamed.
+    if (!ms_atomic_load_relaxed(&t->captured) && skip_by_sampling(t, b))
         return;
-    track_record(t->store, b, a, size, site);
+    track_record(t, b, a, size, site, __builtin_frame_address(0),
+                 (uintptr_t)__builtin_return_address(0));
 }
 
 void ms_untrack(ms_tracker *t, const void *ptr)
 {
     uintptr_t a = (uintptr_t)ptr;
     ms__tbuf *b = enter(t, a);
-    if (b)
-        ms__store_push(t->store, b, b->slot, MS_EVENT_DEALLOCATE, a, 0, 0, 0, NULL);
+    if (!b)
+        return;
+    // Under capture the free() closes the block; UNTRACK only closes blocks
+    // capture did not see (named with an explicit size).
+    uint64_t soft = ms_atomic_load_relaxed(&t->captured) ? MS__RF_SOFT : 0;
+    ms__store_push(t->store, b, b->slot, MS_EVENT_DEALLOCATE, a, 0, 0, soft, NULL);
 }
 
 void ms_track_realloc(ms_tracker *t, const void *old_ptr, const void *new_ptr, size_t new_size)
 {
     uintptr_t old = (uintptr_t)old_ptr, a = (uintptr_t)new_ptr;
+    if (t && ms_atomic_load_relaxed(&t->captured))
+        return; // capture recorded the realloc itself
     ms__tbuf *b = enter(t, a);
     if (!b)
         return;
@@ -271,11 +284,15 @@ void ms__tracker_auto_export(ms_tracker *t)
     char *path = ms_atomic_exchange_acq_rel(&t->auto_export, NULL);
     if (!path)
         return;
+    ms__internal_enter();
     int rc = ms__export_path(t, path);
     if (rc < 0)
         fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path, ms_last_error_message());
+    ms__internal_leave();
     ms__free(path);
 }
+
+bool ms_capture_active(void) { return ms_atomic_load_relaxed(&ms__capture_on); }
 
 void ms_tracker_free(ms_tracker *t)
 {
@@ -432,7 +449,10 @@ ms_analysis_report *ms_analyze(ms_tracker *t)
 {
     if (!t)
         return null_tracker(__func__);
-    return ms__tracker_analyze(t, NULL, NULL);
+    ms__internal_enter(); // under capture the report's memory is not the program's
+    ms_analysis_report *r = ms__tracker_analyze(t, NULL, NULL);
+    ms__internal_leave();
+    return r;
 }
 
 ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep,

@@ -20,8 +20,34 @@ struct ms_tracker {
     _Atomic(char *) auto_export; /* taken with an exchange when written */
     uint64_t start_ns, start_mono_ns;
     bool is_global;
-    ms__mon mon; /* the system monitor's samples for this tracker */
+    _Atomic bool captured; /* the global tracker under malloc capture: TRACK names blocks */
+    ms__mon mon;           /* the system monitor's samples for this tracker */
 };
+
+/* Set by capture when it records into the global tracker (ms_capture_active). */
+extern _Atomic bool ms__capture_on;
+
+/* Sampling: @return true when this allocation (or TRACK) is sampled out. A
+ * skipped call costs one countdown step. */
+bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b);
+static inline bool ms__tracker_skip(ms_tracker *t, ms__tbuf *b)
+{
+    if (ms_likely(!ms_atomic_load_relaxed(&t->sampling_on)))
+        return false;
+    uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
+    if (ms_likely(left > 0)) {
+        ms_atomic_store_relaxed(&b->skips_left, left - 1);
+        return true;
+    }
+    return ms__tracker_sample_slow(t, b);
+}
+
+/* The stack id for a record made by a call whose frame is `fp` and return
+ * address `ret`, as the tracker's config asks: the whole stack (up to
+ * max_stack_depth) when capture_call_stack is set, else only `ret` when
+ * `caller_only`, else none (0). */
+uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
+                           bool caller_only);
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t);
 /* Analyse; when `keep` is not NULL, the snapshot used is handed to the caller,

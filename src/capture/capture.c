@@ -1,0 +1,357 @@
+/* capture.c — starting capture, configuring it from the environment, fork,
+ * fatal signals and the crash arena (see capture.h, docs/capture.md). */
+#include "capture/capture.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "stack/stack.h"
+
+_Atomic unsigned ms__cap_mode = MS__CAP_INIT;
+ms_tracker *ms__cap_tracker;
+
+static _Atomic int init_state;          /* 0: not started, 1: starting, 2: done */
+static _Thread_local bool tl_starting;  /* this thread is starting capture */
+static _Atomic uint64_t missed;         /* calls on other threads while starting */
+static _Thread_local bool tl_reporting; /* this thread reports a crash (arena) */
+
+static struct {
+    bool run;             /* started by `memscope run` (MEMSCOPE_RUN=1) */
+    bool follow_children; /* MEMSCOPE_FOLLOW_CHILDREN=1 */
+    bool configured;
+    char output[4096]; /* the report path as configured ("" for none) */
+} cfg;
+
+/* ---------------------------------------------------------------- start */
+
+unsigned ms__cap_slow_state(void)
+{
+    unsigned m = ms_atomic_load_relaxed(&ms__cap_mode);
+    if (m == MS__CAP_CRASH)
+        return tl_reporting ? MS__CAP_ARENA : MS__CAP_ON;
+    if (m != MS__CAP_INIT)
+        return m;
+    if (tl_starting)
+        return MS__CAP_OFF; // the start-up's own allocations
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+        // Another thread is starting capture (it takes microseconds): this
+        // call goes unrecorded, and is counted as dropped.
+        if (expect == 1) {
+            ms_atomic_add_relaxed(&missed, 1);
+            return MS__CAP_OFF;
+        }
+        return ms_atomic_load_relaxed(&ms__cap_mode);
+    }
+    tl_starting = true;
+    ms__internal_enter();
+    ms_tracker *t = ms_tracker_global();
+    if (t) {
+        ms__cap_tracker = t;
+        ms_atomic_store_relaxed(&t->captured, true);
+        ms_atomic_store_relaxed(&ms__capture_on, true);
+    }
+    ms_atomic_store_release(&ms__cap_mode, t ? MS__CAP_ON : MS__CAP_OFF);
+    ms__internal_leave();
+    tl_starting = false;
+    ms_atomic_store_release(&init_state, 2);
+    uint64_t lost = ms_atomic_exchange_acq_rel(&missed, 0);
+    if (t && lost)
+        ms_atomic_add_relaxed(&t->store->dropped, lost);
+    return ms_atomic_load_relaxed(&ms__cap_mode);
+}
+
+/* Stop recording in this process (the global tracker keeps what it has). */
+static void capture_off(void)
+{
+    ms_atomic_store_release(&ms__cap_mode, MS__CAP_OFF);
+    ms_atomic_store_relaxed(&ms__capture_on, false);
+    if (ms__cap_tracker)
+        ms_atomic_store_relaxed(&ms__cap_tracker->captured, false);
+}
+
+/* ----------------------------------------------------------- the arena */
+
+#define ARENA_BYTES ((size_t)1 << 30)
+static char *arena, *arena_end;
+static char *arena_top;
+
+void *ms__arena_alloc(size_t n, size_t align)
+{
+    if (!arena) {
+        void *m = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        arena = arena_top = m;
+        arena_end = arena + ARENA_BYTES;
+    }
+    if (align < 16)
+        align = 16;
+    // [size][block]: the size sits in the 16 bytes before the block.
+    uintptr_t at = ((uintptr_t)arena_top + 16 + align - 1) & ~(uintptr_t)(align - 1);
+    if (n > (size_t)(arena_end - (char *)at)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ((size_t *)at)[-1] = n;
+    arena_top = (char *)at + n;
+    return (void *)at;
+}
+
+bool ms__arena_owns(const void *p)
+{
+    return arena && (const char *)p >= arena && (const char *)p < arena_end;
+}
+
+size_t ms__arena_size(const void *p) { return ((const size_t *)p)[-1]; }
+
+/* ------------------------------------------------------- fatal signals */
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS,  SIGILL, SIGFPE, SIGABRT,
+                                    SIGINT,  SIGTERM, SIGHUP, SIGQUIT};
+
+static void say(const char *s)
+{
+    ssize_t r = write(STDERR_FILENO, s, strlen(s));
+    (void)r;
+}
+
+/* Write the report, then die of the same signal. The reporting thread takes
+ * its memory from the arena: the signal may have come from inside malloc. */
+static void on_fatal(int sig)
+{
+    static _Atomic int entered;
+    if (atomic_exchange(&entered, 1) == 0 && ms__cap_tracker) {
+        int saved = errno;
+        tl_reporting = true;
+        ms_atomic_store_release(&ms__cap_mode, MS__CAP_CRASH);
+        char msg[96];
+        snprintf(msg, sizeof msg, "memscope: signal %d, writing the report\n", sig);
+        say(msg);
+        alarm(30); // a lock held by a dead thread must not hang the process forever
+        ms__tracker_auto_export(ms__cap_tracker);
+        errno = saved;
+    } else {
+        for (;;) // another thread is writing the report and then ends the process
+            pause();
+    }
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig); // a fault re-executes and faults again with the default action
+}
+
+static void install_fatal_handlers(void)
+{
+    // An alternate stack, so a stack overflow on the main thread is reported too.
+    static char *alt;
+    size_t alt_size = 256 * 1024;
+    alt = mmap(NULL, alt_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (alt != MAP_FAILED) {
+        stack_t st = {.ss_sp = alt, .ss_size = alt_size};
+        sigaltstack(&st, NULL);
+    }
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+            continue; // the program (or its parent) chose something: keep it
+        struct sigaction sa = {.sa_handler = on_fatal, .sa_flags = SA_ONSTACK};
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
+}
+
+/* ---------------------------------------------------------- configuration */
+
+/* "out.json" for pid 42 -> "out.42.json". */
+static void per_pid_path(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : path, '.');
+    if (!dot || dot == (slash ? slash + 1 : path))
+        snprintf(out, n, "%s.%ld", path, (long)getpid());
+    else
+        snprintf(out, n, "%.*s.%ld%s", (int)(dot - path), path, (long)getpid(), dot);
+}
+
+static void set_output(const char *path)
+{
+    ms_tracker_with_auto_export(ms__cap_tracker, path);
+    if (ms_last_error() && ms_atomic_load_relaxed(&ms__cap_tracker->auto_export) == NULL)
+        fprintf(stderr, "memscope: cannot write a report to %s: %s\n", path,
+                ms_last_error_message());
+}
+
+/* Drop our library from LD_PRELOAD, so that the programs an untraced process
+ * starts do not load it either. */
+static void forget_preload(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (!pre)
+        return;
+    char keep[4096];
+    size_t k = 0;
+    const char *p = pre;
+    while (*p) {
+        size_t len = strcspn(p, ": ");
+        const char *base = p;
+        for (const char *q = p; q < p + len; q++)
+            if (*q == '/')
+                base = q + 1;
+        bool ours = (size_t)(p + len - base) == strlen("libmemscope_preload.so") &&
+                    strncmp(base, "libmemscope_preload.so", (size_t)(p + len - base)) == 0;
+        if (!ours && len > 0 && k + len + 2 < sizeof keep) {
+            if (k)
+                keep[k++] = ':';
+            memcpy(keep + k, p, len);
+            k += len;
+        }
+        p += len;
+        while (*p == ':' || *p == ' ')
+            p++;
+    }
+    keep[k] = 0;
+    if (k)
+        setenv("LD_PRELOAD", keep, 1);
+    else
+        unsetenv("LD_PRELOAD");
+}
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static void fork_child(void)
+{
+    if (ms_atomic_load_relaxed(&ms__cap_mode) == MS__CAP_OFF)
+        return;
+    if (cfg.run && !cfg.follow_children) {
+        // Not traced: stop, and never write the parent's report.
+        capture_off();
+        ms__free(ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL));
+        return;
+    }
+    // Traced (or a program linked with capture): the child writes its own
+    // file, never over its parent's.
+    char *cur = ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL);
+    const char *base = cfg.output[0] ? cfg.output : cur;
+    if (base) {
+        char path[4200];
+        per_pid_path(base, path, sizeof path);
+        set_output(path);
+    }
+    ms__free(cur);
+}
+
+/* Read MEMSCOPE_* once, before main (a constructor: the environment is not
+ * set up yet when the dynamic loader makes its first allocations). */
+__attribute__((constructor(101))) static void capture_configure(void)
+{
+    if (ms__cap_state() == MS__CAP_OFF && !ms__cap_tracker)
+        return;
+    if (cfg.configured)
+        return;
+    cfg.configured = true;
+    ms__internal_enter();
+    const char *on = getenv("MEMSCOPE_CAPTURE");
+    if (on && strcmp(on, "0") == 0) {
+        capture_off();
+        ms__internal_leave();
+        return;
+    }
+    ms_tracker *t = ms__cap_tracker;
+    cfg.run = env_flag("MEMSCOPE_RUN");
+    cfg.follow_children = env_flag("MEMSCOPE_FOLLOW_CHILDREN");
+    const char *root = getenv("MEMSCOPE_ROOT_PID");
+    bool descendant = cfg.run && root && atol(root) != (long)getpid();
+    if (descendant && !cfg.follow_children) {
+        // A process the traced program started (exec'd from a fork, or
+        // spawned): not traced, and neither are its own children. The traced
+        // program itself may exec: same pid, so it stays traced.
+        capture_off();
+        forget_preload();
+        ms__internal_leave();
+        return;
+    }
+
+    ms_sampling_config sc = ms__tracker_sampling(t);
+    const char *rate = getenv("MEMSCOPE_SAMPLE_RATE");
+    const char *stacks = getenv("MEMSCOPE_STACKS");
+    if (rate && *rate) {
+        char *end;
+        double r = strtod(rate, &end);
+        if (*end || !(r > 0.0 && r <= 1.0))
+            fprintf(stderr, "memscope: MEMSCOPE_SAMPLE_RATE=%s is not in (0, 1]: ignored\n", rate);
+        else
+            sc.sample_rate = r;
+    }
+    if (stacks && *stacks) {
+        char *end;
+        long d = strtol(stacks, &end, 10);
+        if (*end || d < 0 || d > (long)MS__STACK_MAX_DEPTH)
+            fprintf(stderr, "memscope: MEMSCOPE_STACKS=%s is not in 0..%u: ignored\n", stacks,
+                    MS__STACK_MAX_DEPTH);
+        else {
+            sc.capture_call_stack = d > 0;
+            sc.max_stack_depth = (size_t)d;
+        }
+    }
+    if ((rate && *rate) || (stacks && *stacks))
+        ms_tracker_with_sampling(t, sc);
+    // The retained event log serves ms_tracker_events(); a run's report does
+    // not read it, so `memscope run` keeps none unless asked.
+    const char *keep = getenv("MEMSCOPE_RETAINED_BYTES");
+    if (keep && *keep) {
+        char *end;
+        unsigned long long v = strtoull(keep, &end, 10);
+        if (*end)
+            fprintf(stderr, "memscope: MEMSCOPE_RETAINED_BYTES=%s is not a number: ignored\n",
+                    keep);
+        else
+            ms_tracker_with_retained_bytes(t, (size_t)v);
+    } else if (cfg.run) {
+        ms_tracker_with_retained_bytes(t, 0);
+    }
+    const char *unwind = getenv("MEMSCOPE_UNWIND");
+    if (unwind && strcmp(unwind, "fp") == 0)
+        ms__stack_set_mode(MS__UNWIND_FP);
+    else if (unwind && strcmp(unwind, "unwinder") == 0)
+        ms__stack_set_mode(MS__UNWIND_UNWINDER);
+    else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
+        fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
+                unwind);
+    ms__stack_warm_up(); // loads libgcc_s now, never inside a hook
+
+    const char *out = getenv("MEMSCOPE_OUTPUT");
+    if (out && *out) {
+        snprintf(cfg.output, sizeof cfg.output, "%s", out);
+        if (descendant) {
+            char path[4200]; // a traced descendant: its own file
+            per_pid_path(out, path, sizeof path);
+            set_output(path);
+        } else {
+            set_output(out);
+        }
+        install_fatal_handlers();
+    }
+    pthread_atfork(NULL, NULL, fork_child);
+    // Recording threads only append; the fold runs beside them.
+    if (!env_flag("MEMSCOPE_INLINE_FOLD"))
+        ms__store_start_folder(t->store);
+    ms__internal_leave();
+}

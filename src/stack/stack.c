@@ -1,0 +1,298 @@
+/* stack.c — walking and interning call stacks (see stack.h).
+ *
+ * The table: entries are appended to an arena reserved once (1 GiB of address
+ * space, pages touched only as used): [hash, depth, frames...]; an entry's id
+ * is its word offset. An open-addressing index of ids finds them. The index
+ * never resizes in place: when it is half full a table twice the size is
+ * filled from it and published with a compare-and-swap; the older tables stay
+ * (and are searched) so an insert racing with the switch is never lost. Two
+ * threads that insert the same new stack at once end with one id: the loser of
+ * the slot's compare-and-swap finds the winner's entry there. */
+#include "stack/stack.h"
+
+#include <execinfo.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common/alloc.h"
+#include "common/atomic.h"
+#include "common/heap.h"
+#include "common/pages.h"
+#include "store/store.h"
+
+#define ARENA_WORDS ((size_t)1 << 27) /* ids fit the block's 30 bits */
+#define FIRST_CAP 4096u
+
+typedef struct tbl {
+    size_t cap; /* a power of two */
+    _Atomic size_t count;
+    struct tbl *older;
+    _Atomic uint32_t slot[]; /* entry ids, 0 = empty */
+} tbl;
+
+static _Atomic(uintptr_t *) arena;
+static _Atomic size_t arena_top = 1; /* word 0 is never an entry */
+static _Atomic(tbl *) newest;
+static _Atomic uint64_t nstacks, ndropped;
+static _Atomic int mode = MS__UNWIND_AUTO;
+
+void ms__stack_set_mode(ms__unwind_mode m) { ms_atomic_store_relaxed(&mode, (int)m); }
+
+void ms__stack_warm_up(void)
+{
+    void *tmp[4];
+    ms__internal_enter();
+    (void)backtrace(tmp, 4); // the first call loads libgcc_s
+    ms__internal_leave();
+}
+
+/* ------------------------------------------------------------- walking */
+
+/* glibc's unwinder (DWARF call-frame information): right for any code, a few
+ * hundred ns per frame. Its own frames are dropped by finding `ret`. */
+static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
+{
+    void *tmp[MS__STACK_MAX_DEPTH + 16];
+    int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
+    for (int i = 0; i < got; i++) {
+        if ((uintptr_t)tmp[i] != ret)
+            continue;
+        size_t n = 0;
+        for (int j = i; j < got && n < max; j++)
+            out[n++] = (uintptr_t)tmp[j];
+        return n;
+    }
+    return 0;
+}
+
+size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
+{
+    if (max > MS__STACK_MAX_DEPTH)
+        max = MS__STACK_MAX_DEPTH;
+    if (max == 0 || ret == 0)
+        return 0;
+    out[0] = ret;
+    size_t n = 1;
+    int m = ms_atomic_load_relaxed(&mode);
+    if (m != MS__UNWIND_UNWINDER) {
+        // Each frame holds the caller's frame pointer and, above it, the
+        // return address. Follow the chain only while it stays inside this
+        // thread's stack and moves up it: code without frame pointers leaves
+        // anything in that register, and we must never read outside the stack.
+        uintptr_t lo, hi, cur = (uintptr_t)fp;
+        ms__thread_stack(&lo, &hi);
+        if (cur >= lo && cur + 16 <= hi && !(cur & 7)) {
+            while (n < max) {
+                uintptr_t next = ((const uintptr_t *)cur)[0];
+                if (next <= cur || (next & 7) || next + 16 > hi ||
+                    next - cur > ((uintptr_t)1 << 24))
+                    break;
+                uintptr_t ra = ((const uintptr_t *)next)[1];
+                if (ra < 4096)
+                    break;
+                out[n++] = ra;
+                cur = next;
+            }
+        }
+        // A chain that ends at once means the caller keeps no frame pointer.
+        if (m == MS__UNWIND_FP || n >= 3 || n == max)
+            return n;
+    }
+    uintptr_t tmp[MS__STACK_MAX_DEPTH];
+    size_t u = unwind(ret, tmp, max);
+    if (u <= n)
+        return n;
+    memcpy(out, tmp, u * sizeof *out);
+    return u;
+}
+
+/* ------------------------------------------------------------- the table */
+
+static uint64_t stack_hash(const uintptr_t *f, size_t depth)
+{
+    uint64_t h = (uint64_t)depth * UINT64_C(0xD6E8FEB86659FD93);
+    for (size_t i = 0; i < depth; i++) {
+        h = (h ^ (uint64_t)f[i]) * UINT64_C(0x9E3779B97F4A7C15);
+        h ^= h >> 29;
+    }
+    return h | 1; // 0 marks an empty cache slot
+}
+
+static uintptr_t *get_arena(void)
+{
+    uintptr_t *a = ms_atomic_load_acquire(&arena);
+    if (ms_likely(a))
+        return a;
+    void *m = mmap(NULL, ARENA_WORDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uintptr_t *expect = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&arena, &expect, (uintptr_t *)m,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        munmap(m, ARENA_WORDS * sizeof(uintptr_t));
+        return expect;
+    }
+    return (uintptr_t *)m;
+}
+
+static tbl *tbl_new(size_t cap)
+{
+    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(uint32_t));
+    if (t)
+        t->cap = cap;
+    return t;
+}
+
+static tbl *get_newest(void)
+{
+    tbl *t = ms_atomic_load_acquire(&newest);
+    if (ms_likely(t))
+        return t;
+    tbl *n = tbl_new(FIRST_CAP), *expect = NULL;
+    if (!n)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(uint32_t));
+        return expect;
+    }
+    return n;
+}
+
+static bool same(const uintptr_t *a, uint32_t id, uint64_t h, const uintptr_t *f, size_t depth)
+{
+    return a[id] == h && a[id + 1] == depth && memcmp(&a[id + 2], f, depth * sizeof *f) == 0;
+}
+
+static uint32_t find_in(const tbl *t, const uintptr_t *a, uint64_t h, const uintptr_t *f,
+                        size_t depth)
+{
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
+        uint32_t v = ms_atomic_load_acquire(&((tbl *)(uintptr_t)t)->slot[i]);
+        if (v == 0)
+            return 0;
+        if (same(a, v, h, f, depth))
+            return v;
+    }
+    return 0;
+}
+
+/* When t is half full, publish a table twice its size holding its entries. */
+static void maybe_grow(tbl *t)
+{
+    if (ms_atomic_load_relaxed(&t->count) * 2 < t->cap || ms_atomic_load_acquire(&newest) != t)
+        return;
+    tbl *n = tbl_new(t->cap * 2);
+    if (!n)
+        return; // stays usable up to full; inserts then fail, counted
+    uintptr_t *a = ms_atomic_load_acquire(&arena);
+    size_t mask = n->cap - 1, copied = 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        uint32_t v = ms_atomic_load_acquire(&t->slot[i]);
+        if (v == 0)
+            continue;
+        size_t j = (size_t)a[v] & mask;
+        while (ms_atomic_load_relaxed(&n->slot[j]) != 0)
+            j = (j + 1) & mask;
+        ms_atomic_store_relaxed(&n->slot[j], v);
+        copied++;
+    }
+    ms_atomic_store_relaxed(&n->count, copied);
+    n->older = t;
+    tbl *expect = t;
+    if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(uint32_t));
+}
+
+static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth)
+{
+    size_t need = 2 + depth;
+    size_t at = ms_atomic_add_relaxed(&arena_top, need);
+    if (at + need > ARENA_WORDS)
+        return 0;
+    a[at] = h;
+    a[at + 1] = depth;
+    memcpy(&a[at + 2], f, depth * sizeof *f);
+    for (;;) {
+        tbl *t = ms_atomic_load_acquire(&newest);
+        if (ms_atomic_load_relaxed(&t->count) + 1 >= t->cap)
+            return 0; // full and could not grow
+        size_t mask = t->cap - 1;
+        for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+            uint32_t v = ms_atomic_load_acquire(&t->slot[i]);
+            if (v == 0) {
+                uint32_t want = 0;
+                if (atomic_compare_exchange_strong_explicit(&t->slot[i], &want, (uint32_t)at,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire)) {
+                    ms_atomic_add_relaxed(&t->count, 1);
+                    ms_atomic_add_relaxed(&nstacks, 1);
+                    maybe_grow(t);
+                    return (uint32_t)at;
+                }
+                v = want; // another thread took the slot: is it the same stack?
+            }
+            if (same(a, v, h, f, depth))
+                return v; // our arena words are wasted, the id is shared
+        }
+    }
+}
+
+uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
+{
+    if (depth == 0)
+        return 0;
+    if (depth > MS__STACK_MAX_DEPTH)
+        depth = MS__STACK_MAX_DEPTH;
+    uint64_t h = stack_hash(frames, depth);
+    ms__stack_slot *c = b ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
+    if (c && c->hash == h)
+        return c->id; // 64-bit hashes of distinct stacks do not meet in practice
+    uintptr_t *a = get_arena();
+    tbl *t = a ? get_newest() : NULL;
+    uint32_t id = 0;
+    for (; t && !id; t = t->older)
+        id = find_in(t, a, h, frames, depth);
+    if (!id && a && ms_atomic_load_acquire(&newest))
+        id = insert(a, h, frames, depth);
+    if (!id) {
+        ms_atomic_add_relaxed(&ndropped, 1);
+        return 0;
+    }
+    if (c)
+        *c = (ms__stack_slot){h, id};
+    return id;
+}
+
+size_t ms__stack_get(uint32_t id, const uintptr_t **frames)
+{
+    uintptr_t *a = ms_atomic_load_acquire(&arena);
+    size_t top = ms_atomic_load_acquire(&arena_top);
+    if (!a || id == 0 || (size_t)id + 2 > top)
+        return 0;
+    size_t depth = a[id + 1];
+    // An id that is not an entry's start fails these checks (the hash covers
+    // the frames and the depth).
+    if (depth == 0 || depth > MS__STACK_MAX_DEPTH || id + 2 + depth > top ||
+        stack_hash(&a[id + 2], depth) != a[id])
+        return 0;
+    *frames = &a[id + 2];
+    return depth;
+}
+
+uint64_t ms__stack_count(void) { return ms_atomic_load_relaxed(&nstacks); }
+uint64_t ms__stack_dropped(void) { return ms_atomic_load_relaxed(&ndropped); }
+
+/* ------------------------------------------------------------ public API */
+
+size_t ms_stack_frames(uint32_t id, uintptr_t *frames, size_t max)
+{
+    const uintptr_t *f = NULL;
+    size_t depth = ms__stack_get(id, &f);
+    if (frames && depth > 0)
+        memcpy(frames, f, (depth < max ? depth : max) * sizeof *frames);
+    return depth;
+}

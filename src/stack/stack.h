@@ -1,0 +1,60 @@
+/* stack.h — call stacks: walked by frame pointers where the code keeps them
+ * (else by glibc's unwinder), interned into one process-wide lock-free table
+ * so that events carry a 30-bit id, never frames; symbolized only when a
+ * report is written. Depends on common/ (and store/store.h in stack.c: the
+ * per-thread cache lives in the thread's store buffer). docs/capture.md has the design. */
+#ifndef MS_STACK_STACK_H
+#define MS_STACK_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ms__tbuf;
+
+#define MS__STACK_MAX_DEPTH 64u
+
+/* How stacks are walked (MEMSCOPE_UNWIND: "auto", "fp", "unwinder"). */
+typedef enum ms__unwind_mode {
+    MS__UNWIND_AUTO,    /* frame pointers; the unwinder when they break at once */
+    MS__UNWIND_FP,      /* frame pointers only */
+    MS__UNWIND_UNWINDER /* glibc backtrace() only */
+} ms__unwind_mode;
+
+void ms__stack_set_mode(ms__unwind_mode m);
+/* Load the unwinder now (its first use loads libgcc_s), outside any hook. */
+void ms__stack_warm_up(void);
+
+/* The stack of a call whose caller's frame is `fp` (the frame of the function
+ * that was called, built with frame pointers) and whose return address is
+ * `ret`: at most `max` return addresses into out, innermost (ret) first.
+ * @return the depth (at least 1 when ret != 0). No allocation, no lock. */
+size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
+
+/* @return the id of this stack (1 ..), interning it on first sight; 0 when
+ * the table is full (counted in ms__stack_dropped). Lock-free; `b` (may be
+ * NULL) holds the calling thread's cache. */
+uint32_t ms__stack_intern(struct ms__tbuf *b, const uintptr_t *frames, size_t depth);
+
+/* @return the depth of stack `id` and its frames in *frames (borrowed, valid
+ * for the process's life), 0 for an unknown id. */
+size_t ms__stack_get(uint32_t id, const uintptr_t **frames);
+uint64_t ms__stack_count(void);
+uint64_t ms__stack_dropped(void);
+
+/* A symbolized code address. Strings are written into the caller's buffer. */
+typedef struct ms__symbol {
+    char function[256]; /* "" if unknown */
+    char file[512];     /* source file, "" without debug info */
+    unsigned line;
+    char module[256]; /* the binary's base name */
+    uintptr_t offset; /* pc - the function's start, or the module offset */
+} ms__symbol;
+
+/* Resolve a return address (the call before it is what is named). Uses libdw
+ * when built with it (function, file and line from DWARF and .symtab), else
+ * dladdr (exported functions only). Thread-safe; allocates (internal). */
+void ms__symbolize_pc(uintptr_t pc, ms__symbol *out);
+/* "function (file.c:42)", "function+0x1a (lib.so)" or "0x... (lib.so+0x12)". */
+void ms__symbol_format(const ms__symbol *s, uintptr_t pc, char *buf, size_t size);
+
+#endif

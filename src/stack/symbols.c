@@ -1,0 +1,136 @@
+/* symbols.c — naming code addresses for reports: libdw (elfutils) when the
+ * build found it, which reads .symtab and DWARF line tables, so static
+ * functions and file:line are named; else dladdr, which knows only exported
+ * symbols. Runs at export time only, never in a hook. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "stack/stack.h"
+
+#ifdef MEMSCOPE_HAVE_LIBDW
+#include <elfutils/libdwfl.h>
+#endif
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : (path ? path : "");
+}
+
+#ifdef MEMSCOPE_HAVE_LIBDW
+static pthread_mutex_t dw_lock = PTHREAD_MUTEX_INITIALIZER;
+static Dwfl *dw;
+static char *debuginfo_path;
+static const Dwfl_Callbacks dw_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &debuginfo_path,
+};
+
+/* (Re)read this process's modules: libraries loaded since are found. */
+static void dw_report(void)
+{
+    if (!dw)
+        dw = dwfl_begin(&dw_callbacks);
+    if (!dw)
+        return;
+    dwfl_report_begin(dw);
+    dwfl_linux_proc_report(dw, getpid());
+    dwfl_report_end(dw, NULL, NULL);
+}
+
+static bool dw_symbolize(uintptr_t pc, ms__symbol *out)
+{
+    Dwarf_Addr at = (Dwarf_Addr)(pc - 1); // the call instruction, not the one after it
+    pthread_mutex_lock(&dw_lock);
+    if (!dw)
+        dw_report();
+    Dwfl_Module *m = dw ? dwfl_addrmodule(dw, at) : NULL;
+    if (!m && dw) {
+        dw_report();
+        m = dwfl_addrmodule(dw, at);
+    }
+    bool ok = false;
+    if (m) {
+        Dwarf_Addr start = 0;
+        const char *mod = dwfl_module_info(m, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+        copy(out->module, sizeof out->module, base_name(mod));
+        GElf_Off off = 0;
+        GElf_Sym sym;
+        const char *fn = dwfl_module_addrinfo(m, at, &off, &sym, NULL, NULL, NULL);
+        if (fn) {
+            copy(out->function, sizeof out->function, fn);
+            out->offset = (uintptr_t)off + 1;
+        } else {
+            out->offset = pc - (uintptr_t)start;
+        }
+        Dwfl_Line *line = dwfl_module_getsrc(m, at);
+        int lineno = 0;
+        const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+        if (file && lineno > 0) {
+            copy(out->file, sizeof out->file, file);
+            out->line = (unsigned)lineno;
+        }
+        ok = true;
+    }
+    pthread_mutex_unlock(&dw_lock);
+    return ok;
+}
+#endif
+
+void ms__symbolize_pc(uintptr_t pc, ms__symbol *out)
+{
+    memset(out, 0, sizeof *out);
+    ms__internal_enter();
+#ifdef MEMSCOPE_HAVE_LIBDW
+    if (dw_symbolize(pc, out) && out->function[0]) {
+        ms__internal_leave();
+        return;
+    }
+#endif
+    Dl_info info;
+    if (dladdr((void *)(pc - 1), &info)) {
+        if (!out->module[0])
+            copy(out->module, sizeof out->module, base_name(info.dli_fname));
+        if (info.dli_sname && info.dli_saddr) {
+            copy(out->function, sizeof out->function, info.dli_sname);
+            out->offset = pc - (uintptr_t)info.dli_saddr;
+        } else if (!out->offset) {
+            out->offset = pc - (uintptr_t)info.dli_fbase;
+        }
+    }
+    ms__internal_leave();
+}
+
+void ms__symbol_format(const ms__symbol *s, uintptr_t pc, char *buf, size_t size)
+{
+    if (s->function[0] && s->file[0])
+        snprintf(buf, size, "%s (%s:%u)", s->function, s->file, s->line);
+    else if (s->function[0])
+        snprintf(buf, size, "%s+0x%zx (%s)", s->function, (size_t)s->offset,
+                 s->module[0] ? s->module : "?");
+    else if (s->module[0])
+        snprintf(buf, size, "0x%zx (%s+0x%zx)", (size_t)pc, s->module, (size_t)s->offset);
+    else
+        snprintf(buf, size, "0x%zx", (size_t)pc);
+}
+
+int ms_symbolize(uintptr_t pc, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return ms__fail(MS_EINVAL, "ms_symbolize: no buffer");
+    ms__symbol s;
+    ms__symbolize_pc(pc, &s);
+    ms__symbol_format(&s, pc, buf, size);
+    return 0;
+}

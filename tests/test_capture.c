@@ -1,0 +1,325 @@
+/* test_capture.c — a program linked with memscope::capture: every malloc-family
+ * call is recorded into ms_tracker_global() with no code change, TRACK names
+ * the blocks, free() closes them, and the leak report groups what is left by
+ * the function that allocated it. Figures are taken as differences around
+ * each case: cmocka allocates too, between the cases. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <memscope.h>
+
+static ms_memory_stats stats(void) { return ms_tracker_stats(ms_tracker_global()); }
+
+/* The live blocks whose allocating function is `fn`: count and bytes. */
+static void leaks_from(const char *fn, size_t *count, uint64_t *bytes)
+{
+    ms_analysis_report *r = ms_analyze(ms_tracker_global());
+    assert_non_null(r);
+    *count = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < r->leak_count; i++)
+        if (r->leaks[i].function && strcmp(r->leaks[i].function, fn) == 0) {
+            *count += r->leaks[i].count;
+            *bytes += r->leaks[i].bytes;
+        }
+    ms_report_free(r);
+}
+
+static void capture_should_be_on_from_the_start(void **state)
+{
+    (void)state;
+    assert_true(ms_capture_active());
+    // Allocations made before main (the C library's, cmocka's) were seen.
+    assert_true(stats().total_allocations > 0);
+}
+
+static void *blocks[1000];
+
+__attribute__((noinline)) static void make_blocks(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        blocks[i] = malloc(48 + (size_t)i % 16);
+        assert_non_null(blocks[i]);
+    }
+}
+
+static void figures_and_leaks_should_be_exact(void **state)
+{
+    (void)state;
+    ms_memory_stats a = stats();
+    make_blocks();
+    uint64_t bytes = 0;
+    for (int i = 0; i < 1000; i++)
+        bytes += 48 + (uint64_t)(i % 16);
+    for (int i = 0; i < 900; i++)
+        free(blocks[i]);
+    char *survivor = blocks[950];
+    TRACK(ms_tracker_global(), survivor); // names it: capture knows its size
+    size_t n;
+    uint64_t b;
+    leaks_from("make_blocks", &n, &b);
+    assert_int_equal(n, 99);
+    // The named survivor is a group of its own, under its TRACK site.
+    ms_analysis_report *r = ms_analyze(ms_tracker_global());
+    const ms_leak *named = NULL;
+    for (size_t i = 0; i < r->leak_count; i++)
+        if (r->leaks[i].var_name && strcmp(r->leaks[i].var_name, "survivor") == 0)
+            named = &r->leaks[i];
+    assert_non_null(named);
+    assert_int_equal(named->count, 1);
+    assert_int_equal(named->bytes, 48 + 950 % 16);
+    assert_string_equal(named->function, "figures_and_leaks_should_be_exact");
+    ms_report_free(r);
+    free(survivor); // no UNTRACK: free closes it
+    blocks[950] = NULL;
+    ms_memory_stats z = stats();
+    assert_int_equal(z.total_allocations - a.total_allocations, 1000);
+    assert_int_equal(z.total_deallocations - a.total_deallocations, 901);
+    assert_int_equal(z.active_allocations - a.active_allocations, 99);
+    assert_int_equal(z.total_allocated - a.total_allocated, bytes);
+    assert_int_equal(z.unmatched_deallocations, 0);
+    assert_int_equal(z.dropped_events, 0);
+    leaks_from("make_blocks", &n, &b);
+    assert_int_equal(n, 99);
+    uint64_t live = 0;
+    for (int i = 900; i < 1000; i++)
+        if (blocks[i])
+            live += 48 + (uint64_t)(i % 16);
+    assert_int_equal(b, live);
+    for (int i = 900; i < 1000; i++)
+        free(blocks[i]);
+    leaks_from("make_blocks", &n, &b);
+    assert_int_equal(n, 0);
+}
+
+static void untrack_under_capture_should_not_count_twice(void **state)
+{
+    (void)state;
+    ms_memory_stats a = stats();
+    int *v = malloc(40);
+    TRACK(ms_tracker_global(), v);
+    MS_FREE(ms_tracker_global(), v); // UNTRACK, then free: one free, not two
+    ms_memory_stats z = stats();
+    assert_int_equal(z.total_allocations - a.total_allocations, 1);
+    assert_int_equal(z.total_deallocations - a.total_deallocations, 1);
+    assert_int_equal(z.unmatched_deallocations, 0);
+    // Memory capture never sees: named with TRACK_SIZED, closed by UNTRACK.
+    void *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    TRACK_SIZED(ms_tracker_global(), m, 8192);
+    ms_memory_stats y = stats();
+    assert_int_equal(y.active_allocations - z.active_allocations, 1);
+    assert_int_equal(y.total_allocated - z.total_allocated, 8192);
+    UNTRACK(ms_tracker_global(), m);
+    munmap(m, 8192);
+    ms_memory_stats x = stats();
+    assert_int_equal(x.active_allocations, z.active_allocations);
+}
+
+static void every_entry_point_should_be_recorded_right(void **state)
+{
+    (void)state;
+    ms_memory_stats a = stats();
+    void *p[8] = {0};
+    p[0] = calloc(10, 12);
+    assert_int_equal(((char *)p[0])[119], 0);
+    assert_int_equal(posix_memalign(&p[1], 64, 100), 0);
+    assert_int_equal((uintptr_t)p[1] % 64, 0);
+    p[2] = aligned_alloc(128, 256);
+    p[3] = memalign(32, 33);
+    p[4] = valloc(10);
+    p[5] = pvalloc(10);
+    p[6] = realloc(NULL, 70);         // an allocation
+    p[7] = reallocarray(NULL, 10, 8); // another
+    for (int i = 0; i < 8; i++)
+        assert_non_null(p[i]);
+    assert_true(malloc_usable_size(p[6]) >= 70);
+    ms_memory_stats b = stats();
+    assert_int_equal(b.total_allocations - a.total_allocations, 8);
+    assert_int_equal(b.total_allocated - a.total_allocated,
+                     120 + 100 + 256 + 33 + 10 + 10 + 70 + 80);
+    // realloc moves the block: one reallocation, the old bytes out, the new in.
+    p[6] = realloc(p[6], 100000);
+    assert_non_null(p[6]);
+    ms_memory_stats c = stats();
+    assert_int_equal(c.current_memory - b.current_memory, 100000 - 70);
+    assert_int_equal(c.active_allocations, b.active_allocations);
+    // realloc(p, 0) frees p; free(NULL) is counted apart; a failed malloc too.
+    assert_null(realloc(p[6], 0));
+    void *volatile nothing = NULL; // volatile: gcc drops a literal free(NULL)
+    free(nothing);
+    errno = 0;
+    volatile size_t too_big = SIZE_MAX - 4096; // volatile: gcc rejects the constant
+    void *huge = malloc(too_big);
+    assert_null(huge);
+    ms_memory_stats d = stats();
+    assert_int_equal(d.active_allocations, c.active_allocations - 1);
+    assert_int_equal(d.current_memory, c.current_memory - 100000);
+    assert_int_equal(d.null_deallocations - c.null_deallocations, 1);
+    assert_int_equal(d.failed_allocations - c.failed_allocations, 1);
+    assert_int_equal(d.total_allocations, c.total_allocations);
+    int bad = posix_memalign(&p[6], 3, 10); // not a power of two
+    assert_int_equal(bad, EINVAL);
+    for (int i = 0; i < 8; i++)
+        if (i != 6)
+            free(p[i]);
+    ms_memory_stats e = stats();
+    assert_int_equal(e.active_allocations, a.active_allocations);
+    assert_int_equal(e.current_memory, a.current_memory);
+    assert_int_equal(e.unmatched_deallocations, 0);
+}
+
+__attribute__((noinline)) static void *thread_leaks(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        void *p = malloc(24);
+        void *q = malloc(8);
+        assert_non_null(p);
+        free(q);
+    }
+    return NULL;
+}
+
+static void exited_threads_should_leave_nothing_behind(void **state)
+{
+    (void)state;
+    ms_memory_stats a = stats();
+    for (int round = 0; round < 5; round++) {
+        pthread_t t[10];
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, thread_leaks, NULL), 0);
+        for (int i = 0; i < 10; i++)
+            pthread_join(t[i], NULL);
+    }
+    size_t n;
+    uint64_t b;
+    leaks_from("thread_leaks", &n, &b);
+    assert_int_equal(n, 500);
+    assert_int_equal(b, 500 * 24);
+    ms_memory_stats z = stats();
+    assert_int_equal(z.dropped_events, a.dropped_events);
+    assert_int_equal(z.unmatched_deallocations, 0);
+}
+
+static void fork_should_work_in_parent_and_child(void **state)
+{
+    (void)state;
+    ms_memory_stats a = stats();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        // The child records into its own copy: it allocates, frees, analyses.
+        char *s = malloc(1000);
+        if (!s)
+            _exit(1);
+        free(s);
+        ms_memory_stats c = ms_tracker_stats(ms_tracker_global());
+        ms_analysis_report *r = ms_analyze(ms_tracker_global());
+        _exit(r && c.total_allocations > a.total_allocations ? 0 : 2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    void *volatile p = malloc(10); // volatile: gcc drops a malloc freed at once
+    free(p);
+    ms_memory_stats z = stats();
+    assert_true(z.total_allocations > a.total_allocations);
+    assert_int_equal(z.unmatched_deallocations, 0);
+}
+
+__attribute__((noinline)) static void *level_two(void)
+{
+    void *p = malloc(77);
+    __asm__ volatile("" ::: "memory"); // not a tail call: level_two calls malloc
+    return p;
+}
+__attribute__((noinline)) static void *level_one(void)
+{
+    void *p = level_two();
+    __asm__ volatile("" ::: "memory"); // not a tail call: level_one keeps its frame
+    return p;
+}
+
+static void stacks_should_name_every_caller(void **state)
+{
+    (void)state;
+    ms_tracker *g = ms_tracker_global();
+    ms_tracker_with_sampling(g, ms_sampling_full()); // stacks, 20 frames
+    void *p = level_one();
+    ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
+    ms_analysis_report *r = ms_analyze(g);
+    const ms_leak *l = NULL;
+    for (size_t i = 0; i < r->leak_count; i++)
+        if (r->leaks[i].function && strcmp(r->leaks[i].function, "level_two") == 0)
+            l = &r->leaks[i];
+    assert_non_null(l);
+    assert_int_equal(l->count, 1);
+    assert_true(l->frame_count >= 3);
+    bool one = false, caller = false;
+    for (size_t i = 0; i < l->frame_count; i++) {
+        one |= strstr(l->frames[i], "level_one") != NULL;
+        caller |= strstr(l->frames[i], "stacks_should_name_every_caller") != NULL;
+    }
+    assert_true(one);
+    assert_true(caller);
+    uintptr_t frames[64];
+    assert_int_equal(ms_stack_frames(l->stack_id, frames, 64), l->frame_count);
+    assert_int_equal(ms_stack_frames(l->stack_id + 1, frames, 64), 0); // not an entry
+    ms_report_free(r);
+    free(p);
+}
+
+static void sampling_should_skip_frees_of_unsampled_blocks(void **state)
+{
+    (void)state;
+    ms_tracker *g = ms_tracker_global();
+    ms_tracker_with_sampling_seed(g, 42);
+    ms_tracker_with_sampling(g, (ms_sampling_config){0.01, false, 0});
+    ms_memory_stats a = stats();
+    enum { N = 100000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++)
+        p[i] = malloc(32);
+    ms_memory_stats b = stats();
+    size_t sampled = b.total_allocations - a.total_allocations;
+    assert_in_range(sampled, N / 100 / 2, N / 100 * 2);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    ms_memory_stats c = stats();
+    assert_int_equal(c.total_deallocations - b.total_deallocations, sampled);
+    assert_int_equal(c.active_allocations, a.active_allocations);
+    // A free of a block that was not sampled is not recorded: the few that are
+    // (another block's filter slot) are ignored, never unmatched.
+    assert_int_equal(c.unmatched_deallocations, 0);
+    assert_true(c.ignored_deallocations - b.ignored_deallocations < N / 100);
+    ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(capture_should_be_on_from_the_start),
+        cmocka_unit_test(figures_and_leaks_should_be_exact),
+        cmocka_unit_test(untrack_under_capture_should_not_count_twice),
+        cmocka_unit_test(every_entry_point_should_be_recorded_right),
+        cmocka_unit_test(exited_threads_should_leave_nothing_behind),
+        cmocka_unit_test(fork_should_work_in_parent_and_child),
+        cmocka_unit_test(stacks_should_name_every_caller),
+        cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
