@@ -1,0 +1,364 @@
+/* test_run.c — `memscope run` end to end: small programs of ours (a known
+ * leak, fork, 50 threads, exit() from a thread, SIGSEGV, an abort inside
+ * free()) and real programs nobody here wrote (sort, python3, git). Each run
+ * must leave a valid report with the right figures and PROG's exit status. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+static char dir[512];
+
+/* Run argv (NULL-terminated) with stdout to `out` (or /dev/null) and stderr to
+ * /dev/null. @return the exit status, 128+N for signal N. */
+static int run(const char *const argv[], const char *out)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *copy[32] = {0}; // execv's argv is not const
+        for (int i = 0; argv[i] && i < 31; i++)
+            copy[i] = strdup(argv[i]);
+        int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(null, 2);
+        execv(copy[0], copy);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Parse the report at path; fails the test if it is missing or invalid. */
+static cJSON *report(const char *path)
+{
+    char *text = slurp(path);
+    if (!text)
+        fail_msg("no report at %s", path);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root)
+        fail_msg("the report at %s is not valid JSON", path);
+    assert_non_null(cJSON_GetObjectItem(root, "report"));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(root, "capture")));
+    return root;
+}
+
+static double num(const cJSON *o, const char *path)
+{
+    // "a.b" walks objects
+    char key[64];
+    const char *dot = strchr(path, '.');
+    if (dot) {
+        snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
+        return num(cJSON_GetObjectItem(o, key), dot + 1);
+    }
+    const cJSON *v = cJSON_GetObjectItem(o, path);
+    if (!cJSON_IsNumber(v))
+        fail_msg("no number %s in the report", path);
+    return v->valuedouble;
+}
+
+/* Live blocks allocated by fn, summed over its groups (a compiler may unroll
+ * a loop into several call sites). @return false if there are none. */
+static bool leaks_of(const cJSON *root, const char *fn, double *count, double *bytes)
+{
+    *count = *bytes = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(l, "function");
+        if (cJSON_IsString(f) && strcmp(f->valuestring, fn) == 0) {
+            *count += num(l, "count");
+            *bytes += num(l, "bytes");
+        }
+    }
+    return *count > 0;
+}
+
+/* The first leak group whose function is fn, or NULL. */
+static const cJSON *leak_from(const cJSON *root, const char *fn)
+{
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(l, "function");
+        if (cJSON_IsString(f) && strcmp(f->valuestring, fn) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static void leak_should_be_found_with_its_function(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "leak.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/leak37", "7", NULL};
+    assert_int_equal(run(argv, NULL), 7); // the exit status passes through
+    cJSON *root = report(out);
+    const cJSON *l = leak_from(root, "leak_here");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 37);
+    assert_int_equal(num(l, "bytes"), 3700);
+    assert_int_equal(num(root, "stats.unmatched_deallocations"), 0);
+    assert_int_equal(num(root, "stats.dropped_events"), 0);
+    cJSON_Delete(root);
+
+    // With stacks: leak_here and its caller main are in the stack.
+    const char *argv2[] = {MEMSCOPE_CLI, "run", "--stacks",      "16", "-o",
+                           out,          "--",  PROGS "/leak37", NULL};
+    assert_int_equal(run(argv2, NULL), 0);
+    root = report(out);
+    l = leak_from(root, "leak_here");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 37);
+    assert_int_equal(num(l, "bytes"), 3700);
+    bool here = false, caller = false;
+    const cJSON *fr;
+    cJSON_ArrayForEach(fr, cJSON_GetObjectItem(l, "stack"))
+    {
+        here |= strstr(fr->valuestring, "leak_here") != NULL;
+        caller |= strncmp(fr->valuestring, "main", 4) == 0;
+    }
+    assert_true(here);
+    assert_true(caller);
+    cJSON_Delete(root);
+}
+
+static void fork_should_leave_the_parents_report(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "fork.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/forker", NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    cJSON *root = report(out);
+    const cJSON *l = leak_from(root, "main");
+    assert_non_null(l);
+    assert_int_equal(num(l, "bytes"), 4321); // the parent's block, not the child's 1234
+    cJSON_Delete(root);
+    assert_int_equal(count_entries(dir), 1); // no child report beside it
+
+    // --follow-children: one report per process.
+    char sub[600];
+    path_in(sub, sizeof sub, "follow");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    char out2[700];
+    snprintf(out2, sizeof out2, "%s/r.json", sub);
+    const char *argv2[] = {MEMSCOPE_CLI, "run", "--follow-children", "-o",
+                           out2,         "--",  PROGS "/forker",     NULL};
+    assert_int_equal(run(argv2, NULL), 0);
+    assert_int_equal(count_entries(sub), 2);
+    root = report(out2);
+    assert_int_equal(num(leak_from(root, "main"), "bytes"), 4321);
+    cJSON_Delete(root);
+}
+
+static void fifty_threads_should_be_counted(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "threads.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/threads50", NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    cJSON *root = report(out);
+    const cJSON *l = leak_from(root, "work");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 50);
+    assert_int_equal(num(l, "bytes"), 50 * 200);
+    assert_true(num(root, "report.thread_count") >= 51);
+    assert_int_equal(num(root, "stats.dropped_events"), 0);
+    cJSON_Delete(root);
+}
+
+static void exit_from_a_thread_should_write_the_report(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "exit.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/exit_thread", NULL};
+    assert_int_equal(run(argv, NULL), 3);
+    cJSON *root = report(out);
+    double count, bytes;
+    assert_true(leaks_of(root, "work", &count, &bytes));
+    assert_int_equal(count, 3);
+    assert_int_equal(bytes, 3 * 64);
+    cJSON_Delete(root);
+}
+
+static void a_fatal_signal_should_still_write_the_report(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "segv.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/segv", NULL};
+    assert_int_equal(run(argv, NULL), 128 + SIGSEGV);
+    cJSON *root = report(out);
+    double count, bytes;
+    assert_true(leaks_of(root, "main", &count, &bytes));
+    assert_int_equal(count, 5);
+    assert_int_equal(bytes, 5 * 128);
+    cJSON_Delete(root);
+
+    // glibc aborts inside free(): the report is written without its heap.
+    path_in(out, sizeof out, "abort.json");
+    const char *argv2[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/abort_in_free", NULL};
+    assert_int_equal(run(argv2, NULL), 128 + SIGABRT);
+    root = report(out);
+    assert_true(leaks_of(root, "main", &count, &bytes));
+    assert_int_equal(count, 2);
+    assert_int_equal(bytes, 2 * 256);
+    cJSON_Delete(root);
+}
+
+static void bad_usage_should_say_why(void **state)
+{
+    (void)state;
+    const char *none[] = {MEMSCOPE_CLI, "run", NULL};
+    assert_int_equal(run(none, NULL), 2);
+    const char *rate[] = {MEMSCOPE_CLI, "run", "--sample-rate", "2", "--", "/bin/true", NULL};
+    assert_int_equal(run(rate, NULL), 2);
+    const char *missing[] = {MEMSCOPE_CLI, "run", "--", "/nonexistent/program", NULL};
+    assert_int_equal(run(missing, NULL), 127);
+}
+
+/* ------------------------------------------------------ real programs */
+
+/* Run `prog args` natively and under memscope; the outputs must be equal and
+ * the report valid with at least `min_allocs` allocations. */
+static void real_program(const char *prog, const char *const args[], double min_allocs)
+{
+    if (access(prog, X_OK) != 0) {
+        print_message("skipped: %s is not installed\n", prog);
+        return;
+    }
+    char native[600], traced[600], out[600];
+    path_in(native, sizeof native, "native.out");
+    path_in(traced, sizeof traced, "traced.out");
+    path_in(out, sizeof out, "real.json");
+    const char *argv[16] = {prog}, *targv[24] = {MEMSCOPE_CLI, "run", "-o", out, "--", prog};
+    int n = 0;
+    for (; args[n]; n++) {
+        argv[1 + n] = args[n];
+        targv[6 + n] = args[n];
+    }
+    assert_int_equal(run(argv, native), 0);
+    assert_int_equal(run(targv, traced), 0);
+    char *a = slurp(native), *b = slurp(traced);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    cJSON *root = report(out);
+    double allocs = num(root, "report.total_allocations");
+    if (allocs < min_allocs)
+        fail_msg("%s: only %.0f allocations recorded", prog, allocs);
+    assert_int_equal(num(root, "stats.dropped_events"), 0);
+    cJSON_Delete(root);
+    unlink(out);
+}
+
+static void sort_should_run_unchanged(void **state)
+{
+    (void)state;
+    char in[600];
+    path_in(in, sizeof in, "lines.txt");
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fprintf(f, "%llu line %d\n", (unsigned long long)(x % 100000), i);
+    }
+    fclose(f);
+    // -k with a key per line makes sort allocate per line, not in one buffer.
+    const char *args[] = {"-k", "2,2", "-k", "1n", in, NULL};
+    real_program("/usr/bin/sort", args, 100);
+}
+
+static void python_should_run_unchanged(void **state)
+{
+    (void)state;
+    const char *args[] = {"-c",
+                          "x = [str(i) * 3 for i in range(200000)]; d = {s: len(s) for s in x}; "
+                          "print(len(x), sum(d.values()))",
+                          NULL};
+    real_program("/usr/bin/python3", args, 1000);
+}
+
+static void git_should_run_unchanged(void **state)
+{
+    (void)state;
+    const char *args[] = {"--version", NULL};
+    real_program("/usr/bin/git", args, 10);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    make_temp_dir(dir, sizeof dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(leak_should_be_found_with_its_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(fifty_threads_should_be_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(exit_from_a_thread_should_write_the_report, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_fatal_signal_should_still_write_the_report, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(bad_usage_should_say_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(sort_should_run_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(python_should_run_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(git_should_run_unchanged, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
