@@ -771,8 +771,9 @@ static void thread_exit(void *arg)
 {
     // Other keys' destructors may still allocate and free (capture records
     // them): stay registered through glibc's destructor rounds and let go in
-    // the last. Records after that are dropped, counted.
-    if (++tl_exit_round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+    // the one before the last (sanitizer runtimes tear a thread down in the
+    // last). Capture records what comes later through ms__store_push_late.
+    if (++tl_exit_round < PTHREAD_DESTRUCTOR_ITERATIONS - 1) {
         pthread_setspecific(tl_key, arg);
         return;
     }

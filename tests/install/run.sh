@@ -1,7 +1,9 @@
 #!/bin/sh
 # run.sh BUILD_DIR LIBDIR SRC_DIR WORK_DIR [CC] [SANITIZE]
 # Installs BUILD_DIR into WORK_DIR/prefix, then builds and runs SRC_DIR/outside.c
-# twice: with `pkg-config --cflags --libs memscope` and with find_package.
+# twice: with `pkg-config --cflags --libs memscope` and with find_package, the
+# same for outside_capture.c with memscope-capture / memscope::capture, and
+# runs the installed `memscope run`.
 # Exits 77 (skipped) when SANITIZE is not empty. $CMAKE and $PKG_CONFIG name
 # the tools (default: cmake and pkg-config from PATH).
 set -eu
@@ -41,9 +43,19 @@ esac
 # shellcheck disable=SC2086 # $flags is a list of words
 "$cc" -std=c11 -Wall -Wextra -o "$work/outside-pkgconfig" "$src/outside.c" $flags
 "$work/outside-pkgconfig"
+flags=$(PKG_CONFIG_PATH=$pcdir "$pkgconfig" --cflags --libs memscope-capture)
+echo "pkg-config --cflags --libs memscope-capture: $flags"
+# shellcheck disable=SC2086
+"$cc" -std=c11 -Wall -Wextra -o "$work/outside-capture-pkgconfig" "$src/outside_capture.c" $flags
+"$work/outside-capture-pkgconfig"
 
 echo "== find_package"
 "$cmake" -S "$src" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc"
 "$cmake" --build "$work/cmake-build"
 "$work/cmake-build/outside"
+"$work/cmake-build/outside_capture"
+
+echo "== the installed memscope command"
+"$prefix/bin/memscope" run -q -o "$work/run.json" -- /bin/true
+test -s "$work/run.json"
 echo "install test passed"
