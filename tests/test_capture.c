@@ -303,9 +303,10 @@ static void sampling_should_skip_frees_of_unsampled_blocks(void **state)
     assert_int_equal(c.total_deallocations - b.total_deallocations, sampled);
     assert_int_equal(c.active_allocations, a.active_allocations);
     // A free of a block that was not sampled is not recorded: the few that are
-    // (another block's filter slot) are ignored, never unmatched.
+    // (their filter slot is shared with a live sampled block: about 2% of
+    // 64 K slots here) are ignored, never unmatched.
     assert_int_equal(c.unmatched_deallocations, 0);
-    assert_true(c.ignored_deallocations - b.ignored_deallocations < N / 100);
+    assert_true(c.ignored_deallocations - b.ignored_deallocations < N / 20);
     ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
 }
 

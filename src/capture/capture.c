@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "capture/real.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "stack/stack.h"
@@ -96,6 +97,8 @@ void *ms__arena_alloc(size_t n, size_t align)
     }
     if (align < 16)
         align = 16;
+    while (align & (align - 1)) // memalign rounds an odd alignment up to a power of two
+        align += align & -align;
     // [size][block]: the size sits in the 16 bytes before the block.
     uintptr_t at = ((uintptr_t)arena_top + 16 + align - 1) & ~(uintptr_t)(align - 1);
     if (n > (size_t)(arena_end - (char *)at)) {
@@ -335,7 +338,8 @@ __attribute__((constructor(101))) static void capture_configure(void)
     else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
         fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
                 unwind);
-    ms__stack_warm_up(); // loads libgcc_s now, never inside a hook
+    ms__stack_warm_up();              // loads libgcc_s now, never inside a hook
+    (void)ms__real_usable_size(NULL); // looks it up now, never in a signal handler
 
     const char *out = getenv("MEMSCOPE_OUTPUT");
     if (out && *out) {

@@ -221,7 +221,9 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
         if (ms_atomic_load_relaxed(&t->count) + 1 >= t->cap)
             return 0; // full and could not grow
         size_t mask = t->cap - 1;
-        for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        for (size_t i = (size_t)h & mask, probes = 0;; i = (i + 1) & mask) {
+            if (++probes > t->cap)
+                return 0; // filled up meanwhile and could not grow
             uint32_t v = ms_atomic_load_acquire(&t->slot[i]);
             if (v == 0) {
                 uint32_t want = 0;

@@ -334,6 +334,19 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     l->current += size;
 }
 
+void ms__live_filter_all(ms__live *l)
+{
+    if (!l->filter)
+        return;
+    for (size_t i = 0; i < l->bcap; i++) {
+        ms__block *b = &l->blocks[i];
+        if (b->ptr && (b->stack & MS__BF_CAPTURED) && !(b->stack & MS__BF_FILTERED)) {
+            ms__filter_add(l->filter, b->ptr);
+            b->stack |= MS__BF_FILTERED;
+        }
+    }
+}
+
 void ms__live_unknown_free(ms__live *l, const ms__rec *r)
 {
     if (l->sampling)

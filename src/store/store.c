@@ -812,12 +812,13 @@ static void fork_child(void)
     // Only the forking thread exists in the child: every other buffer's owner
     // is gone, possibly in the middle of a record that will never finish.
     for (ms_event_store *s = registry; s; s = s->reg_next) {
-        ms_atomic_store_relaxed(&s->bg_fold, false); // the folder thread is not in the child
+        ms_atomic_store_relaxed(&s->bg_fold, false);   // the folder thread is not in the child
+        ms_atomic_store_relaxed(&s->late_lock, false); // its holder is not in the child either
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
             bool mine = false;
             for (ms__tbuf *m = tl_list; m; m = m->thread_next)
                 mine |= m == b;
-            if (!mine) {
+            if (!mine && b != s->late) { // the shared late buffer stays the store's
                 ms_atomic_or_acq_rel(&b->state, MS__TB_THREAD_GONE);
                 ms_atomic_store_relaxed(&b->inflight, 0);
             }

@@ -322,10 +322,18 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
     ms_atomic_store_relaxed(&t->log1m_rate, sampling ? ln_approx(1.0 - cfg.sample_rate) : 0.0);
     ms_atomic_store_relaxed(&t->sampling_on, sampling);
     // Frees of unknown blocks are expected while sampling (they were not sampled).
-    pthread_mutex_lock(&t->store->fold_lock);
+    ms_event_store *s = t->store;
+    if (sampling && ms_atomic_load_relaxed(&t->captured)) {
+        // Capture skips the free of a block whose address is not in the
+        // sampled filter: hand it the blocks recorded before sampling began.
+        ms__store_lock_folded(s);
+        ms__live_filter_all(&s->live);
+    } else {
+        pthread_mutex_lock(&s->fold_lock);
+    }
     if (sampling)
-        t->store->live.sampling = true;
-    pthread_mutex_unlock(&t->store->fold_lock);
+        s->live.sampling = true;
+    pthread_mutex_unlock(&s->fold_lock);
     return t;
 }
 

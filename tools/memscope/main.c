@@ -210,6 +210,8 @@ static int cmd_run(int argc, char **argv)
             return fail("--format %s is not available in this release: use json", format);
         return fail("unknown format %s (json, html or bin)", format);
     }
+    if (!ext || strcmp(ext, ".json") != 0)
+        return fail("the report path must end in .json: %s", output);
     if (rate) {
         char *end;
         double r = strtod(rate, &end);
