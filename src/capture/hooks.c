@@ -190,8 +190,18 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     // The stack is walked after the record's moment: the walk only reads the
     // caller's frames, which the realloc did not change.
     uint32_t stack = ms__tracker_stack(t, b, fp, ret, true);
-    ms__store_commit(b, tick, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)q, old, n,
-                     ms__rec_extra(stack, flags), NULL);
+    if ((uintptr_t)q == old) {
+        ms__store_commit(b, tick, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)q, old, n,
+                         ms__rec_extra(stack, flags), NULL);
+    } else {
+        // Moved: the old block ended at the moment taken before the call; the
+        // new one begins now (another thread may have freed this address while
+        // realloc ran).
+        ms__store_commit(b, tick, b->slot, MS_EVENT_REALLOCATE, 0, old, 0,
+                         MS__RF_CAPTURED | MS__RF_MOVE, NULL);
+        ms__store_push(s, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)q, 0, n,
+                       ms__rec_extra(stack, flags | MS__RF_MOVE), NULL);
+    }
     ms__internal_leave();
     return q;
 }

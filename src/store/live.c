@@ -377,6 +377,39 @@ static void name_block(ms__live *l, ms__block *b, const ms__rec *r)
     b->site = to;
 }
 
+/* The two records of a moving realloc (MS__RF_MOVE). */
+static void apply_move(ms__live *l, const ms__rec *r)
+{
+    ms__thread_stat *t = thread_stat(l, ms__rec_slot(r));
+    if (r->ptr == 0) { // the old block ends
+        ms__block *b = (ms__block *)(uintptr_t)ms__live_find(l, r->old_ptr);
+        t->move_pending = b != NULL;
+        if (b) {
+            t->move_site = b->site;
+            t->move_stack = ms__block_stack(b);
+            close_block(l, b);
+        } else {
+            ms__live_unknown_free(l, r);
+        }
+        return;
+    }
+    uint32_t stack = ms__rec_stack(r);
+    uint32_t site = rec_site(l, r, stack);
+    if (t->move_pending) { // the new block keeps a name, and a stack if it has none
+        const ms_site *was = l->site_list[t->move_site].site;
+        if ((was && !ms__site_pc(was)) || site == 0)
+            site = t->move_site;
+        if (!stack)
+            stack = t->move_stack;
+    } else if (l->sampling) { // the block was not sampled: neither is its move
+        if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
+            ms__filter_remove(l->filter, r->ptr);
+        return;
+    }
+    t->move_pending = false;
+    open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack));
+}
+
 bool ms__live_apply(ms__live *l, const ms__rec *r)
 {
     switch (ms__rec_type(r)) {
@@ -404,6 +437,10 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
         break;
     }
     case MS_EVENT_REALLOCATE: {
+        if (ms_unlikely(ms__rec_flags(r) & MS__RF_MOVE)) {
+            apply_move(l, r);
+            break;
+        }
         uint32_t stack = ms__rec_stack(r);
         uint32_t site = rec_site(l, r, stack);
         if (r->old_ptr != 0) {

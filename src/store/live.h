@@ -33,6 +33,8 @@ typedef struct ms__site_stat {
 
 typedef struct ms__thread_stat {
     uint64_t allocs, frees, allocated, deallocated, current, peak;
+    uint32_t move_site, move_stack; /* the block a moving realloc closed (MS__RF_MOVE) */
+    bool move_pending;
     bool listed; /* in thread_used */
 } ms__thread_stat;
 

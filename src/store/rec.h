@@ -30,6 +30,10 @@ typedef struct ms__rec {
 #define MS__RF_STACK (UINT64_C(1) << 51)    /* low 48 bits: a stack id (ms__stack) */
 #define MS__RF_FILTERED (UINT64_C(1) << 52) /* counted in the store's sampled filter */
 #define MS__RF_SOFT (UINT64_C(1) << 53)     /* UNTRACK under capture: capture closes its own */
+/* A realloc that moved the block, as two records: old_ptr closed at the moment
+ * before the call (ptr 0), then ptr opened after it (old_ptr 0), keeping the
+ * name. Another thread may free the new address in between. */
+#define MS__RF_MOVE (UINT64_C(1) << 54)
 #define MS__RF_MASK (~UINT64_C(0) << 50)
 
 _Static_assert(sizeof(ms__rec) == 48, "an event record is 48 bytes");
