@@ -2,6 +2,7 @@
 # Runs memscope's benchmarks from a build directory and prints their figures as
 # "name: value" lines (units in the name), with "#" lines for people.
 # Usage: scripts/bench.sh [BUILD_DIR]   (default: build; `make bench` passes $(BUILD))
+# Ends with bench/compare-peers.sh's table (memscope run vs heaptrack and massif).
 set -euo pipefail
 
 build=${1:-build}
@@ -50,6 +51,19 @@ for b in "${benches[@]}"; do
   end=$(date +%s.%N)
   awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
 done
+
+# memscope run against native, heaptrack and massif on bench/workloads/: a table.
+echo
+echo "## compare-peers"
+start=$(date +%s.%N)
+rc=0
+"$(dirname "$0")/../bench/compare-peers.sh" "$build" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  failed+=("compare-peers")
+  echo "# compare-peers FAILED (exit status $rc)"
+fi
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "# compare-peers took %.1f s\n", e - s }'
 total_end=$(date +%s.%N)
 echo
 awk -v s="$total_start" -v e="$total_end" 'BEGIN { printf "# all benchmarks took %.1f s\n", e - s }'
