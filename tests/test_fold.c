@@ -1,6 +1,8 @@
 /* test_fold.c — the store's fold through its internal header: records with
  * chosen ticks show how a free read "too early" (before the allocation it
- * belongs to) is held and put back in order, and when it is not. */
+ * belongs to) is held and put back in order, and when it is not; and how a
+ * captured allocation that merges before the free of its address (equal
+ * ticks) waits for it. */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +131,111 @@ static void free_of_null_should_not_disturb_a_held_free(void **state)
     ms_event_store_free(s);
 }
 
+/* A captured event (as the malloc hooks record it) at `tick`. */
+typedef struct at_tick {
+    uint64_t tick;
+    ms_memory_event e;
+} at_tick;
+
+static at_tick captured(uint64_t tick, ms_memory_event e)
+{
+    e.old_size = MS__RF_CAPTURED; // where the hooks put their flags
+    return (at_tick){tick, e};
+}
+
+typedef struct run_list {
+    ms_event_store *store;
+    const at_tick *ev;
+    size_t n;
+} run_list;
+
+static void *record_list(void *arg)
+{
+    run_list *r = arg;
+    for (size_t i = 0; i < r->n; i++)
+        ms__store_record_at(r->store, r->ev[i].tick, r->ev[i].e);
+    return NULL;
+}
+
+/* Record ev[0..n) from a thread of its own, in that order. */
+static void record_list_from_new_thread(ms_event_store *s, const at_tick *ev, size_t n)
+{
+    run_list r = {s, ev, n};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, record_list, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+static void allocation_at_an_address_freed_at_the_same_tick_should_wait_for_the_free(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    // Thread 2 frees 0x5000 and thread 1 gets it from malloc at the same
+    // tick; thread 1's buffer registered first, so at that tick its records
+    // merge first and its allocation finds thread 2's block still live.
+    const at_tick b[] = {captured(T0 + 50, ms_event_allocate(0x5000, 32, 1))};
+    const at_tick a[] = {captured(T0, ms_event_allocate(0x5000, 64, 2)),
+                         captured(T0 + 50, ms_event_deallocate(0x5000, 64, 2))};
+    record_list_from_new_thread(s, b, 1);
+    record_list_from_new_thread(s, a, 2);
+    ms_memory_stats st = stats_of(s);
+    assert_int_equal(st.total_allocations, 2);
+    assert_int_equal(st.total_deallocations, 1);
+    assert_int_equal(st.replaced_allocations, 0);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    assert_int_equal(st.active_allocations, 1);
+    assert_int_equal(st.current_memory, 32); // thread 1's block, not thread 2's
+    assert_int_equal(st.peak_memory, 64);
+
+    // Applied in the real order, so a replay of the retained log agrees.
+    size_t n = 0;
+    ms_memory_event *ev = ms_event_store_snapshot(s, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(ev[1].type, MS_EVENT_DEALLOCATE);
+    assert_int_equal(ev[2].size, 32);
+    ms_memory_snapshot *replay = ms_snapshot_build_from_events(ev, n);
+    ms_memory_stats rs = ms_snapshot_stats(replay);
+    assert_int_equal(rs.replaced_allocations, 0);
+    assert_int_equal(rs.current_memory, 32);
+    ms_snapshot_free(replay);
+    ms_events_free(ev);
+    ms_event_store_free(s);
+}
+
+static void allocation_at_an_address_never_freed_should_replace_the_block(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    // No free of 0x5000 was recorded: once nothing older is left to fold,
+    // the waiting allocation replaces the block, counted.
+    const at_tick b[] = {captured(T0 + 50, ms_event_allocate(0x5000, 32, 1)),
+                         captured(T0 + 60, ms_event_allocate(0x6000, 16, 1))};
+    const at_tick a[] = {captured(T0, ms_event_allocate(0x5000, 64, 2)),
+                         captured(T0 + 50, ms_event_allocate(0x7000, 8, 2))};
+    record_list_from_new_thread(s, b, 2);
+    record_list_from_new_thread(s, a, 2);
+    ms_memory_stats st = stats_of(s);
+    assert_int_equal(st.total_allocations, 4);
+    assert_int_equal(st.replaced_allocations, 1);
+    assert_int_equal(st.active_allocations, 3);
+    assert_int_equal(st.current_memory, 32 + 16 + 8);
+    ms_event_store_free(s);
+}
+
+static void allocation_not_from_capture_should_replace_at_once(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    // TRACK's records keep their meaning: a second TRACK of a live address
+    // from another thread replaces the block where it stands.
+    record_from_new_thread(s, T0, ms_event_allocate(0x5000, 64, 2));
+    record_from_new_thread(s, T0 + 10, ms_event_allocate(0x5000, 32, 1));
+    ms_memory_stats st = stats_of(s);
+    assert_int_equal(st.replaced_allocations, 1);
+    assert_int_equal(st.current_memory, 32);
+    ms_event_store_free(s);
+}
+
 static void held_free_should_be_counted_by_the_next_query(void **state)
 {
     (void)state;
@@ -148,6 +255,9 @@ int main(void)
         cmocka_unit_test(free_of_null_should_not_disturb_a_held_free),
         cmocka_unit_test(free_and_allocation_on_one_thread_should_keep_program_order),
         cmocka_unit_test(held_free_should_be_counted_by_the_next_query),
+        cmocka_unit_test(allocation_at_an_address_freed_at_the_same_tick_should_wait_for_the_free),
+        cmocka_unit_test(allocation_at_an_address_never_freed_should_replace_the_block),
+        cmocka_unit_test(allocation_not_from_capture_should_replace_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,8 @@ static ms_event_store *registry;
 /* With a background folder, a thread appends up to this many segments before
  * it folds itself (the folder fell behind). */
 #define BG_BACKLOG_SEGS 48u /* 9 MiB */
-#define MAX_FREE_SEGS 16u
+#define MAX_FREE_SEGS 32u
+#define SPARE_CHAIN 8 /* segments handed to a thread at a time */
 
 struct ms__chunk {
     ms__chunk *next;
@@ -370,8 +371,39 @@ static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
     return false;
 }
 
-/* Apply one record from the buffer registered `order`-th. */
-static void fold_one(ms_event_store *s, const ms__rec *x, uint64_t order)
+/* ------------------------------------------------------ taken addresses
+ *
+ * Records that took the same tick from different threads are merged in
+ * registration order, which need not be their real order: under capture many
+ * share a tick (the coarse clock). When thread A frees p and thread B then gets
+ * p from malloc at that tick, B's allocation can come first in the merge and
+ * find A's block still live. Such a captured allocation waits: B's buffer
+ * stops at it while the other buffers fold, and goes on once p is closed. If
+ * the fold runs out of records below the watermark first, A's free was never
+ * recorded (every record older than the watermark is published), and the
+ * allocation replaces the block, as it would have at once. */
+
+/* @return whether x is a captured allocation at an address where another
+ * thread's block is live. */
+static bool opens_taken(const ms_event_store *s, const ms__rec *x)
+{
+    if (!(ms__rec_flags(x) & MS__RF_CAPTURED) || x->ptr == 0)
+        return false;
+    unsigned type = ms__rec_type(x);
+    if (type == MS_EVENT_REALLOCATE) {
+        bool opens = (ms__rec_flags(x) & MS__RF_MOVE) ? x->old_ptr == 0 : x->old_ptr != x->ptr;
+        if (!opens)
+            return false;
+    } else if (type != MS_EVENT_ALLOCATE) {
+        return false;
+    }
+    const ms__block *b = ms__live_find(&s->live, x->ptr);
+    return b && ms__block_slot(b) != ms__rec_slot(x);
+}
+
+/* Apply one record from the buffer registered `order`-th. @return false when
+ * it must wait (opens_taken), unless `force`. */
+static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
 {
     ms__held *h = held_find(s, x->ptr);
     unsigned type = ms__rec_type(x);
@@ -385,8 +417,12 @@ static void fold_one(ms_event_store *s, const ms__rec *x, uint64_t order)
         retain(s, x);
         ms__live_apply(&s->live, &f);
         retain(s, &f);
-        return;
+        return true;
     }
+    if (!force && opens_taken(s, x))
+        return false;
+    if (ms_unlikely(s->nwaiting))
+        s->recheck = true; // this record may close what a waiting one needs
     if (h) // same thread, too late, or a second free: the held one was unknown
         held_resolve_unknown(s, h);
     if (type == MS_EVENT_REALLOCATE && (h = held_find(s, x->old_ptr)) != NULL)
@@ -397,22 +433,25 @@ static void fold_one(ms_event_store *s, const ms__rec *x, uint64_t order)
         ms__live_unknown_free(&s->live, x);
         retain(s, x);
     }
+    return true;
 }
 
 /* Fold b's published records while they stay before `bound` (a tick; equal
- * ticks go first when b registered first) and the watermark.
- * @return b's next record, or NULL when it has no more published. */
+ * ticks go first when b registered first) and the watermark; stop early at a
+ * record that must wait (b->waiting set) or after one that may end a wait
+ * (s->recheck set). @return b's next record, or NULL when it has no more
+ * published. */
 static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_t bound_order,
                          uint64_t watermark)
 {
     for (;;) {
         ms__rec *r = cursor_peek(s, b);
-        if (!r)
-            return NULL;
+        if (!r || s->recheck)
+            return r;
         // Records of one segment are contiguous: fold them in a tight loop.
         ms__seg *g = b->rd_seg;
         uint32_t end = ms_atomic_load_acquire(&g->count);
-        uint32_t i = b->rd_idx;
+        uint32_t i = b->rd_idx, from = i;
         for (; i < end; i++) {
             const ms__rec *x = &g->ev[i];
             if (i + 8 < end)
@@ -420,12 +459,46 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
             if (x->tick >= watermark || x->tick > bound ||
                 (x->tick == bound && b->order > bound_order))
                 break;
-            fold_one(s, x, b->order);
+            if (!fold_one(s, x, b->order, false)) {
+                b->waiting = true;
+                break;
+            }
             b->last_folded_tick = x->tick;
+            if (ms_unlikely(s->recheck)) {
+                i++;
+                break;
+            }
         }
+        s->folded += i - from;
         b->rd_idx = i;
         if (i < end)
             return &g->ev[i];
+    }
+}
+
+/* Put b's next record on the merge heap if it is below the watermark. */
+static void heap_add(heap_item *heap, size_t *n, ms__tbuf *b, ms__rec *r, uint64_t watermark)
+{
+    if (r && r->tick < watermark)
+        heap_push(heap, n, (heap_item){r->tick, b->order, b});
+}
+
+/* Buffers whose next record waits (opens_taken) sit in `wait[0..nwaiting)`:
+ * back on the heap those that may go on. */
+static void recheck_waiting(ms_event_store *s, heap_item *heap, size_t *n, heap_item *wait,
+                            uint64_t watermark)
+{
+    s->recheck = false;
+    for (size_t i = 0; i < s->nwaiting;) {
+        ms__tbuf *b = wait[i].b;
+        ms__rec *r = cursor_peek(s, b);
+        if (r && opens_taken(s, r)) {
+            i++;
+            continue;
+        }
+        b->waiting = false;
+        wait[i] = wait[--s->nwaiting];
+        heap_add(heap, n, b, r, watermark);
     }
 }
 
@@ -437,9 +510,15 @@ static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
         g = next;
     }
     b->rd_seg = NULL;
-    ms__seg *sp = ms_atomic_exchange_acq_rel(&b->spare, NULL);
-    if (sp)
-        seg_release(s, sp);
+    // The spares handed over, and those the owner took but has not used.
+    ms__seg *lists[2] = {ms_atomic_exchange_acq_rel(&b->spare, NULL), b->own_spares};
+    b->own_spares = NULL;
+    for (int i = 0; i < 2; i++)
+        for (ms__seg *g = lists[i]; g;) {
+            ms__seg *next = ms_atomic_load_relaxed(&g->next);
+            seg_release(s, g);
+            g = next;
+        }
 }
 
 /* Unlink and free the buffers of exited threads that are fully folded. */
@@ -467,24 +546,51 @@ static void reap_gone(ms_event_store *s)
     }
 }
 
+/* Hand each recording thread without spares a few segments from the free
+ * list, as one chain (linked through `next`). */
 static void refill_spares(ms_event_store *s)
 {
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b && s->free_segs; b = b->store_next) {
         if (ms_atomic_load_acquire(&b->spare) != NULL ||
             (ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE))
             continue;
-        ms__seg *g = s->free_segs;
-        s->free_segs = ms_atomic_load_relaxed(&g->next);
-        s->free_seg_count--;
-        ms_atomic_store_relaxed(&g->next, NULL);
-        ms_atomic_store_release(&b->spare, g);
+        ms__seg *chain = NULL;
+        for (int k = 0; k < SPARE_CHAIN && s->free_segs; k++) {
+            ms__seg *g = s->free_segs;
+            s->free_segs = ms_atomic_load_relaxed(&g->next);
+            s->free_seg_count--;
+            ms_atomic_store_relaxed(&g->next, chain);
+            chain = g;
+        }
+        ms_atomic_store_release(&b->spare, chain);
     }
+}
+
+/* The owner's next spare segment, or NULL. */
+static ms__seg *take_spare(ms__tbuf *b)
+{
+    ms__seg *g = b->own_spares;
+    if (!g)
+        g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+    if (g) {
+        b->own_spares = ms_atomic_load_relaxed(&g->next);
+        ms_atomic_store_relaxed(&g->next, NULL);
+    }
+    return g;
 }
 
 /* Merge every thread's published records with a tick below the watermark into
  * the live state, in (tick, registration order) order.
  * pre: fold lock held. */
-static uint64_t fold_locked(ms_event_store *s)
+static uint64_t fold_locked_at(ms_event_store *s, bool fresh);
+static uint64_t fold_locked(ms_event_store *s) { return fold_locked_at(s, false); }
+
+/* With `fresh` false, a fold under the coarse clock less than a millisecond
+ * after the last barrier folds up to the watermark that barrier proved,
+ * without another: a barrier interrupts every CPU that runs the program, and
+ * records newer than that watermark carry the coarse clock's current value,
+ * which only the next barrier can prove. */
+static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
 {
     // A record not yet published either started before the barrier (its
     // owner's in-flight flag is then visible, and its tick is not older than
@@ -492,15 +598,39 @@ static uint64_t fold_locked(ms_event_store *s)
     // than `watermark`). So records older than the watermark are all
     // published, and folding them in tick order is final.
     uint64_t watermark = ms__ticks_ordered();
-    heavy_barrier();
-    // After the barrier: a buffer registered before it is on the list.
-    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
-    for (ms__tbuf *b = head; b; b = b->store_next) {
-        if (ms_atomic_load_acquire(&b->inflight)) {
-            uint64_t t = newest_published_tick(b);
-            if (t < watermark)
-                watermark = t;
+    uint64_t coarse = ms_atomic_load_relaxed(&s->coarse);
+    bool barrier = true;
+    if (coarse != 0) {
+        if (!fresh && watermark - s->barrier_tick < ms__clock_ticks_per_ms_pow2()) {
+            watermark = s->safe_watermark;
+            barrier = false;
+        } else {
+            // Records take the coarse clock: advance it, and take it as the
+            // watermark. A record the barrier does not show in flight reads
+            // the new value or a later one.
+            s->barrier_tick = watermark;
+            if (watermark <= coarse)
+                watermark = coarse + 1;
+            ms_atomic_store_relaxed(&s->coarse, watermark);
         }
+    }
+    ms__tbuf *head;
+    if (barrier) {
+        heavy_barrier();
+        // After the barrier: a buffer registered before it is on the list.
+        head = ms_atomic_load_acquire(&s->tbufs);
+        for (ms__tbuf *b = head; b; b = b->store_next) {
+            if (ms_atomic_load_acquire(&b->inflight)) {
+                uint64_t t = newest_published_tick(b);
+                if (t < watermark)
+                    watermark = t;
+            }
+        }
+        // Every record older than this was published: it stays safe.
+        if (watermark > s->safe_watermark)
+            s->safe_watermark = watermark;
+    } else {
+        head = ms_atomic_load_acquire(&s->tbufs);
     }
     size_t nbufs = 0;
     for (ms__tbuf *b = head; b; b = b->store_next)
@@ -509,21 +639,39 @@ static uint64_t fold_locked(ms_event_store *s)
         size_t cap = s->heap_cap ? s->heap_cap : 16;
         while (cap < nbufs)
             cap *= 2;
-        void *h =
-            ms__pages_realloc(s->heap, s->heap_cap * sizeof(heap_item), cap * sizeof(heap_item));
+        // The heap, then as many slots for waiting buffers.
+        void *h = ms__pages_realloc(s->heap, 2 * s->heap_cap * sizeof(heap_item),
+                                    2 * cap * sizeof(heap_item));
         if (!h)
             return 0; // cannot merge every buffer: fold nothing rather than out of order
         s->heap = h;
         s->heap_cap = cap;
     }
-    heap_item *heap = s->heap;
+    heap_item *heap = s->heap, *wait = heap + s->heap_cap;
     size_t n = 0;
+    s->nwaiting = 0;
+    s->recheck = false;
     for (ms__tbuf *b = head; b; b = b->store_next) {
-        ms__rec *r = cursor_peek(s, b);
-        if (r && r->tick < watermark)
-            heap_push(heap, &n, (heap_item){r->tick, b->order, b});
+        b->waiting = false;
+        heap_add(heap, &n, b, cursor_peek(s, b), watermark);
     }
-    while (n > 0) {
+    for (;;) {
+        if (n == 0) {
+            if (s->nwaiting == 0)
+                break;
+            // Nothing left below the watermark closes the address: the
+            // waiting allocation replaces the block (opens_taken).
+            ms__tbuf *b = wait[--s->nwaiting].b;
+            b->waiting = false;
+            ms__rec *r = cursor_peek(s, b);
+            fold_one(s, r, b->order, true);
+            b->last_folded_tick = r->tick;
+            b->rd_idx++;
+            heap_add(heap, &n, b, cursor_peek(s, b), watermark);
+            if (s->recheck)
+                recheck_waiting(s, heap, &n, wait, watermark);
+            continue;
+        }
         // Take the oldest head; fold its run up to the next-oldest head.
         ms__tbuf *b = heap[0].b;
         heap[0] = heap[--n];
@@ -532,8 +680,12 @@ static uint64_t fold_locked(ms_event_store *s)
         uint64_t bound = n > 0 ? heap[0].tick : UINT64_MAX;
         uint64_t bound_order = n > 0 ? heap[0].order : UINT64_MAX;
         ms__rec *r = fold_run(s, b, bound, bound_order, watermark);
-        if (r && r->tick < watermark)
-            heap_push(heap, &n, (heap_item){r->tick, b->order, b});
+        if (b->waiting)
+            wait[s->nwaiting++] = (heap_item){r->tick, b->order, b};
+        else
+            heap_add(heap, &n, b, r, watermark);
+        if (s->recheck)
+            recheck_waiting(s, heap, &n, wait, watermark);
     }
     if (s->held_count)
         held_expire(s, watermark);
@@ -554,7 +706,7 @@ void ms__store_lock_folded(ms_event_store *s)
     uint64_t deadline = ms__mono_ns() + 250000000u;
     pthread_mutex_lock(&s->fold_lock);
     for (;;) {
-        uint64_t watermark = fold_locked(s);
+        uint64_t watermark = fold_locked_at(s, true);
         if ((watermark >= want && !held_waiting_before(s, want)) || ms__mono_ns() > deadline)
             return;
         pthread_mutex_unlock(&s->fold_lock);
@@ -567,12 +719,22 @@ void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); 
 
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
 {
-    ms__seg *g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+    ms__seg *g = take_spare(b);
     bool had_spare = g != NULL;
     if (ms_atomic_load_relaxed(&s->bg_fold)) {
-        // The folder thread keeps up: just take the next segment.
-        if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < BG_BACKLOG_SEGS)
-            g = seg_new(s);
+        // The folder thread keeps up: just take the next segment. If it fell
+        // behind, wait for it (at most 100 ms) rather than fold here: the
+        // live state then stays in the cache of the folder's CPU, and the
+        // folder gets this one.
+        for (int waits = 0; !g && ms_atomic_load_relaxed(&s->bg_fold); waits++) {
+            if (ms_atomic_load_relaxed(&s->segs_allocated) < BG_BACKLOG_SEGS + MAX_FREE_SEGS)
+                g = seg_new(s);
+            if (g || waits == 2000)
+                break;
+            const struct timespec pause = {0, 50000};
+            nanosleep(&pause, NULL);
+            g = take_spare(b);
+        }
         if (g) {
             ms_atomic_store_release(&b->cur->next, g);
             b->cur = g;
@@ -589,7 +751,7 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
         if (pthread_mutex_trylock(&s->fold_lock) == 0) {
             fold_locked(s);
             pthread_mutex_unlock(&s->fold_lock);
-            g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+            g = take_spare(b);
             if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
                 g = seg_new(s);
             break;
@@ -632,11 +794,14 @@ static void *folder_main(void *arg)
     const struct timespec pause = {0, 1000000};
     while (ms_atomic_load_relaxed(&s->bg_fold)) {
         pthread_mutex_lock(&s->fold_lock);
+        uint64_t before = s->folded;
         fold_locked(s);
+        uint64_t folded = s->folded - before;
         pthread_mutex_unlock(&s->fold_lock);
-        // Sleep only when caught up (a few segments per thread in flight).
-        if (ms_atomic_load_relaxed(&s->segs_allocated) <=
-            2 * ms_atomic_load_relaxed(&s->next_order) + 2)
+        // Fold again at once only when this fold had a segment's worth of
+        // records: every fold costs a process-wide barrier, an interrupt on
+        // each CPU that runs the program.
+        if (folded < MS__SEG_EVENTS)
             nanosleep(&pause, NULL);
     }
     return NULL;
@@ -646,6 +811,10 @@ int ms__store_start_folder(ms_event_store *s)
 {
     if (ms_atomic_exchange_acq_rel(&s->bg_fold, true))
         return 0;
+    // From here records take the coarse clock, which each fold advances.
+    pthread_mutex_lock(&s->fold_lock);
+    ms_atomic_store_relaxed(&s->coarse, ms__ticks_ordered());
+    pthread_mutex_unlock(&s->fold_lock);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -660,6 +829,7 @@ int ms__store_start_folder(ms_event_store *s)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        ms_atomic_store_relaxed(&s->coarse, 0);
         ms_atomic_store_relaxed(&s->bg_fold, false);
         return ms__fail(MS_ENOMEM, "cannot start the fold thread: %s", strerror(rc));
     }
@@ -813,6 +983,7 @@ static void fork_child(void)
     // is gone, possibly in the middle of a record that will never finish.
     for (ms_event_store *s = registry; s; s = s->reg_next) {
         ms_atomic_store_relaxed(&s->bg_fold, false);   // the folder thread is not in the child
+        ms_atomic_store_relaxed(&s->coarse, 0);        // nor its clock: read the tick counter
         ms_atomic_store_relaxed(&s->late_lock, false); // its holder is not in the child either
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
             bool mine = false;
@@ -895,7 +1066,7 @@ void ms__store_free(ms_event_store *s)
         s->oldest = c->next;
         ms__pages_free(c, chunk_bytes(s));
     }
-    ms__pages_free(s->heap, s->heap_cap * sizeof(heap_item));
+    ms__pages_free(s->heap, 2 * s->heap_cap * sizeof(heap_item));
     ms__pages_free(s->held, s->held_cap * sizeof *s->held);
     ms__live_destroy(&s->live);
     ms__tids_free(s->tids);

@@ -56,6 +56,7 @@ typedef struct ms__tbuf {
     uint64_t ext_tid;  /* last thread id given to ms_event_store_record (UINT64_MAX:
                           none yet) ... */
     uint32_t ext_slot; /* ... and its slot */
+    struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
     /* Single writer (owner), read by the folder: relaxed is enough.
      * Sampling draws the gap to the next sampled TRACK: skips_left counts down
      * the TRACKs still to skip, skips_drawn adds up the gaps drawn, so the
@@ -77,6 +78,7 @@ typedef struct ms__tbuf {
     uint32_t rd_idx;
     uint64_t last_folded_tick;
     uint64_t order; /* registration order: breaks ties between equal ticks */
+    bool waiting;   /* its next record waits for an address (store.c) */
     struct ms__tbuf *store_next;
 
     /* Lifetime. */
@@ -92,6 +94,12 @@ typedef struct ms__chunk ms__chunk;
 
 struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
+    /* The coarse clock, while a background folder runs (0: none, records
+     * read the tick counter). Advanced by each fold, under the fold lock;
+     * read by recording threads. Alone on its line with `id`, which they
+     * read too. */
+    _Atomic uint64_t coarse;
+    char coarse_pad[MS_CACHE_LINE - 2 * sizeof(uint64_t)];
     ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
@@ -106,8 +114,11 @@ struct ms_event_store {
     uint64_t gone_null_frees, gone_failed_allocs;
     ms__seg *free_segs;
     size_t free_seg_count;
-    void *heap; /* merge heap, pages */
+    void *heap; /* merge heap, then the buffers that wait, pages */
     size_t heap_cap;
+    size_t nwaiting; /* buffers waiting (store.c: taken addresses) */
+    uint64_t barrier_tick, safe_watermark; /* the last barrier under the coarse clock */
+    bool recheck;    /* a record was applied while some wait */
     /* Frees of addresses that were not live, held for MS__HOLD_TICKS in case
      * the allocation, from another thread, carries a slightly newer tick.
      * Open addressing by address; folder only. */
@@ -117,6 +128,7 @@ struct ms_event_store {
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
     uint64_t retained, evicted;
+    uint64_t folded; /* records folded so far */
     struct ms_event_store *reg_next; /* the process's store registry (fork) */
     ms__filter *filter;              /* sampled addresses (capture), pages touched lazily */
     _Atomic bool bg_fold;            /* a background thread folds: recording threads do not */
@@ -189,10 +201,15 @@ static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type
     if (ms_unlikely(ms__need_fence))
         ms_fence_seq_cst();
     ms_compiler_barrier();
-    // A reallocation takes an ordered tick; allocations and frees take the
-    // plain one (a free read too early is repaired by the fold: store.c).
-    // (Without membarrier the fence above must also order the clock read.)
-    uint64_t t = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
+    // With a background folder the tick is its coarse clock, one load of a
+    // line that changes once a millisecond (rdtsc costs more than the rest
+    // of a record; the fold orders what the ticks cannot: store.c). Else a
+    // reallocation takes an ordered tick; allocations and frees take the
+    // plain one (a free read too early is repaired by the fold). (Without
+    // membarrier the fence above must also order the clock read.)
+    uint64_t t = ms_atomic_load_relaxed(&s->coarse);
+    if (t == 0)
+        t = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
     if (ms_unlikely(t < b->last_tick)) // keep each thread's ticks monotonic
         t = b->last_tick;
     b->last_tick = t;
