@@ -299,13 +299,21 @@ static uint32_t block_stack(const ms__rec *r, uint32_t stack)
            ((f & MS__RF_FILTERED) ? MS__BF_FILTERED : 0);
 }
 
-static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site,
-                       uint32_t stack)
+/* @return false, with nothing changed and l->taken set, for a captured block
+ * at an address another thread's block holds, while l->wait_taken is set and
+ * the caller `may_wait`. */
+static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site,
+                       uint32_t stack, bool may_wait)
 {
     bool found;
     ms__block *b = probe_for_insert(l, ptr, &found);
     if (!b)
-        return;
+        return true;
+    if (found && ms_unlikely(l->wait_taken) && may_wait && (stack & MS__BF_CAPTURED) &&
+        ms__block_slot(b) != ms__rec_slot(r)) {
+        l->taken = true;
+        return false;
+    }
     if (found) { // its earlier block was freed without us seeing it
         l->replaced++;
         close_block(l, b);
@@ -332,6 +340,7 @@ static void open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     l->allocs++;
     l->allocated += size;
     l->current += size;
+    return true;
 }
 
 void ms__live_filter_all(ms__live *l)
@@ -378,7 +387,7 @@ static void name_block(ms__live *l, ms__block *b, const ms__rec *r)
 }
 
 /* The two records of a moving realloc (MS__RF_MOVE). */
-static void apply_move(ms__live *l, const ms__rec *r)
+static bool apply_move(ms__live *l, const ms__rec *r)
 {
     ms__thread_stat *t = thread_stat(l, ms__rec_slot(r));
     if (r->ptr == 0) { // the old block ends
@@ -391,7 +400,7 @@ static void apply_move(ms__live *l, const ms__rec *r)
         } else {
             ms__live_unknown_free(l, r);
         }
-        return;
+        return true;
     }
     uint32_t stack = ms__rec_stack(r);
     uint32_t site = rec_site(l, r, stack);
@@ -404,10 +413,12 @@ static void apply_move(ms__live *l, const ms__rec *r)
     } else if (l->sampling) { // the block was not sampled: neither is its move
         if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
             ms__filter_remove(l->filter, r->ptr);
-        return;
+        return true;
     }
+    if (!open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack), true))
+        return false;
     t->move_pending = false;
-    open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack));
+    return true;
 }
 
 bool ms__live_apply(ms__live *l, const ms__rec *r)
@@ -416,8 +427,9 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
     case MS_EVENT_ALLOCATE:
         if (r->ptr == 0)
             return true;
-        open_block(l, r, r->ptr, ms__rec_size(r), rec_site(l, r, ms__rec_stack(r)),
-                   block_stack(r, ms__rec_stack(r)));
+        if (!open_block(l, r, r->ptr, ms__rec_size(r), rec_site(l, r, ms__rec_stack(r)),
+                        block_stack(r, ms__rec_stack(r)), true))
+            return false;
         break;
     case MS_EVENT_DEALLOCATE: {
         if (r->ptr == 0) // free(NULL) does nothing
@@ -438,7 +450,8 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
     }
     case MS_EVENT_REALLOCATE: {
         if (ms_unlikely(ms__rec_flags(r) & MS__RF_MOVE)) {
-            apply_move(l, r);
+            if (!apply_move(l, r))
+                return false;
             break;
         }
         uint32_t stack = ms__rec_stack(r);
@@ -463,8 +476,10 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                 }
             }
         }
-        if (r->ptr != 0)
-            open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack));
+        // Waiting is only possible before anything was closed.
+        if (r->ptr != 0 && !open_block(l, r, r->ptr, ms__rec_size(r), site,
+                                       block_stack(r, stack), r->old_ptr == 0))
+            return false;
         break;
     }
     case MS__REC_NAME: {
@@ -478,7 +493,7 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
         // Capture never saw it (allocated before capture started, or not from
         // malloc): it is a block of the size TRACK gave, as without capture.
         open_block(l, r, r->ptr, ms__rec_size(r), site_idx(l, r->site),
-                   block_stack(r, ms__rec_stack(r)));
+                   block_stack(r, ms__rec_stack(r)), false);
         break;
     }
     default:

@@ -63,6 +63,10 @@ typedef struct ms__live {
     uint64_t unseen;         /* captured frees of blocks capture never saw allocated */
     bool sampling;           /* frees of unknown blocks are "ignored", not "unmatched" */
     bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */
+    /* The store's fold: a captured allocation at an address another thread's
+     * block holds is handed back (ms__live_apply returns false and sets
+     * `taken`) instead of replacing it (store.c, "taken addresses"). */
+    bool wait_taken, taken;
     ms__point *series;
     size_t npoints;
     unsigned width_shift; /* a point spans 1 << width_shift ticks */
@@ -77,7 +81,8 @@ typedef struct ms__live {
 int ms__live_init(ms__live *l, uint64_t series_width);
 void ms__live_destroy(ms__live *l);
 /* Apply one record. @return false (and nothing applied) for a free of an
- * address that is not live while hold_unknown_frees is set. */
+ * address that is not live while hold_unknown_frees is set, or for a taken
+ * address while wait_taken is set (then `taken` is set). */
 bool ms__live_apply(ms__live *l, const ms__rec *r);
 /* Put every live block capture recorded into the sampled filter (sampling
  * starts: their frees must still be recorded). */

@@ -384,7 +384,7 @@ static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
  * allocation replaces the block, as it would have at once. */
 
 /* @return whether x is a captured allocation at an address where another
- * thread's block is live. */
+ * thread's block is live (what makes ms__live_apply hand it back). */
 static bool opens_taken(const ms_event_store *s, const ms__rec *x)
 {
     if (!(ms__rec_flags(x) & MS__RF_CAPTURED) || x->ptr == 0)
@@ -413,23 +413,29 @@ static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool f
         // thread: apply them in their real order.
         ms__rec f = h->rec;
         held_remove(s, h);
+        s->live.wait_taken = false;
         ms__live_apply(&s->live, x);
+        s->live.wait_taken = true;
         retain(s, x);
         ms__live_apply(&s->live, &f);
         retain(s, &f);
         return true;
     }
-    if (!force && opens_taken(s, x))
-        return false;
     if (ms_unlikely(s->nwaiting))
         s->recheck = true; // this record may close what a waiting one needs
     if (h) // same thread, too late, or a second free: the held one was unknown
         held_resolve_unknown(s, h);
     if (type == MS_EVENT_REALLOCATE && (h = held_find(s, x->old_ptr)) != NULL)
         held_resolve_unknown(s, h);
-    if (ms__live_apply(&s->live, x))
+    s->live.wait_taken = !force;
+    bool applied = ms__live_apply(&s->live, x);
+    s->live.wait_taken = true;
+    if (applied) {
         retain(s, x);
-    else if (!held_put(s, x, order)) { // no memory to hold it: count it now
+    } else if (s->live.taken) { // it waits (opens_taken)
+        s->live.taken = false;
+        return false;
+    } else if (!held_put(s, x, order)) { // no memory to hold it: count it now
         ms__live_unknown_free(&s->live, x);
         retain(s, x);
     }
@@ -1018,6 +1024,7 @@ ms_event_store *ms__store_new(size_t retained_bytes)
         return NULL;
     }
     s->live.hold_unknown_frees = true;
+    s->live.wait_taken = true;
     s->filter = ms__pages_alloc(sizeof *s->filter);
     if (!s->filter) {
         ms__live_destroy(&s->live);
