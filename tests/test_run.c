@@ -159,6 +159,54 @@ static void leak_should_be_found_with_its_function(void **state)
     cJSON_Delete(root);
 }
 
+/* Whether the stack of leak group l has a frame naming fn. */
+static bool stack_has(const cJSON *l, const char *fn)
+{
+    size_t n = strlen(fn);
+    const cJSON *fr;
+    cJSON_ArrayForEach(fr, cJSON_GetObjectItem(l, "stack"))
+    {
+        const char *v = fr->valuestring;
+        if (strncmp(v, fn, n) == 0 && (v[n] == ' ' || v[n] == '+'))
+            return true;
+    }
+    return false;
+}
+
+static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "nofp.json");
+    // Without frame pointers: the unwinder names the whole chain, each time.
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks", "16", "-o", out, "--", PROGS "/nofp",
+                          NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    cJSON *root = report(out);
+    const cJSON *l = leak_from(root, "leak_deep");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 5); // one group: every call gave the same stack
+    assert_int_equal(num(l, "bytes"), 240);
+    assert_true(stack_has(l, "middle"));
+    assert_true(stack_has(l, "outer"));
+    assert_true(stack_has(l, "main"));
+    cJSON_Delete(root);
+
+    // With frame pointers, malloc straight from main: a chain of two frames,
+    // which the unwinder confirms once; later calls give the same stack.
+    path_in(out, sizeof out, "shallow.json");
+    const char *argv2[] = {MEMSCOPE_CLI, "run", "--stacks",         "16", "-o",
+                           out,          "--",  PROGS "/shallow", NULL};
+    assert_int_equal(run(argv2, NULL), 0);
+    root = report(out);
+    l = leak_from(root, "main");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 4);
+    assert_int_equal(num(l, "bytes"), 96);
+    assert_true(stack_has(l, "main"));
+    cJSON_Delete(root);
+}
+
 static void fork_should_leave_the_parents_report(void **state)
 {
     (void)state;
@@ -349,6 +397,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(leak_should_be_found_with_its_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),
         cmocka_unit_test_setup_teardown(fifty_threads_should_be_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(exit_from_a_thread_should_write_the_report, setup,

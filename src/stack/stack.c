@@ -65,6 +65,51 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
     return 0;
 }
 
+/* Whether the frame-pointer chain from a call site can be trusted, learnt
+ * once per site: a short chain (under 3 frames) may mean that the caller keeps
+ * no frame pointer (then its frame register holds anything), or only that the
+ * chain ends in code without them (glibc's start of main or of a thread). The
+ * first time a site gives a short chain, the unwinder decides: when the chain
+ * reached the caller's own frame and is a prefix of what the unwinder finds,
+ * the caller keeps frame pointers, and later calls take the chain alone (so
+ * one site always gives the same stack). Open addressing
+ * by site; an entry is (site << 2 | verdict), never removed; when the table
+ * is full, the unwinder answers. */
+#define VERDICTS 4096u
+enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2 };
+static _Atomic uint64_t verdicts[VERDICTS];
+
+static _Atomic uint64_t *verdict_slot(uintptr_t ret)
+{
+    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 52);
+    for (size_t k = 0; k < 64; k++, i = (i + 1) & (VERDICTS - 1)) {
+        uint64_t v = ms_atomic_load_acquire(&verdicts[i]);
+        if (v == 0 || (v >> 2) == (uint64_t)ret)
+            return &verdicts[i];
+    }
+    return NULL;
+}
+
+static int verdict_of(uintptr_t ret)
+{
+    _Atomic uint64_t *e = verdict_slot(ret);
+    uint64_t v = e ? ms_atomic_load_acquire(e) : 0;
+    return v ? (int)(v & 3) : FP_UNKNOWN;
+}
+
+static void verdict_set(uintptr_t ret, int verdict)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        _Atomic uint64_t *e = verdict_slot(ret);
+        if (!e)
+            return;
+        uint64_t expect = 0;
+        if (atomic_compare_exchange_strong(e, &expect, (uint64_t)ret << 2 | (uint64_t)verdict) ||
+            (expect >> 2) == (uint64_t)ret)
+            return; // set, or another thread set this site's verdict
+    }
+}
+
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
     if (max > MS__STACK_MAX_DEPTH)
@@ -94,9 +139,24 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 cur = next;
             }
         }
-        // A chain that ends at once means the caller keeps no frame pointer.
         if (m == MS__UNWIND_FP || n >= 3 || n == max)
             return n;
+        int v = verdict_of(ret);
+        if (v == FP_TRUSTED)
+            return n;
+        if (v == FP_UNKNOWN) {
+            uintptr_t tmp[MS__STACK_MAX_DEPTH];
+            size_t u = unwind(ret, tmp, max);
+            // One frame proves nothing about the caller (the first is `ret`
+            // itself): trusted when the chain found everything, or found the
+            // caller's own frame and agrees with the unwinder that far.
+            bool trusted = u <= n || (n >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
+            verdict_set(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED);
+            if (trusted)
+                return n;
+            memcpy(out, tmp, u * sizeof *out);
+            return u;
+        }
     }
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(ret, tmp, max);
