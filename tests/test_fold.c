@@ -222,6 +222,29 @@ static void allocation_at_an_address_never_freed_should_replace_the_block(void *
     ms_event_store_free(s);
 }
 
+static void waiting_allocations_should_replace_oldest_first(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    // Thread 3's free of 0x5000 was never recorded. Thread 1 waits at its
+    // allocation of 0x5000, with its free of 0x6000 behind it; thread 4's
+    // allocation of 0x6000 then waits for that free. Forcing thread 1 first
+    // lets its free go before thread 4's allocation.
+    const at_tick c[] = {captured(T0, ms_event_allocate(0x5000, 64, 3))};
+    const at_tick b[] = {captured(T0 + 10, ms_event_allocate(0x6000, 16, 1)),
+                         captured(T0 + 50, ms_event_allocate(0x5000, 32, 1)),
+                         captured(T0 + 60, ms_event_deallocate(0x6000, 16, 1))};
+    const at_tick d[] = {captured(T0 + 70, ms_event_allocate(0x6000, 8, 4))};
+    record_list_from_new_thread(s, c, 1);
+    record_list_from_new_thread(s, b, 3);
+    record_list_from_new_thread(s, d, 1);
+    ms_memory_stats st = stats_of(s);
+    assert_int_equal(st.replaced_allocations, 1);
+    assert_int_equal(st.active_allocations, 2);
+    assert_int_equal(st.current_memory, 32 + 8);
+    ms_event_store_free(s);
+}
+
 static void allocation_not_from_capture_should_replace_at_once(void **state)
 {
     (void)state;
@@ -257,6 +280,7 @@ int main(void)
         cmocka_unit_test(held_free_should_be_counted_by_the_next_query),
         cmocka_unit_test(allocation_at_an_address_freed_at_the_same_tick_should_wait_for_the_free),
         cmocka_unit_test(allocation_at_an_address_never_freed_should_replace_the_block),
+        cmocka_unit_test(waiting_allocations_should_replace_oldest_first),
         cmocka_unit_test(allocation_not_from_capture_should_replace_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 /* Stops the compiler, not the CPU, from moving memory accesses across it. */
 #define ms_compiler_barrier() atomic_signal_fence(memory_order_seq_cst)
 #define ms_fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+#define ms_fence_acquire() atomic_thread_fence(memory_order_acquire)
 
 #define MS_CACHE_LINE 64
 

@@ -405,6 +405,8 @@ static bool opens_taken(const ms_event_store *s, const ms__rec *x)
  * it must wait (opens_taken), unless `force`. */
 static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
 {
+    if (ms_unlikely(s->nwaiting))
+        s->recheck = true; // this record may close what a waiting one needs
     ms__held *h = held_find(s, x->ptr);
     unsigned type = ms__rec_type(x);
     if (h && type != MS_EVENT_DEALLOCATE && h->order != order &&
@@ -421,8 +423,6 @@ static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool f
         retain(s, &f);
         return true;
     }
-    if (ms_unlikely(s->nwaiting))
-        s->recheck = true; // this record may close what a waiting one needs
     if (h) // same thread, too late, or a second free: the held one was unknown
         held_resolve_unknown(s, h);
     if (type == MS_EVENT_REALLOCATE && (h = held_find(s, x->old_ptr)) != NULL)
@@ -519,6 +519,7 @@ static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
     // The spares handed over, and those the owner took but has not used.
     ms__seg *lists[2] = {ms_atomic_exchange_acq_rel(&b->spare, NULL), b->own_spares};
     b->own_spares = NULL;
+    ms_atomic_store_relaxed(&b->own_count, 0);
     for (int i = 0; i < 2; i++)
         for (ms__seg *g = lists[i]; g;) {
             ms__seg *next = ms_atomic_load_relaxed(&g->next);
@@ -558,10 +559,14 @@ static void refill_spares(ms_event_store *s)
 {
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b && s->free_segs; b = b->store_next) {
         if (ms_atomic_load_acquire(&b->spare) != NULL ||
+            ms_atomic_load_relaxed(&b->own_count) > 1 ||
             (ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE))
             continue;
+        // Several under a background folder, which a thread may outrun
+        // between its folds; else one, as each full segment folds.
+        int want = ms_atomic_load_relaxed(&s->bg_fold) ? SPARE_CHAIN : 1;
         ms__seg *chain = NULL;
-        for (int k = 0; k < SPARE_CHAIN && s->free_segs; k++) {
+        for (int k = 0; k < want && s->free_segs; k++) {
             ms__seg *g = s->free_segs;
             s->free_segs = ms_atomic_load_relaxed(&g->next);
             s->free_seg_count--;
@@ -576,12 +581,18 @@ static void refill_spares(ms_event_store *s)
 static ms__seg *take_spare(ms__tbuf *b)
 {
     ms__seg *g = b->own_spares;
-    if (!g)
+    uint32_t n = ms_atomic_load_relaxed(&b->own_count);
+    if (!g) {
         g = ms_atomic_exchange_acq_rel(&b->spare, NULL);
+        for (ms__seg *c = g; c; c = ms_atomic_load_relaxed(&c->next))
+            n++;
+    }
     if (g) {
         b->own_spares = ms_atomic_load_relaxed(&g->next);
         ms_atomic_store_relaxed(&g->next, NULL);
+        n--;
     }
+    ms_atomic_store_relaxed(&b->own_count, n);
     return g;
 }
 
@@ -666,13 +677,20 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
             if (s->nwaiting == 0)
                 break;
             // Nothing left below the watermark closes the address: the
-            // waiting allocation replaces the block (opens_taken).
-            ms__tbuf *b = wait[--s->nwaiting].b;
+            // oldest waiting allocation replaces the block (opens_taken).
+            // Oldest first: a younger one may wait for a free behind it.
+            size_t k = 0;
+            for (size_t i = 1; i < s->nwaiting; i++)
+                if (heap_less(&wait[i], &wait[k]))
+                    k = i;
+            ms__tbuf *b = wait[k].b;
+            wait[k] = wait[--s->nwaiting];
             b->waiting = false;
             ms__rec *r = cursor_peek(s, b);
             fold_one(s, r, b->order, true);
             b->last_folded_tick = r->tick;
             b->rd_idx++;
+            s->folded++;
             heap_add(heap, &n, b, cursor_peek(s, b), watermark);
             if (s->recheck)
                 recheck_waiting(s, heap, &n, wait, watermark);

@@ -57,6 +57,7 @@ typedef struct ms__tbuf {
                           none yet) ... */
     uint32_t ext_slot; /* ... and its slot */
     struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
+    _Atomic uint32_t own_count; /* how many (the folder reads it) */
     /* Single writer (owner), read by the folder: relaxed is enough.
      * Sampling draws the gap to the next sampled TRACK: skips_left counts down
      * the TRACKs still to skip, skips_drawn adds up the gaps drawn, so the
@@ -207,6 +208,9 @@ static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type
     // reallocation takes an ordered tick; allocations and frees take the
     // plain one (a free read too early is repaired by the fold). (Without
     // membarrier the fence above must also order the clock read.)
+    // The fence orders the allocator's loads (which saw a free of this
+    // address by another thread) before the clock load; on x86 it is free.
+    ms_fence_acquire();
     uint64_t t = ms_atomic_load_relaxed(&s->coarse);
     if (t == 0)
         t = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
