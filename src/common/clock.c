@@ -57,6 +57,8 @@ static void do_init(void)
 
 void ms__clock_init(void) { pthread_once(&init_once, do_init); }
 
+static bool calibrate_at_once; /* the process is exiting: no 5 ms wait */
+
 static void do_calibrate(void)
 {
     ms__clock_init();
@@ -70,12 +72,18 @@ static void do_calibrate(void)
     const uint64_t min_span_ns = 5000000;
     uint64_t tick, mono;
     read_pair(&tick, &mono);
-    while (mono - init_mono_ns < min_span_ns) {
+    while (mono - init_mono_ns < min_span_ns && !calibrate_at_once) {
         struct timespec ts = {0, (long)(min_span_ns - (mono - init_mono_ns))};
         nanosleep(&ts, NULL);
         read_pair(&tick, &mono);
     }
     timebase.ns_per_tick = (double)(mono - init_mono_ns) / (double)(tick - init_tick);
+}
+
+void ms__clock_calibrate_at_exit(void)
+{
+    calibrate_at_once = true;
+    pthread_once(&calib_once, do_calibrate);
 }
 
 const ms__timebase *ms__clock_timebase(void)
@@ -84,12 +92,35 @@ const ms__timebase *ms__clock_timebase(void)
     return &timebase;
 }
 
-uint64_t ms__clock_ticks_per_ms_pow2(void)
+/* The largest power of two not above the ticks in a millisecond, fixed at the
+ * first call. It needs no 5 ms calibration (the first store of a process
+ * asks for it, often at start-up): a 50 µs span gives the ratio to well
+ * under a percent, unless the full calibration has been made already. A
+ * ratio within a few hundredths of a power of two may round either way. */
+static uint64_t pow2_per_ms;
+static pthread_once_t pow2_once = PTHREAD_ONCE_INIT;
+
+static void do_pow2(void)
 {
-    const ms__timebase *tb = ms__clock_timebase();
-    double per_ms = 1e6 / tb->ns_per_tick;
+    ms__clock_init();
+    double ns_per_tick = 1.0;
+    if (ms__clock_use_tsc) {
+        uint64_t t0, m0, t1, m1;
+        read_pair(&t0, &m0);
+        do
+            read_pair(&t1, &m1);
+        while (m1 - m0 < 50000);
+        ns_per_tick = (double)(m1 - m0) / (double)(t1 - t0);
+    }
+    double per_ms = 1e6 / ns_per_tick;
     uint64_t p = 1;
     while ((double)(p * 2) <= per_ms)
         p *= 2;
-    return p;
+    pow2_per_ms = p;
+}
+
+uint64_t ms__clock_ticks_per_ms_pow2(void)
+{
+    pthread_once(&pow2_once, do_pow2);
+    return pow2_per_ms;
 }

@@ -69,6 +69,10 @@ typedef struct ms__timebase {
 } ms__timebase;
 
 const ms__timebase *ms__clock_timebase(void);
+/* Calibrate now if not done yet, over whatever span has passed: for the
+ * report written as the process exits, whose ticks all lie in that span (a
+ * process that lived under 5 ms need not wait to be timed). */
+void ms__clock_calibrate_at_exit(void);
 
 static inline uint64_t ms__timebase_ns(const ms__timebase *tb, uint64_t tick)
 {

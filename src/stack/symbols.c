@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +50,26 @@ static void dw_report(void)
     dwfl_report_end(dw, NULL, NULL);
 }
 
+/* Whether to read a module's line tables. The system's libraries keep theirs
+ * in separate, compressed debug files (Debian's -dbg packages): inflating
+ * glibc's costs about 40 ms at every report, for file names inside glibc. So
+ * only the program's own modules, unless MEMSCOPE_SYMBOLS=full. */
+static bool want_lines(const char *path)
+{
+    static int full = -1;
+    if (full < 0) {
+        const char *v = getenv("MEMSCOPE_SYMBOLS");
+        full = v && strcmp(v, "full") == 0;
+    }
+    if (full || !path)
+        return true;
+    static const char *const system_dirs[] = {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"};
+    for (size_t i = 0; i < sizeof system_dirs / sizeof *system_dirs; i++)
+        if (strncmp(path, system_dirs[i], strlen(system_dirs[i])) == 0)
+            return false;
+    return true;
+}
+
 static bool dw_symbolize(uintptr_t pc, ms__symbol *out)
 {
     Dwarf_Addr at = (Dwarf_Addr)(pc - 1); // the call instruction, not the one after it
@@ -74,7 +95,7 @@ static bool dw_symbolize(uintptr_t pc, ms__symbol *out)
         } else {
             out->offset = pc - (uintptr_t)start;
         }
-        Dwfl_Line *line = dwfl_module_getsrc(m, at);
+        Dwfl_Line *line = want_lines(mod) ? dwfl_module_getsrc(m, at) : NULL;
         int lineno = 0;
         const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
         if (file && lineno > 0) {

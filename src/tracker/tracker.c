@@ -260,8 +260,10 @@ ms_tracker *ms_tracker_new(void)
 static void global_at_exit(void)
 {
     ms_tracker *t = global_tracker;
-    if (t)
+    if (t && ms_atomic_load_relaxed(&t->auto_export)) {
+        ms__clock_calibrate_at_exit();
         ms__tracker_auto_export(t);
+    }
 }
 
 static void global_init(void)
