@@ -97,10 +97,14 @@ struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
     /* The coarse clock, while a background folder runs (0: none, records
      * read the tick counter). Advanced by each fold, under the fold lock;
-     * read by recording threads. Alone on its line with `id`, which they
-     * read too. */
+     * read by recording threads. It shares its line only with what recording
+     * threads read and nobody writes in the steady state (`id`, `filter`,
+     * `bg_fold`): a line the fold writes would move between CPUs at every
+     * record. */
     _Atomic uint64_t coarse;
-    char coarse_pad[MS_CACHE_LINE - 2 * sizeof(uint64_t)];
+    struct ms__filter *filter; /* sampled addresses (capture), pages touched lazily */
+    _Atomic bool bg_fold;      /* a background thread folds: recording threads do not */
+    char coarse_pad[MS_CACHE_LINE - 3 * sizeof(uint64_t) - sizeof(bool)];
     ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
@@ -109,7 +113,7 @@ struct ms_event_store {
     _Atomic uint64_t seed_gen;   /* bumped when the sampling seed changes */
     _Atomic uint64_t seed;
 
-    pthread_mutex_t fold_lock; /* guards everything below */
+    alignas(MS_CACHE_LINE) pthread_mutex_t fold_lock; /* guards everything below */
     ms__live live;
     uint64_t gone_sampled_out, gone_errors; /* from freed thread buffers */
     uint64_t gone_null_frees, gone_failed_allocs;
@@ -131,8 +135,6 @@ struct ms_event_store {
     uint64_t retained, evicted;
     uint64_t folded; /* records folded so far */
     struct ms_event_store *reg_next; /* the process's store registry (fork) */
-    ms__filter *filter;              /* sampled addresses (capture), pages touched lazily */
-    _Atomic bool bg_fold;            /* a background thread folds: recording threads do not */
     _Atomic bool late_lock;          /* guards `late` */
     ms__tbuf *late; /* shared buffer for threads past their exit (ms__store_push_late) */
     _Atomic uint64_t late_null_frees;

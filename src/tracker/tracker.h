@@ -21,7 +21,9 @@ struct ms_tracker {
     uint64_t start_ns, start_mono_ns;
     bool is_global;
     _Atomic bool captured; /* the global tracker under malloc capture: TRACK names blocks */
-    ms__mon mon;           /* the system monitor's samples for this tracker */
+    /* The system monitor's samples for this tracker, written by its thread:
+     * not on the line of the configuration the recording path reads. */
+    alignas(MS_CACHE_LINE) ms__mon mon;
 };
 
 /* Set by capture when it records into the global tracker (ms_capture_active). */
