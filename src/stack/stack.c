@@ -27,7 +27,10 @@ typedef struct tbl {
     size_t cap; /* a power of two */
     _Atomic size_t count;
     struct tbl *older;
-    _Atomic uint32_t slot[]; /* entry ids, 0 = empty */
+    /* (the entry's hash, upper 32 bits) | its id; 0 = empty. A probe that
+     * meets another stack's slot is told by the tag, without reading the
+     * arena, which for many distinct stacks is far out of the cache. */
+    _Atomic uint64_t slot[];
 } tbl;
 
 static _Atomic(uintptr_t *) arena;
@@ -198,7 +201,7 @@ static uintptr_t *get_arena(void)
 
 static tbl *tbl_new(size_t cap)
 {
-    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(uint32_t));
+    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(uint64_t));
     if (t)
         t->cap = cap;
     return t;
@@ -214,27 +217,36 @@ static tbl *get_newest(void)
         return NULL;
     if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
                                                  memory_order_acquire)) {
-        ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(uint32_t));
+        ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(uint64_t));
         return expect;
     }
     return n;
 }
 
-static bool same(const uintptr_t *a, uint32_t id, uint64_t h, const uintptr_t *f, size_t depth)
+static uint64_t slot_of(uint64_t h, uint32_t id) { return (h & ~UINT64_C(0xFFFFFFFF)) | id; }
+static uint32_t slot_id(uint64_t v) { return (uint32_t)v; }
+
+/* Is the slot value v the entry of this stack? Its tag, then its whole 64-bit
+ * hash and depth: as in the threads' caches, 64-bit hashes of distinct stacks
+ * do not meet in practice, so the frames themselves are not compared (for
+ * many distinct stacks that read was most of an interning's cost). */
+static bool same(const uintptr_t *a, uint64_t v, uint64_t h, size_t depth)
 {
-    return a[id] == h && a[id + 1] == depth && memcmp(&a[id + 2], f, depth * sizeof *f) == 0;
+    if ((v >> 32) != (h >> 32))
+        return false;
+    uint32_t id = slot_id(v);
+    return a[id] == h && a[id + 1] == depth;
 }
 
-static uint32_t find_in(const tbl *t, const uintptr_t *a, uint64_t h, const uintptr_t *f,
-                        size_t depth)
+static uint32_t find_in(const tbl *t, const uintptr_t *a, uint64_t h, size_t depth)
 {
     size_t mask = t->cap - 1;
     for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
-        uint32_t v = ms_atomic_load_acquire(&((tbl *)(uintptr_t)t)->slot[i]);
+        uint64_t v = ms_atomic_load_acquire(&((tbl *)(uintptr_t)t)->slot[i]);
         if (v == 0)
             return 0;
-        if (same(a, v, h, f, depth))
-            return v;
+        if (same(a, v, h, depth))
+            return slot_id(v);
     }
     return 0;
 }
@@ -250,10 +262,10 @@ static void maybe_grow(tbl *t)
     uintptr_t *a = ms_atomic_load_acquire(&arena);
     size_t mask = n->cap - 1, copied = 0;
     for (size_t i = 0; i < t->cap; i++) {
-        uint32_t v = ms_atomic_load_acquire(&t->slot[i]);
+        uint64_t v = ms_atomic_load_acquire(&t->slot[i]);
         if (v == 0)
             continue;
-        size_t j = (size_t)a[v] & mask;
+        size_t j = (size_t)a[slot_id(v)] & mask;
         while (ms_atomic_load_relaxed(&n->slot[j]) != 0)
             j = (j + 1) & mask;
         ms_atomic_store_relaxed(&n->slot[j], v);
@@ -264,7 +276,7 @@ static void maybe_grow(tbl *t)
     tbl *expect = t;
     if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
                                                  memory_order_acquire))
-        ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(uint32_t));
+        ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(uint64_t));
 }
 
 static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth)
@@ -284,10 +296,11 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
         for (size_t i = (size_t)h & mask, probes = 0;; i = (i + 1) & mask) {
             if (++probes > t->cap)
                 return 0; // filled up meanwhile and could not grow
-            uint32_t v = ms_atomic_load_acquire(&t->slot[i]);
+            uint64_t v = ms_atomic_load_acquire(&t->slot[i]);
             if (v == 0) {
-                uint32_t want = 0;
-                if (atomic_compare_exchange_strong_explicit(&t->slot[i], &want, (uint32_t)at,
+                uint64_t want = 0;
+                if (atomic_compare_exchange_strong_explicit(&t->slot[i], &want,
+                                                            slot_of(h, (uint32_t)at),
                                                             memory_order_acq_rel,
                                                             memory_order_acquire)) {
                     ms_atomic_add_relaxed(&t->count, 1);
@@ -297,8 +310,8 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
                 }
                 v = want; // another thread took the slot: is it the same stack?
             }
-            if (same(a, v, h, f, depth))
-                return v; // our arena words are wasted, the id is shared
+            if (same(a, v, h, depth))
+                return slot_id(v); // our arena words are wasted, the id is shared
         }
     }
 }
@@ -317,7 +330,7 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
     tbl *t = a ? get_newest() : NULL;
     uint32_t id = 0;
     for (; t && !id; t = t->older)
-        id = find_in(t, a, h, frames, depth);
+        id = find_in(t, a, h, depth);
     if (!id && a && ms_atomic_load_acquire(&newest))
         id = insert(a, h, frames, depth);
     if (!id) {
@@ -343,6 +356,14 @@ size_t ms__stack_get(uint32_t id, const uintptr_t **frames)
         return 0;
     *frames = &a[id + 2];
     return depth;
+}
+
+uintptr_t ms__stack_top(uint32_t id)
+{
+    uintptr_t *a = ms_atomic_load_acquire(&arena);
+    if (!a || id == 0 || (size_t)id + 3 > ms_atomic_load_acquire(&arena_top))
+        return 0;
+    return a[id + 2];
 }
 
 uint64_t ms__stack_count(void) { return ms_atomic_load_relaxed(&nstacks); }

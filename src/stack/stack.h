@@ -38,6 +38,10 @@ uint32_t ms__stack_intern(struct ms__tbuf *b, const uintptr_t *frames, size_t de
 /* @return the depth of stack `id` and its frames in *frames (borrowed, valid
  * for the process's life), 0 for an unknown id. */
 size_t ms__stack_get(uint32_t id, const uintptr_t **frames);
+/* @return the innermost frame of stack `id`, an id ms__stack_intern gave (a
+ * record's): only its bounds are checked, not its hash, so the fold pays one
+ * load. 0 for an id past the table. */
+uintptr_t ms__stack_top(uint32_t id);
 uint64_t ms__stack_count(void);
 uint64_t ms__stack_dropped(void);
 

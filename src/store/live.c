@@ -287,8 +287,8 @@ static uint32_t rec_site(ms__live *l, const ms__rec *r, uint32_t stack)
 {
     if (r->site || !stack || !(ms__rec_flags(r) & MS__RF_CAPTURED))
         return site_idx(l, r->site);
-    const uintptr_t *f;
-    return ms__stack_get(stack, &f) ? site_idx(l, ms__pc_site(f[0])) : 0;
+    uintptr_t pc = ms__stack_top(stack);
+    return pc ? site_idx(l, ms__pc_site(pc)) : 0;
 }
 
 /* The block flags and stack id an allocation record gives its block. */
