@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "bench_util.h"
@@ -35,6 +36,7 @@ int main(void)
         uint32_t stack = ms__stack_intern(b, &pc, 1); // capture's caller-only stack
         uint64_t extra = ms__rec_extra(stack, MS__RF_CAPTURED);
         static uintptr_t slot[LIVE];
+        memset(slot, 0, sizeof slot); // each store starts with no live block
         uint64_t rng = 0x9E3779B97F4A7C15u + (uint64_t)r;
         uint64_t cpu0 = process_cpu_ns(), me0 = bench_thread_cpu_ns(), t0 = bench_now_ns();
         for (long i = 0; i < PAIRS; i++) {

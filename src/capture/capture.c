@@ -13,6 +13,7 @@
 
 #include "capture/real.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "stack/stack.h"
 
@@ -141,6 +142,7 @@ static void on_fatal(int sig)
         snprintf(msg, sizeof msg, "memscope: signal %d, writing the report\n", sig);
         say(msg);
         alarm(30); // a lock held by a dead thread must not hang the process forever
+        ms__clock_calibrate_at_exit(); // no 5 ms wait, here or in a thread calibrating
         ms__tracker_auto_export(ms__cap_tracker);
         errno = saved;
     } else {

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ static void do_init(void)
 
 void ms__clock_init(void) { pthread_once(&init_once, do_init); }
 
-static bool calibrate_at_once; /* the process is exiting: no 5 ms wait */
+static _Atomic bool calibrate_at_once; /* the process is exiting: no 5 ms wait */
 
 static void do_calibrate(void)
 {
@@ -72,7 +73,8 @@ static void do_calibrate(void)
     const uint64_t min_span_ns = 5000000;
     uint64_t tick, mono;
     read_pair(&tick, &mono);
-    while (mono - init_mono_ns < min_span_ns && !calibrate_at_once) {
+    while (mono - init_mono_ns < min_span_ns &&
+           !atomic_load_explicit(&calibrate_at_once, memory_order_relaxed)) {
         struct timespec ts = {0, (long)(min_span_ns - (mono - init_mono_ns))};
         nanosleep(&ts, NULL);
         read_pair(&tick, &mono);
@@ -82,7 +84,7 @@ static void do_calibrate(void)
 
 void ms__clock_calibrate_at_exit(void)
 {
-    calibrate_at_once = true;
+    atomic_store_explicit(&calibrate_at_once, true, memory_order_relaxed);
     pthread_once(&calib_once, do_calibrate);
 }
 

@@ -152,7 +152,10 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
             size_t u = unwind(ret, tmp, max);
             // One frame proves nothing about the caller (the first is `ret`
             // itself): trusted when the chain found everything, or found the
-            // caller's own frame and agrees with the unwinder that far.
+            // caller's own frame and agrees with the unwinder that far (or
+            // the unwinder found nothing: the chain is then all there is).
+            // The verdict is the caller's: a function keeps frame pointers or
+            // not. A caller of it that keeps none still ends the chain there.
             bool trusted = u <= n || (n >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
             verdict_set(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED);
             if (trusted)

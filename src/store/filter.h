@@ -14,14 +14,15 @@
 
 #define MS__FILTER_BITS 16
 #define MS__FILTER_SLOTS (1u << MS__FILTER_BITS)
-#define MS__FILTER_STUCK 255u /* a counter that reached this stays: never decremented */
+#define MS__FILTER_STUCK 65535u /* a counter that reached this stays: never decremented */
 
-/* One byte a slot (64 KiB): the free of every block reads it, so it must stay
- * in the cache. A slot covers 16 bytes of address space, and neighbouring
+/* Two bytes a slot (128 KiB): the free of every block reads it, so it must
+ * stay in the cache (a byte a slot saturated for good once sampling started
+ * over some 16 M live blocks). A slot covers 16 bytes of address space, and neighbouring
  * blocks use neighbouring slots (a line covers 1 KiB of heap); higher address
  * bits are folded in, so distant heaps do not all meet in one place. */
 typedef struct ms__filter {
-    _Atomic uint8_t n[MS__FILTER_SLOTS]; /* sampled live blocks hashed here */
+    _Atomic uint16_t n[MS__FILTER_SLOTS]; /* sampled live blocks hashed here */
 } ms__filter;
 
 static inline uint32_t ms__filter_slot(uintptr_t p)
@@ -35,22 +36,22 @@ static inline bool ms__filter_maybe(ms__filter *f, uintptr_t p)
     return ms_atomic_load_relaxed(&f->n[ms__filter_slot(p)]) != 0;
 }
 /* Adds and removals are rare (sampled blocks only): a compare-and-swap that
- * saturates, so a slot shared by over 254 blocks only stays set for good. */
+ * saturates, so a slot shared by 65 535 blocks only stays set for good. */
 static inline void ms__filter_add(ms__filter *f, uintptr_t p)
 {
-    _Atomic uint8_t *c = &f->n[ms__filter_slot(p)];
-    uint8_t v = ms_atomic_load_relaxed(c);
+    _Atomic uint16_t *c = &f->n[ms__filter_slot(p)];
+    uint16_t v = ms_atomic_load_relaxed(c);
     while (v != MS__FILTER_STUCK &&
-           !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + 1), memory_order_relaxed,
+           !atomic_compare_exchange_weak_explicit(c, &v, (uint16_t)(v + 1), memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
 }
 static inline void ms__filter_remove(ms__filter *f, uintptr_t p)
 {
-    _Atomic uint8_t *c = &f->n[ms__filter_slot(p)];
-    uint8_t v = ms_atomic_load_relaxed(c);
+    _Atomic uint16_t *c = &f->n[ms__filter_slot(p)];
+    uint16_t v = ms_atomic_load_relaxed(c);
     while (v != 0 && v != MS__FILTER_STUCK &&
-           !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v - 1), memory_order_relaxed,
+           !atomic_compare_exchange_weak_explicit(c, &v, (uint16_t)(v - 1), memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
 }
