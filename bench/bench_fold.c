@@ -43,8 +43,8 @@ int main(void)
             uint64_t x = bench_rng_next(&rng);
             size_t k = x % LIVE;
             if (slot[k])
-                ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, slot[k], 0, 0,
-                               MS__RF_CAPTURED, NULL);
+                ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, slot[k], 0, 0, MS__RF_CAPTURED,
+                               NULL);
             // An address near the freed one, as an allocator hands them out.
             slot[k] = 0x100000000u + ((uintptr_t)k << 12) + ((x >> 40) & 0xff0);
             ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, slot[k], 0, 16 + (x >> 56), extra,

@@ -179,8 +179,8 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     char out[600];
     path_in(out, sizeof out, "nofp.json");
     // Without frame pointers: the unwinder names the whole chain, each time.
-    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks", "16", "-o", out, "--", PROGS "/nofp",
-                          NULL};
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks",    "16", "-o",
+                          out,          "--",  PROGS "/nofp", NULL};
     assert_int_equal(run(argv, NULL), 0);
     cJSON *root = report(out);
     const cJSON *l = leak_from(root, "leak_deep");
@@ -195,7 +195,7 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     // With frame pointers, malloc straight from main: a chain of two frames,
     // which the unwinder confirms once; later calls give the same stack.
     path_in(out, sizeof out, "shallow.json");
-    const char *argv2[] = {MEMSCOPE_CLI, "run", "--stacks",         "16", "-o",
+    const char *argv2[] = {MEMSCOPE_CLI, "run", "--stacks",       "16", "-o",
                            out,          "--",  PROGS "/shallow", NULL};
     assert_int_equal(run(argv2, NULL), 0);
     root = report(out);

@@ -302,10 +302,9 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
             uint64_t v = ms_atomic_load_acquire(&t->slot[i]);
             if (v == 0) {
                 uint64_t want = 0;
-                if (atomic_compare_exchange_strong_explicit(&t->slot[i], &want,
-                                                            slot_of(h, (uint32_t)at),
-                                                            memory_order_acq_rel,
-                                                            memory_order_acquire)) {
+                if (atomic_compare_exchange_strong_explicit(
+                        &t->slot[i], &want, slot_of(h, (uint32_t)at), memory_order_acq_rel,
+                        memory_order_acquire)) {
                     ms_atomic_add_relaxed(&t->count, 1);
                     ms_atomic_add_relaxed(&nstacks, 1);
                     maybe_grow(t);

@@ -477,8 +477,8 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
             }
         }
         // Waiting is only possible before anything was closed.
-        if (r->ptr != 0 && !open_block(l, r, r->ptr, ms__rec_size(r), site,
-                                       block_stack(r, stack), r->old_ptr == 0))
+        if (r->ptr != 0 && !open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack),
+                                       r->old_ptr == 0))
             return false;
         break;
     }

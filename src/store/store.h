@@ -51,11 +51,11 @@ typedef struct ms__tbuf {
     uint32_t idx;  /* mirror of cur->count */
     uint32_t slot; /* the thread's id slot */
     uint64_t last_tick;
-    uint64_t rng;      /* sampling generator state */
-    uint64_t rng_gen;  /* seed generation the state came from */
-    uint64_t ext_tid;  /* last thread id given to ms_event_store_record (UINT64_MAX:
-                          none yet) ... */
-    uint32_t ext_slot; /* ... and its slot */
+    uint64_t rng;               /* sampling generator state */
+    uint64_t rng_gen;           /* seed generation the state came from */
+    uint64_t ext_tid;           /* last thread id given to ms_event_store_record (UINT64_MAX:
+                                   none yet) ... */
+    uint32_t ext_slot;          /* ... and its slot */
     struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
     _Atomic uint32_t own_count; /* how many (the folder reads it) */
     /* Single writer (owner), read by the folder: relaxed is enough.
@@ -121,9 +121,9 @@ struct ms_event_store {
     size_t free_seg_count;
     void *heap; /* merge heap, then the buffers that wait, pages */
     size_t heap_cap;
-    size_t nwaiting; /* buffers waiting (store.c: taken addresses) */
+    size_t nwaiting;                       /* buffers waiting (store.c: taken addresses) */
     uint64_t barrier_tick, safe_watermark; /* the last barrier under the coarse clock */
-    bool recheck;    /* a record was applied while some wait */
+    bool recheck;                          /* a record was applied while some wait */
     /* Frees of addresses that were not live, held for MS__HOLD_TICKS in case
      * the allocation, from another thread, carries a slightly newer tick.
      * Open addressing by address; folder only. */
@@ -133,7 +133,7 @@ struct ms_event_store {
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
     uint64_t retained, evicted;
-    uint64_t folded; /* records folded so far */
+    uint64_t folded;                 /* records folded so far */
     struct ms_event_store *reg_next; /* the process's store registry (fork) */
     _Atomic bool late_lock;          /* guards `late` */
     ms__tbuf *late; /* shared buffer for threads past their exit (ms__store_push_late) */
