@@ -75,9 +75,9 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
  * first time a site gives a short chain, the unwinder decides: when the chain
  * reached the caller's own frame and is a prefix of what the unwinder finds,
  * the caller keeps frame pointers, and later calls take the chain alone (so
- * one site always gives the same stack). Open addressing
- * by site; an entry is (site << 2 | verdict), never removed; when the table
- * is full, the unwinder answers. */
+ * one site always gives the same stack). Open addressing by site; an entry is
+ * (site << 2 | verdict), never removed; when the table is full, the unwinder
+ * answers. */
 #define VERDICTS 4096u
 enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2 };
 static _Atomic uint64_t verdicts[VERDICTS];
@@ -122,6 +122,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     out[0] = ret;
     size_t n = 1;
     int m = ms_atomic_load_relaxed(&mode);
+    int v = FP_UNTRUSTED; // the unwinder alone, unless the chain's verdict is asked
     if (m != MS__UNWIND_UNWINDER) {
         // Each frame holds the caller's frame pointer and, above it, the
         // return address. Follow the chain only while it stays inside this
@@ -144,28 +145,24 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         }
         if (m == MS__UNWIND_FP || n >= 3 || n == max)
             return n;
-        int v = verdict_of(ret);
+        v = verdict_of(ret);
         if (v == FP_TRUSTED)
             return n;
-        if (v == FP_UNKNOWN) {
-            uintptr_t tmp[MS__STACK_MAX_DEPTH];
-            size_t u = unwind(ret, tmp, max);
-            // One frame proves nothing about the caller (the first is `ret`
-            // itself): trusted when the chain found everything, or found the
-            // caller's own frame and agrees with the unwinder that far (or
-            // the unwinder found nothing: the chain is then all there is).
-            // The verdict is the caller's: a function keeps frame pointers or
-            // not. A caller of it that keeps none still ends the chain there.
-            bool trusted = u <= n || (n >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
-            verdict_set(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED);
-            if (trusted)
-                return n;
-            memcpy(out, tmp, u * sizeof *out);
-            return u;
-        }
     }
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(ret, tmp, max);
+    if (v == FP_UNKNOWN) {
+        // One frame proves nothing about the caller (the first is `ret`
+        // itself): trusted when the chain found everything, or found the
+        // caller's own frame and agrees with the unwinder that far (or the
+        // unwinder found nothing: the chain is then all there is). The
+        // verdict is the caller's: a function keeps frame pointers or not. A
+        // caller of it that keeps none still ends the chain there.
+        bool trusted = u <= n || (n >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
+        verdict_set(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED);
+        if (trusted)
+            return n;
+    }
     if (u <= n)
         return n;
     memcpy(out, tmp, u * sizeof *out);

@@ -383,30 +383,10 @@ static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
  * recorded (every record older than the watermark is published), and the
  * allocation replaces the block, as it would have at once. */
 
-/* @return whether x is a captured allocation at an address where another
- * thread's block is live (what makes ms__live_apply hand it back). */
-static bool opens_taken(const ms_event_store *s, const ms__rec *x)
-{
-    if (!(ms__rec_flags(x) & MS__RF_CAPTURED) || x->ptr == 0)
-        return false;
-    unsigned type = ms__rec_type(x);
-    if (type == MS_EVENT_REALLOCATE) {
-        bool opens = (ms__rec_flags(x) & MS__RF_MOVE) ? x->old_ptr == 0 : x->old_ptr != x->ptr;
-        if (!opens)
-            return false;
-    } else if (type != MS_EVENT_ALLOCATE) {
-        return false;
-    }
-    const ms__block *b = ms__live_find(&s->live, x->ptr);
-    return b && ms__block_slot(b) != ms__rec_slot(x);
-}
-
 /* Apply one record from the buffer registered `order`-th. @return false when
- * it must wait (opens_taken), unless `force`. */
-static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
+ * it must wait (a taken address), unless `force`. */
+static bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
 {
-    if (ms_unlikely(s->nwaiting))
-        s->recheck = true; // this record may close what a waiting one needs
     ms__held *h = held_find(s, x->ptr);
     unsigned type = ms__rec_type(x);
     if (h && type != MS_EVENT_DEALLOCATE && h->order != order &&
@@ -432,7 +412,7 @@ static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool f
     s->live.wait_taken = true;
     if (applied) {
         retain(s, x);
-    } else if (s->live.taken) { // it waits (opens_taken)
+    } else if (s->live.taken) { // it waits (a taken address)
         s->live.taken = false;
         return false;
     } else if (!held_put(s, x, order)) { // no memory to hold it: count it now
@@ -440,6 +420,14 @@ static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool f
         retain(s, x);
     }
     return true;
+}
+
+static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
+{
+    bool applied = fold_apply(s, x, order, force);
+    if (applied && ms_unlikely(s->nwaiting))
+        s->recheck = true; // this record may close what a waiting one needs
+    return applied;
 }
 
 /* Fold b's published records while they stay before `bound` (a tick; equal
@@ -489,23 +477,19 @@ static void heap_add(heap_item *heap, size_t *n, ms__tbuf *b, ms__rec *r, uint64
         heap_push(heap, n, (heap_item){r->tick, b->order, b});
 }
 
-/* Buffers whose next record waits (opens_taken) sit in `wait[0..nwaiting)`:
- * back on the heap those that may go on. */
+/* Buffers whose next record waits (a taken address) sit in
+ * `wait[0..nwaiting)`: back on the heap with them, to try again (one that
+ * still waits comes back here). */
 static void recheck_waiting(ms_event_store *s, heap_item *heap, size_t *n, heap_item *wait,
                             uint64_t watermark)
 {
     s->recheck = false;
-    for (size_t i = 0; i < s->nwaiting;) {
+    for (size_t i = 0; i < s->nwaiting; i++) {
         ms__tbuf *b = wait[i].b;
-        ms__rec *r = cursor_peek(s, b);
-        if (r && opens_taken(s, r)) {
-            i++;
-            continue;
-        }
         b->waiting = false;
-        wait[i] = wait[--s->nwaiting];
-        heap_add(heap, n, b, r, watermark);
+        heap_add(heap, n, b, cursor_peek(s, b), watermark);
     }
+    s->nwaiting = 0;
 }
 
 static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
@@ -631,11 +615,11 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
             ms_atomic_store_relaxed(&s->coarse, watermark);
         }
     }
-    ms__tbuf *head;
-    if (barrier) {
+    if (barrier)
         heavy_barrier();
-        // After the barrier: a buffer registered before it is on the list.
-        head = ms_atomic_load_acquire(&s->tbufs);
+    // After the barrier: a buffer registered before it is on the list.
+    ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
+    if (barrier) {
         for (ms__tbuf *b = head; b; b = b->store_next) {
             if (ms_atomic_load_acquire(&b->inflight)) {
                 uint64_t t = newest_published_tick(b);
@@ -646,8 +630,6 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
         // Every record older than this was published: it stays safe.
         if (watermark > s->safe_watermark)
             s->safe_watermark = watermark;
-    } else {
-        head = ms_atomic_load_acquire(&s->tbufs);
     }
     size_t nbufs = 0;
     for (ms__tbuf *b = head; b; b = b->store_next)
@@ -677,7 +659,7 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
             if (s->nwaiting == 0)
                 break;
             // Nothing left below the watermark closes the address: the
-            // oldest waiting allocation replaces the block (opens_taken).
+            // oldest waiting allocation replaces the block.
             // Oldest first: a younger one may wait for a free behind it.
             size_t k = 0;
             for (size_t i = 1; i < s->nwaiting; i++)

@@ -104,8 +104,7 @@ struct ms_event_store {
     _Atomic uint64_t coarse;
     struct ms__filter *filter; /* sampled addresses (capture), pages touched lazily */
     _Atomic bool bg_fold;      /* a background thread folds: recording threads do not */
-    char coarse_pad[MS_CACHE_LINE - 3 * sizeof(uint64_t) - sizeof(bool)];
-    ms__tids *tids;
+    alignas(MS_CACHE_LINE) ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
     _Atomic uint64_t segs_allocated;
@@ -206,12 +205,12 @@ static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type
     ms_compiler_barrier();
     // With a background folder the tick is its coarse clock, one load of a
     // line that changes once a millisecond (rdtsc costs more than the rest
-    // of a record; the fold orders what the ticks cannot: store.c). Else a
-    // reallocation takes an ordered tick; allocations and frees take the
+    // of a record; the fold orders what the ticks cannot: store.c). The
+    // fence orders the allocator's loads (which saw another thread free this
+    // address) before that load; on x86 it is free. Without the coarse clock
+    // a reallocation takes an ordered tick; allocations and frees take the
     // plain one (a free read too early is repaired by the fold). (Without
     // membarrier the fence above must also order the clock read.)
-    // The fence orders the allocator's loads (which saw a free of this
-    // address by another thread) before the clock load; on x86 it is free.
     ms_fence_acquire();
     uint64_t t = ms_atomic_load_relaxed(&s->coarse);
     if (t == 0)
@@ -227,12 +226,7 @@ static inline void ms__store_commit(ms__tbuf *b, uint64_t tick, unsigned slot, u
                                     uintptr_t ptr, uintptr_t old_ptr, uint64_t size,
                                     uint64_t old_size, const ms_site *site)
 {
-    ms__rec *r = &b->cur->ev[b->idx];
-    // Fetch the line of a record a few ahead for writing: a segment's lines
-    // were last read by the fold on another CPU, and waiting for them here
-    // stalls the stores. (A prefetch past the segment's end does no harm.)
-    __builtin_prefetch(r + 8, 1, 3);
-    ms__rec_set(r, tick, type, slot, ptr, old_ptr, size, old_size, site);
+    ms__rec_set(&b->cur->ev[b->idx], tick, type, slot, ptr, old_ptr, size, old_size, site);
     b->idx++;
     ms_atomic_store_release(&b->cur->count, b->idx);
     ms_atomic_store_release(&b->inflight, 0);
