@@ -451,6 +451,11 @@ MS_API void ms_snapshot_engine_free(ms_snapshot_engine *e);
  *  file. @return 0 or MS_E... (message in ms_last_error_message). */
 MS_API MS_NODISCARD int ms_export_json(ms_tracker *t, const char *path);
 
+/** Write the HTML dashboard to `path`: one self-contained page (no network
+ *  request, no file beside it) with the report's figures, charts and tables
+ *  (docs/dashboard.md). Written like ms_export_json. @return 0 or MS_E... */
+MS_API MS_NODISCARD int ms_export_html(ms_tracker *t, const char *path);
+
 /* ----------------------------------------------------------------- macros */
 
 #if !defined(__cplusplus)

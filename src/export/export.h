@@ -5,7 +5,21 @@
 #include <memscope.h>
 #include <stddef.h>
 
-typedef enum ms__format { MS__FORMAT_JSON } ms__format;
+#include "common/buf.h"
+
+typedef enum ms__format { MS__FORMAT_JSON, MS__FORMAT_HTML } ms__format;
+
+/* Caps on the long lists of a JSON document (0: no cap). A capped document
+ * says what it left out under "omitted". */
+typedef struct ms__json_limits {
+    size_t max_allocations, max_leaks, max_hotspots;
+} ms__json_limits;
+
+/* Append t's JSON document (docs/json-format.md) to b; lim NULL: complete.
+ * pre: t != NULL, inside ms__internal_enter. @return 0 or MS_E... */
+int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b);
+/* Append t's HTML dashboard to b. pre: as ms__json_build. @return 0 or MS_E... */
+int ms__html_build(ms_tracker *t, ms__buf *b);
 
 /* @return the format for the path's extension, or MS_ENOTSUP. */
 int ms__export_format(const char *path);

@@ -80,8 +80,12 @@ int ms__export_format(const char *path)
 {
     const char *dot = strrchr(path, '.');
     const char *slash = strrchr(path, '/');
-    if (dot && (!slash || dot > slash) && strcmp(dot, ".json") == 0)
+    if (!dot || (slash && dot < slash))
+        return MS_ENOTSUP;
+    if (strcmp(dot, ".json") == 0)
         return MS__FORMAT_JSON;
+    if (strcmp(dot, ".html") == 0 || strcmp(dot, ".htm") == 0)
+        return MS__FORMAT_HTML;
     return MS_ENOTSUP;
 }
 
@@ -90,7 +94,10 @@ int ms__export_path(ms_tracker *t, const char *path)
     switch (ms__export_format(path)) {
     case MS__FORMAT_JSON:
         return ms_export_json(t, path);
+    case MS__FORMAT_HTML:
+        return ms_export_html(t, path);
     default:
-        return ms__fail(MS_ENOTSUP, "cannot export to %s: supported extensions are .json", path);
+        return ms__fail(MS_ENOTSUP, "cannot export to %s: supported extensions are .json and .html",
+                        path);
     }
 }

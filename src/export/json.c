@@ -75,10 +75,10 @@ static cJSON *report_json(const ms_analysis_report *r)
 
 static cJSON *str_or_null(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
 
-static cJSON *hotspots_json(const ms_analysis_report *r)
+static cJSON *hotspots_json(const ms_analysis_report *r, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < r->hotspot_count; i++) {
+    for (size_t i = 0; i < n; i++) {
         const ms_allocation_hotspot *h = &r->hotspots[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "var_name", h->var_name);
@@ -94,10 +94,10 @@ static cJSON *hotspots_json(const ms_analysis_report *r)
     return a;
 }
 
-static cJSON *leaks_json(const ms_analysis_report *r)
+static cJSON *leaks_json(const ms_analysis_report *r, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < r->leak_count; i++) {
+    for (size_t i = 0; i < n; i++) {
         const ms_leak *l = &r->leaks[i];
         cJSON *o = cJSON_CreateObject();
         add_u64(o, "count", l->count);
@@ -141,6 +141,24 @@ static cJSON *timeline_json(const ms_memory_snapshot *s)
         add_u64(o, "timestamp_ns", s->timeline[i].timestamp_ns);
         add_u64(o, "max_bytes", s->timeline[i].max_bytes);
         add_u64(o, "current_bytes", s->timeline[i].current_bytes);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+/* The non-empty power-of-two size buckets of every allocation, scaled by f
+ * (1 / the sample rate) when the figures are estimates. */
+static cJSON *histogram_json(const ms_memory_snapshot *s, double f)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (unsigned k = 0; k < MS__SIZE_BUCKETS; k++) {
+        if (s->size_hist[k] == 0)
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        add_u64(o, "min_bytes", k ? UINT64_C(1) << (k - 1) : 0);
+        add_u64(o, "max_bytes", k == 0 ? 0 : k == 64 ? UINT64_MAX : (UINT64_C(1) << k) - 1);
+        add_u64(o, "count",
+                f == 1.0 ? s->size_hist[k] : (uint64_t)((double)s->size_hist[k] * f + 0.5));
         cJSON_AddItemToArray(a, o);
     }
     return a;
@@ -278,9 +296,9 @@ static void put_hex(ms__buf *b, uintptr_t v)
     ms__buf_put(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
+/* The first n of s's active allocations (sorted largest first). */
+static int write_allocations(ms__buf *b, ms_memory_snapshot *s, size_t n, uint64_t now_ns)
 {
-    qsort(s->allocs, s->nallocs, sizeof *s->allocs, cmp_alloc_size_desc);
     frag_table t = {NULL, 16};
     while (t.cap < 2 * (s->nsites + 1))
         t.cap *= 2;
@@ -289,7 +307,7 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
         return ms__fail(MS_ENOMEM, "out of memory writing JSON");
     int rc = 0;
     ms__buf_puts(b, ",\n\t\"active_allocations\":\t[");
-    for (size_t i = 0; i < s->nallocs && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const ms_active_allocation *a = &s->allocs[i];
         const site_frag *f = frag_get(&t, a->site);
         if (!f) {
@@ -314,7 +332,7 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
         ms__buf_u64(b, now_ns > a->allocated_at ? now_ns - a->allocated_at : 0);
         ms__buf_put(b, "}", 1);
     }
-    ms__buf_puts(b, s->nallocs ? "\n\t]\n}\n" : "]\n}\n");
+    ms__buf_puts(b, n ? "\n\t]\n}\n" : "]\n}\n");
     for (size_t i = 0; i < t.cap; i++)
         cJSON_free(t.v[i].json);
     ms__free(t.v);
@@ -323,23 +341,37 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, uint64_t now_ns)
 
 /* ---------------------------------------------------------------- export */
 
-static int export_json(ms_tracker *t, const char *path);
+static size_t capped(size_t n, size_t limit) { return limit && n > limit ? limit : n; }
 
-int ms_export_json(ms_tracker *t, const char *path)
+/* What a limited document leaves out, so a reader can say so. */
+static cJSON *omitted_json(const ms_analysis_report *r, const ms_memory_snapshot *s,
+                           const ms__json_limits *lim)
 {
-    ms__internal_enter(); // under capture the export's memory is not the program's
-    int rc = export_json(t, path);
-    ms__internal_leave();
-    return rc;
+    cJSON *o = cJSON_CreateObject();
+    size_t na = capped(s->nallocs, lim->max_allocations);
+    uint64_t bytes = 0;
+    for (size_t i = na; i < s->nallocs; i++) // allocs are sorted largest first by now
+        bytes += s->allocs[i].size;
+    add_u64(o, "active_allocations", s->nallocs - na);
+    add_u64(o, "active_allocation_bytes", bytes);
+    size_t nl = capped(r->leak_count, lim->max_leaks);
+    bytes = 0;
+    uint64_t blocks = 0;
+    for (size_t i = nl; i < r->leak_count; i++) {
+        bytes += r->leaks[i].bytes;
+        blocks += r->leaks[i].count;
+    }
+    add_u64(o, "leak_groups", r->leak_count - nl);
+    add_u64(o, "leak_blocks", blocks);
+    add_u64(o, "leak_bytes", bytes);
+    add_u64(o, "hotspots", r->hotspot_count - capped(r->hotspot_count, lim->max_hotspots));
+    return o;
 }
 
-static int export_json(ms_tracker *t, const char *path)
+int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
 {
-    if (!t)
-        return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
-    if (!path || !*path)
-        return ms__fail(MS_EINVAL, "ms_export_json: path is empty");
-
+    static const ms__json_limits none = {0, 0, 0};
+    const ms__json_limits *L = lim ? lim : &none;
     ms_memory_snapshot *snap = NULL;
     ms_memory_stats stats;
     ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
@@ -347,6 +379,8 @@ static int export_json(ms_tracker *t, const char *path)
         return ms_last_error();
     ms_sampling_config cfg = ms__tracker_sampling(t);
     uint64_t now = ms__real_ns();
+    double f = r->is_estimate && r->sample_rate > 0 ? 1.0 / r->sample_rate : 1.0;
+    qsort(snap->allocs, snap->nallocs, sizeof *snap->allocs, cmp_alloc_size_desc);
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", "memscope");
@@ -368,17 +402,19 @@ static int export_json(ms_tracker *t, const char *path)
     cJSON_AddItemToObject(root, "stats", stats_json(&stats));
     add_u64(root, "dropped_events", stats.dropped_events);
     cJSON_AddBoolToObject(root, "capture", ms_atomic_load_relaxed(&t->captured));
-    cJSON_AddItemToObject(root, "hotspots", hotspots_json(r));
-    cJSON_AddItemToObject(root, "leaks", leaks_json(r));
+    if (lim)
+        cJSON_AddItemToObject(root, "omitted", omitted_json(r, snap, L));
+    cJSON_AddItemToObject(root, "hotspots",
+                          hotspots_json(r, capped(r->hotspot_count, L->max_hotspots)));
+    cJSON_AddItemToObject(root, "leaks", leaks_json(r, capped(r->leak_count, L->max_leaks)));
     cJSON_AddItemToObject(root, "threads", threads_json(snap));
     cJSON_AddItemToObject(root, "memory_timeline", timeline_json(snap));
+    cJSON_AddItemToObject(root, "size_histogram", histogram_json(snap, f));
     cJSON_AddItemToObject(root, "system_snapshots", system_json(r));
     char *head = cJSON_Print(root);
     cJSON_Delete(root);
 
     int rc = 0;
-    ms__buf b;
-    ms__buf_init(&b);
     if (!head) {
         rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");
     } else {
@@ -386,18 +422,40 @@ static int export_json(ms_tracker *t, const char *path)
         size_t n = strlen(head);
         while (n > 0 && head[n - 1] != '}')
             n--;
-        ms__buf_put(&b, head, n > 0 ? n - 1 : 0);
-        while (b.len > 0 && b.data[b.len - 1] == '\n')
-            b.len--;
+        ms__buf_put(b, head, n > 0 ? n - 1 : 0);
+        while (b->len > 0 && b->data[b->len - 1] == '\n')
+            b->len--;
         cJSON_free(head);
-        rc = write_allocations(&b, snap, now);
+        rc = write_allocations(b, snap, capped(snap->nallocs, L->max_allocations), now);
     }
-    if (rc == 0 && b.failed)
+    if (rc == 0 && b->failed)
         rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");
+    ms_report_free(r);
+    ms_snapshot_free(snap);
+    return rc;
+}
+
+static int export_json(ms_tracker *t, const char *path);
+
+int ms_export_json(ms_tracker *t, const char *path)
+{
+    ms__internal_enter(); // under capture the export's memory is not the program's
+    int rc = export_json(t, path);
+    ms__internal_leave();
+    return rc;
+}
+
+static int export_json(ms_tracker *t, const char *path)
+{
+    if (!t)
+        return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "ms_export_json: path is empty");
+    ms__buf b;
+    ms__buf_init(&b);
+    int rc = ms__json_build(t, NULL, &b);
     if (rc == 0)
         rc = ms__write_file_atomic(path, b.data, b.len);
     ms__buf_free(&b);
-    ms_report_free(r);
-    ms_snapshot_free(snap);
     return rc;
 }

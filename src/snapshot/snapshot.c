@@ -32,6 +32,7 @@ ms_memory_snapshot *ms__snapshot_from_live(const ms__live *l, const ms__tids *ti
         goto oom;
     s->built_at_ns = ms__real_ns();
     ms__live_stats(l, &s->stats);
+    memcpy(s->size_hist, l->size_hist, sizeof s->size_hist);
     s->allocs = ms__malloc(l->bcount * sizeof *s->allocs);
     s->threads = ms__malloc(l->thread_used_count * sizeof *s->threads);
     s->sites = ms__malloc(l->site_count * sizeof *s->sites);

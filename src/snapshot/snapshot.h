@@ -29,6 +29,7 @@ struct ms_memory_snapshot {
     size_t nsites;
     ms__timeline_point *timeline;
     size_t npoints;
+    uint64_t size_hist[MS__SIZE_BUCKETS]; /* allocations by size (live.h) */
     uint64_t built_at_ns;
 };
 

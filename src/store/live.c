@@ -340,6 +340,7 @@ static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     l->allocs++;
     l->allocated += size;
     l->current += size;
+    l->size_hist[ms__size_bucket(size)]++;
     return true;
 }
 

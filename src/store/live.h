@@ -46,6 +46,15 @@ typedef struct ms__point {
 
 #define MS__SERIES_CAP 1024
 
+/* Allocation sizes in power-of-two buckets: bucket 0 holds size 0, bucket k
+ * (1..64) sizes in [2^(k-1), 2^k). */
+#define MS__SIZE_BUCKETS 65
+
+static inline unsigned ms__size_bucket(uint64_t size)
+{
+    return size ? 64u - (unsigned)__builtin_clzll(size) : 0u;
+}
+
 typedef struct ms__live {
     ms__block *blocks;
     size_t bcap, bcount;      /* bcap is a power of two */
@@ -61,6 +70,7 @@ typedef struct ms__live {
     uint64_t allocs, deallocs, allocated, deallocated, current, peak;
     uint64_t unmatched, ignored, replaced;
     uint64_t unseen;         /* captured frees of blocks capture never saw allocated */
+    uint64_t size_hist[MS__SIZE_BUCKETS]; /* every block opened, by ms__size_bucket */
     bool sampling;           /* frees of unknown blocks are "ignored", not "unmatched" */
     bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */
     /* The store's fold: a captured allocation at an address another thread's

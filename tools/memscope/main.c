@@ -39,9 +39,10 @@ static void usage(FILE *out)
             "and on a fatal signal). The exit status is PROG's (128+N if signal N killed it).\n"
             "\n"
             "options:\n"
-            "  -o, --output FILE     report path (default memscope-report.json)\n"
-            "  --format FMT          json (html and bin come with later releases);\n"
-            "                        default: from FILE's extension\n"
+            "  -o, --output FILE     report path (default memscope-report.json, or\n"
+            "                        memscope-report.html with --format html)\n"
+            "  --format FMT          json or html (the dashboard; bin comes with a later\n"
+            "                        release); default: from FILE's extension\n"
             "  --sample-rate R       record a share R of allocations, 0 < R <= 1 (default 1)\n"
             "  --stacks N            record N frames of each allocation's call stack\n"
             "                        (default 0: only the calling function)\n"
@@ -165,6 +166,7 @@ static bool summarize(const char *path)
 static int cmd_run(int argc, char **argv)
 {
     const char *output = "memscope-report.json", *format = NULL, *rate = NULL, *stacks = NULL;
+    bool output_set = false;
     bool follow = false, quiet = false;
     int i = 0;
     for (; i < argc; i++) {
@@ -175,6 +177,7 @@ static int cmd_run(int argc, char **argv)
             break;
         } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && next) {
             output = argv[++i];
+            output_set = true;
         } else if (strcmp(a, "--format") == 0 && next) {
             format = argv[++i];
         } else if (strcmp(a, "--sample-rate") == 0 && next) {
@@ -205,13 +208,16 @@ static int cmd_run(int argc, char **argv)
         format = ext && strcmp(ext, ".html") == 0  ? "html"
                  : ext && strcmp(ext, ".msb") == 0 ? "bin"
                                                    : "json";
-    if (strcmp(format, "json") != 0) {
-        if (strcmp(format, "html") == 0 || strcmp(format, "bin") == 0)
-            return fail("--format %s is not available in this release: use json", format);
+    if (strcmp(format, "bin") == 0)
+        return fail("%s", "--format bin is not available in this release: use json or html");
+    if (strcmp(format, "json") != 0 && strcmp(format, "html") != 0)
         return fail("unknown format %s (json, html or bin)", format);
+    if (!output_set && strcmp(format, "html") == 0) {
+        output = "memscope-report.html";
+        ext = ".html";
     }
-    if (!ext || strcmp(ext, ".json") != 0)
-        return fail("the report path must end in .json: %s", output);
+    if (!ext || strcmp(ext + 1, format) != 0)
+        return fail("the report path must end in .%s: %s", format, output);
     if (rate) {
         char *end;
         double r = strtod(rate, &end);
