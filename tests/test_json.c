@@ -36,16 +36,6 @@ struct node {
 
 static uint64_t current_tid(void) { return (uint64_t)syscall(SYS_gettid); }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 /* @return the parsed file (cJSON_Delete it); fails the test if it is not JSON. */
 static cJSON *parse_file(const char *path)
 {

@@ -44,26 +44,10 @@ static int run(const char *const argv[], const char *out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Parse the report at path; fails the test if it is missing or invalid. */
 static cJSON *report(const char *path)
 {
-    char *text = slurp(path);
+    char *text = slurp_file(path, NULL);
     if (!text)
         fail_msg("no report at %s", path);
     cJSON *root = cJSON_Parse(text);
@@ -164,6 +148,36 @@ static void leak_should_be_found_with_its_function(void **state)
     assert_true(stack_has(l, "leak_here"));
     assert_true(stack_has(l, "main"));
     cJSON_Delete(root);
+}
+
+static void html_report_should_show_the_leak(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "leak.html");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--format",      "html", "-o",
+                          out,          "--",  PROGS "/leak37", NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    char *html = slurp_file(out, NULL);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "<!DOCTYPE html>"));
+    char *data = html_data(html);
+    assert_non_null(data);
+    cJSON *root = cJSON_Parse(data);
+    assert_non_null(root);
+    const cJSON *l = leak_from(root, "leak_here");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 37);
+    assert_int_equal(num(l, "bytes"), 3700);
+    cJSON_Delete(root);
+    free(data);
+    free(html);
+
+    // The path's extension must agree with --format.
+    path_in(out, sizeof out, "leak.json");
+    const char *wrong[] = {MEMSCOPE_CLI, "run", "--format",      "html", "-o",
+                           out,          "--",  PROGS "/leak37", NULL};
+    assert_int_equal(run(wrong, NULL), 2);
 }
 
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
@@ -319,7 +333,7 @@ static void real_program(const char *prog, const char *const args[], double min_
     }
     assert_int_equal(run(argv, native), 0);
     assert_int_equal(run(targv, traced), 0);
-    char *a = slurp(native), *b = slurp(traced);
+    char *a = slurp_file(native, NULL), *b = slurp_file(traced, NULL);
     assert_non_null(a);
     assert_non_null(b);
     assert_string_equal(a, b);
@@ -390,6 +404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(leak_should_be_found_with_its_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(html_report_should_show_the_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),

@@ -4,6 +4,7 @@
 #define MS_TEST_UTIL_H
 
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,69 @@ static inline int count_entries(const char *dir)
             n++;
     closedir(d);
     return n;
+}
+
+static inline int ms_test_remove_entry(const char *path, const struct stat *st, int flag,
+                                       struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Remove dir and everything under it. (nftw needs _XOPEN_SOURCE or _GNU_SOURCE.) */
+static inline void remove_tree(const char *dir)
+{
+    nftw(dir, ms_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* @return the whole file as a NUL-terminated string (free it), *len its length;
+ * NULL if it cannot be read. */
+static inline char *slurp_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+    }
+    return buf;
+}
+
+/* The report JSON a memscope HTML dashboard embeds (a copy: free it), NULL
+ * when html has no data element. */
+static inline char *html_data(const char *html)
+{
+    static const char open_tag[] = "<script id=\"ms-data\" type=\"application/json\">";
+    const char *a = strstr(html, open_tag);
+    if (!a)
+        return NULL;
+    a += sizeof open_tag - 1;
+    const char *b = strstr(a, "</script>");
+    if (!b)
+        return NULL;
+    char *out = malloc((size_t)(b - a) + 1);
+    if (out) {
+        memcpy(out, a, (size_t)(b - a));
+        out[b - a] = '\0';
+    }
+    return out;
 }
 
 #endif

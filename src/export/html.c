@@ -30,7 +30,10 @@ static void put_script_safe(ms__buf *out, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *esc = s[i] == '<' ? "\\u003c" : s[i] == '>' ? "\\u003e" : s[i] == '&' ? "\\u0026" : NULL;
+        const char *esc = s[i] == '<'   ? "\\u003c"
+                          : s[i] == '>' ? "\\u003e"
+                          : s[i] == '&' ? "\\u0026"
+                                        : NULL;
         if (!esc)
             continue;
         ms__buf_put(out, s + run, i - run);

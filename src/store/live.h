@@ -69,7 +69,7 @@ typedef struct ms__live {
     size_t thread_used_count;
     uint64_t allocs, deallocs, allocated, deallocated, current, peak;
     uint64_t unmatched, ignored, replaced;
-    uint64_t unseen;         /* captured frees of blocks capture never saw allocated */
+    uint64_t unseen;                      /* captured frees of blocks capture never saw allocated */
     uint64_t size_hist[MS__SIZE_BUCKETS]; /* every block opened, by ms__size_bucket */
     bool sampling;           /* frees of unknown blocks are "ignored", not "unmatched" */
     bool hold_unknown_frees; /* the store's fold: hand such frees back (see store.c) */

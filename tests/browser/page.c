@@ -70,7 +70,8 @@ int main(int argc, char **argv)
     t = ms_tracker_new();
     if (!t)
         return 1;
-    ms_sampling_config cfg = {.sample_rate = 1.0, .capture_call_stack = true, .max_stack_depth = 16};
+    ms_sampling_config cfg = {
+        .sample_rate = 1.0, .capture_call_stack = true, .max_stack_depth = 16};
     ms_tracker_with_sampling(t, cfg);
     ms_tracker_with_monitor_interval(t, 50);
     ms_tracker_with_system_monitoring(t);
@@ -104,7 +105,8 @@ int main(int argc, char **argv)
     fprintf(f,
             "{\"peak\": %zu, \"current\": %zu, \"active\": %zu,\n"
             " \"names\": [\"node\", \"buffers[i]\", \"image\"],\n"
-            " \"hostile\": \"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\"}\n",
+            " \"hostile\": "
+            "\"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\"}\n",
             (size_t)st.peak_memory, (size_t)st.current_memory, (size_t)st.active_allocations);
     fclose(f);
     printf("wrote %s (peak %zu bytes)\n", argv[1], (size_t)st.peak_memory);
