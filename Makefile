@@ -18,7 +18,8 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Builds and runs the main example: prints a summary, writes memscope-report.json.
+# Builds and runs the main example: prints a summary, writes memscope-report.json
+# and the dashboard memscope-report.html.
 demo: build
 	$(BUILD)/examples/quickstart
 

@@ -1,5 +1,5 @@
-# cmake -DEXE=<program> -DWORKDIR=<dir> [-DARGS=<a;b>] [-DEXPECT_FILE=<path>] -P run_example.cmake
-# Runs an example in an emptied WORKDIR; fails if it exits non-zero or if
+# cmake -DEXE=<program> -DWORKDIR=<dir> [-DARGS=<a;b>] [-DEXPECT_FILE=<path;path>] -P run_example.cmake
+# Runs an example in an emptied WORKDIR; fails if it exits non-zero or if an
 # EXPECT_FILE is not there afterwards.
 if(NOT EXE OR NOT WORKDIR)
   message(FATAL_ERROR "run_example.cmake: EXE and WORKDIR are required")
@@ -10,6 +10,8 @@ execute_process(COMMAND ${EXE} ${ARGS} WORKING_DIRECTORY ${WORKDIR} RESULT_VARIA
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${EXE} exited with ${rc}")
 endif()
-if(EXPECT_FILE AND NOT EXISTS ${EXPECT_FILE})
-  message(FATAL_ERROR "${EXE} did not write ${EXPECT_FILE}")
-endif()
+foreach(f IN LISTS EXPECT_FILE)
+  if(NOT EXISTS ${f})
+    message(FATAL_ERROR "${EXE} did not write ${f}")
+  endif()
+endforeach()

@@ -48,6 +48,7 @@
   function pct(n) { return (Number(n) || 0).toFixed(1) + ' %'; }
   function secs(s) {
     if (!isFinite(s)) return '—';
+    if (s === 0) return '0 s';
     if (s < 1e-3) return (s * 1e6).toFixed(0) + ' µs';
     if (s < 1) return (s * 1e3).toFixed(s < 0.01 ? 2 : 1) + ' ms';
     if (s < 120) return s.toFixed(s < 10 ? 2 : 1) + ' s';
@@ -111,19 +112,23 @@
     span.view = v;
     for (const c of timeCharts) c.draw();
     for (const n of document.querySelectorAll('.zoomnote')) {
-      n.textContent = v ? 'Showing ' + secs(v[0]) + ' – ' + secs(v[1]) + '. ' : 'Drag across a chart to zoom in. ';
+      n.textContent = v ? 'Showing ' + secs(v[0]) + ' – ' + secs(v[1]) + '. ' : 'Drag across a chart to zoom in; click a legend entry to hide its line. ';
       const b = n.querySelector('button');
       if (b) b.remove();
       if (v) n.append(el('button', { text: 'Reset zoom', onclick: () => setView(null) }));
     }
   }
-  function zoomNote() { return el('p', { cls: 'zoomnote', text: 'Drag across a chart to zoom in. ' }); }
+  function zoomNote() { return el('p', { cls: 'zoomnote', text: 'Drag across a chart to zoom in; click a legend entry to hide its line. ' }); }
 
   /* A line chart over time. series: [{label, color, pts: [[sec, value]], band?}]
    * (a band series fills from 0 to its value). */
   function timeChart(host, opt) {
     const box = el('div', { cls: 'chart' });
-    host.append(box);
+    const hidden = new Set();
+    host.append(legend(opt.series, (s) => {
+      if (hidden.has(s)) hidden.delete(s); else hidden.add(s);
+      draw();
+    }), box);
     const H = opt.height || 220, M = { l: 64, r: 12, t: 10, b: 24 };
     const chart = { draw };
     timeCharts.push(chart);
@@ -132,8 +137,9 @@
       box.textContent = '';
       const W = Math.max(240, box.clientWidth || host.clientWidth || 600);
       const [x0, x1] = span.view || span.full;
+      const shown = opt.series.filter((s) => !hidden.has(s));
       let ymax = 0;
-      for (const s of opt.series)
+      for (const s of shown)
         for (const [x, y] of s.pts) if (x >= x0 && x <= x1 && y > ymax) ymax = y;
       if (opt.ymax && ymax < opt.ymax) ymax = opt.ymax;
       if (!(ymax > 0)) ymax = 1;
@@ -160,7 +166,7 @@
       clip.append(svg('rect', { x: M.l, y: 0, width: W - M.l - M.r, height: H - M.b }));
       root.append(clip);
       const plot = svg('g', { 'clip-path': `url(#${clipId})` });
-      for (const s of opt.series) {
+      for (const s of shown) {
         const vis = visible(s.pts, x0, x1);
         if (!vis.length) continue;
         let d = '';
@@ -202,7 +208,7 @@
         rule.setAttribute('x2', p.px);
         rule.setAttribute('visibility', 'visible');
         const lines = [secs(p.x)];
-        for (const s of opt.series) {
+        for (const s of shown) {
           const q = nearest(s.pts, p.x);
           if (q) lines.push(s.label + ': ' + opt.fmt(q[1]));
         }
@@ -239,12 +245,19 @@
     }
     return Math.abs(pts[lo][0] - x) <= Math.abs(pts[hi][0] - x) ? pts[lo] : pts[hi];
   }
-  function legend(series) {
+  // A chart's legend; with `toggle`, each entry is a button that hides or shows its series.
+  function legend(series, toggle) {
     const l = el('div', { cls: 'legend' });
     for (const s of series) {
       const i = el('i');
       i.style.background = s.color;
-      l.append(el('span', null, i, s.label));
+      if (!toggle) { l.append(el('span', null, i, s.label)); continue; }
+      const b = el('button', { type: 'button', 'aria-pressed': 'true', title: 'Show or hide ' + s.label }, i, s.label);
+      b.addEventListener('click', () => {
+        b.setAttribute('aria-pressed', b.getAttribute('aria-pressed') === 'true' ? 'false' : 'true');
+        toggle(s);
+      });
+      l.append(b);
     }
     return l;
   }
@@ -351,7 +364,7 @@
       ['allocated', 'Total allocated', bytes(report.total_allocated_bytes), int(report.total_allocated_bytes) + ' B', est, report.total_allocated_bytes],
       ['allocations', 'Allocations', int(report.total_allocations), int(report.total_deallocations) + ' freed', est, report.total_allocations],
       ['active', 'Active blocks', int(report.active_allocations), 'alive at export', est, report.active_allocations],
-      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), int(report.leaked_blocks) + ' blocks in ' + int((D.leaks || []).length + Number(omitted.leak_groups || 0)) + ' groups', est, report.leaked_bytes],
+      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), int(report.leaked_blocks) + ' blocks, ' + int((D.leaks || []).length + Number(omitted.leak_groups || 0)) + ' groups', est, report.leaked_bytes],
       ['dropped', 'Dropped events', int(dropped), dropped ? 'figures may be incomplete' : 'nothing lost', null, dropped],
       ['sampling', 'Sampling rate', rate >= 1 ? '100 %' : (rate * 100).toPrecision(3) + ' %', estimate ? 'figures are scaled estimates' : 'exact figures', null, rate],
       ['duration', 'Run duration', secs(report.duration_sec), int(report.thread_count) + ' thread' + (report.thread_count === 1 ? '' : 's'), null, report.duration_sec],
@@ -384,7 +397,7 @@
       series.push({ label: 'heap (current)', color: 'var(--c1)', pts: tl.map((p) => [p[0], p[1]]) });
     }
     if (sys.length) series.push({ label: 'process RSS', color: 'var(--c2)', pts: sys.map((x) => [rel(x.timestamp_ns), Number(x.memory_usage_bytes)]) });
-    body.append(legend(series), zoomNote());
+    body.append(zoomNote());
     timeChart(body, { series, fmt: bytes, unit: 1024, height: 260, title: 'Heap memory and RSS over time' });
   }
 
@@ -409,7 +422,6 @@
     for (const [name, fmt, defs, ymax, unit] of multiples) {
       const cell = el('div', null, el('h3', { text: name }));
       const series = defs.map(([label, color, f]) => ({ label, color, pts: pts(f) }));
-      cell.append(legend(series));
       grid.append(cell);
       timeChart(cell, { series, fmt, ymax, unit, height: 150, title: name });
     }
@@ -535,8 +547,8 @@
     if (!ts.length) return empty(body, 'No thread recorded an allocation.');
     const t = dataTable(body, [
       { label: 'Thread', get: (x) => Number(x.thread_id), num: true },
-      { label: 'Frees', get: (x) => Number(x.deallocation_count), fmt: int, num: true },
       { label: 'Allocs', get: (x) => Number(x.allocation_count), fmt: int, num: true },
+      { label: 'Frees', get: (x) => Number(x.deallocation_count), fmt: int, num: true },
       { label: 'Allocated', get: (x) => Number(x.total_allocated), fmt: bytes, num: true },
       { label: 'Freed', get: (x) => Number(x.total_deallocated), fmt: bytes, num: true },
       { label: 'Current', get: (x) => Number(x.current_memory), fmt: bytes, num: true },
