@@ -52,6 +52,31 @@ for b in "${benches[@]}"; do
   awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
 done
 
+# The dashboard of a 10-million-event run: its size, and its render time in
+# headless chromium when chromium and Node.js are installed.
+echo
+echo "## dashboard"
+here=$(cd "$(dirname "$0")/.." && pwd)
+start=$(date +%s.%N)
+rc=0
+"$build/bench/bench_html" "$build/bench/dashboard-10M.html" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  failed+=("bench_html")
+  echo "# bench_html FAILED (exit status $rc)"
+elif [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && command -v npm >/dev/null 2>&1; then
+  work=$build/bench/browser
+  if bash "$here/tests/browser/install.sh" "$work"; then
+    cp "$here/bench/html_render.mjs" "$work/"
+    node "$work/html_render.mjs" "$build/bench/dashboard-10M.html" 5 || failed+=("html_render")
+  else
+    failed+=("html_render")
+  fi
+else
+  echo "# no chromium (apt-get install chromium) or npm: render time not measured"
+fi
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "# dashboard took %.1f s\n", e - s }'
+
 # memscope run against native, heaptrack and massif on bench/workloads/: a table.
 echo
 echo "## compare-peers"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The browser test (ctest: browser_dashboard).
 #   run.sh PAGE_PROGRAM SOURCE_DIR WORK_DIR
-# Installs playwright-core from SOURCE_DIR's lock file into WORK_DIR (once per
-# lock file), runs PAGE_PROGRAM to write a dashboard, and checks it in
+# Installs playwright-core from SOURCE_DIR's lock file into WORK_DIR
+# (install.sh), runs PAGE_PROGRAM to write a dashboard, and checks it in
 # headless chromium with dashboard.mjs. Screenshots land in WORK_DIR.
 # Exit 77 (skipped) without chromium or node, unless MEMSCOPE_REQUIRE_BROWSER=1.
 set -euo pipefail
@@ -21,12 +21,7 @@ skip() {
 command -v node >/dev/null 2>&1 || skip "node is not installed (apt-get install nodejs npm)"
 command -v npm >/dev/null 2>&1 || skip "npm is not installed (apt-get install npm)"
 
-mkdir -p "$work"
-if ! cmp -s "$src/package-lock.json" "$work/package-lock.json" ||
-   [ ! -f "$work/node_modules/playwright-core/package.json" ]; then
-  cp "$src/package.json" "$src/package-lock.json" "$work/"
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+bash "$src/install.sh" "$work"
 cp "$src/dashboard.mjs" "$work/"
 
 "$prog" "$work/page.html" "$work/expect.json"

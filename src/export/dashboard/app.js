@@ -44,6 +44,14 @@
     return n.toFixed(Math.abs(n) < 10 ? 2 : 1) + ' ' + UNITS[u];
   }
   function int(n) { return Math.round(Number(n) || 0).toLocaleString('en-US'); }
+  // A count short enough for a card: 987,654 then 1.23 M, 45.6 G.
+  function compact(n) {
+    n = Number(n) || 0;
+    if (n < 1e6) return int(n);
+    const [d, u] = n < 1e9 ? [1e6, ' M'] : n < 1e12 ? [1e9, ' G'] : [1e12, ' T'];
+    const v = n / d;
+    return v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0) + u;
+  }
   function rate(n) { return bytes(n) + '/s'; }
   function pct(n) { return (Number(n) || 0).toFixed(1) + ' %'; }
   function secs(s) {
@@ -143,8 +151,10 @@
         for (const [x, y] of s.pts) if (x >= x0 && x <= x1 && y > ymax) ymax = y;
       if (opt.ymax && ymax < opt.ymax) ymax = opt.ymax;
       if (!(ymax > 0)) ymax = 1;
-      const yt = ticks(0, ymax * 1.05, 4, opt.unit);
-      const ytop = Math.max(yt[yt.length - 1], ymax);
+      const yt = ticks(0, ymax, 4, opt.unit);
+      const ystep = yt.length > 1 ? yt[1] - yt[0] : ymax;
+      while (yt[yt.length - 1] < ymax) yt.push(yt[yt.length - 1] + ystep); // a labelled top
+      const ytop = yt[yt.length - 1] || ymax;
       const sx = (x) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
       const sy = (y) => M.t + (1 - y / ytop) * (H - M.t - M.b);
       const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, height: H, role: 'img' });
@@ -362,9 +372,9 @@
       ['current', 'Current memory', bytes(report.current_memory_bytes), int(report.current_memory_bytes) + ' B', est, report.current_memory_bytes],
       ['peak', 'Peak memory', bytes(report.peak_memory_bytes), int(report.peak_memory_bytes) + ' B', est, report.peak_memory_bytes],
       ['allocated', 'Total allocated', bytes(report.total_allocated_bytes), int(report.total_allocated_bytes) + ' B', est, report.total_allocated_bytes],
-      ['allocations', 'Allocations', int(report.total_allocations), int(report.total_deallocations) + ' freed', est, report.total_allocations],
-      ['active', 'Active blocks', int(report.active_allocations), 'alive at export', est, report.active_allocations],
-      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), int(report.leaked_blocks) + ' blocks, ' + int((D.leaks || []).length + Number(omitted.leak_groups || 0)) + ' groups', est, report.leaked_bytes],
+      ['allocations', 'Allocations', compact(report.total_allocations), compact(report.total_deallocations) + ' freed', est, report.total_allocations],
+      ['active', 'Active blocks', compact(report.active_allocations), 'alive at export', est, report.active_allocations],
+      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), compact(report.leaked_blocks) + ' blocks, ' + compact((D.leaks || []).length + Number(omitted.leak_groups || 0)) + ' groups', est, report.leaked_bytes],
       ['dropped', 'Dropped events', int(dropped), dropped ? 'figures may be incomplete' : 'nothing lost', null, dropped],
       ['sampling', 'Sampling rate', rate >= 1 ? '100 %' : (rate * 100).toPrecision(3) + ' %', estimate ? 'figures are scaled estimates' : 'exact figures', null, rate],
       ['duration', 'Run duration', secs(report.duration_sec), int(report.thread_count) + ' thread' + (report.thread_count === 1 ? '' : 's'), null, report.duration_sec],
@@ -373,13 +383,22 @@
       const c = el('div', { cls: 'card' + ((key === 'dropped' && dropped) || (key === 'leaks' && report.leaked_blocks > 0) ? ' bad' : ''), 'data-key': key, 'data-value': raw });
       const label = el('div', { cls: 'k', text: k });
       if (badge) label.append(el('span', { cls: 'badge', text: badge }));
-      c.append(label, el('div', { cls: 'v', text: v }), el('div', { cls: 's', text: s }));
+      c.append(label, el('div', { cls: 'v', text: v, title: v }), el('div', { cls: 's', text: s, title: s }));
       host.append(c);
     }
     const notes = [];
-    const other = ['unmatched_deallocations', 'unseen_deallocations', 'ignored_deallocations', 'replaced_allocations', 'track_errors', 'failed_allocations', 'null_deallocations', 'evicted_events']
-      .filter((k) => Number(stats[k]) > 0).map((k) => k.replace(/_/g, ' ') + ': ' + int(stats[k]));
-    if (other.length) notes.push(other.join(' · '));
+    const said = {
+      unmatched_deallocations: 'frees of blocks that were never recorded',
+      unseen_deallocations: 'frees of blocks allocated before capture started',
+      ignored_deallocations: 'frees of blocks sampling left out',
+      replaced_allocations: 'blocks reallocated at an address still live (their free was not seen)',
+      track_errors: 'TRACK calls refused (see ms_last_error)',
+      failed_allocations: 'allocations that failed',
+      null_deallocations: 'free(NULL) calls',
+      evicted_events: 'oldest events evicted from the retained log (every figure still counts them)',
+    };
+    const other = Object.keys(said).filter((k) => Number(stats[k]) > 0).map((k) => int(stats[k]) + ' ' + said[k]);
+    if (other.length) notes.push(other.join(' · ') + '.');
     if (report.system_snapshots_overwritten > 0) notes.push(int(report.system_snapshots_overwritten) + ' older system samples were overwritten.');
     document.getElementById('notes').textContent = notes.join('  ');
   }
@@ -703,6 +722,9 @@
     cancelAnimationFrame(pending);
     pending = requestAnimationFrame(() => { for (const c of timeCharts) c.draw(); for (const f of redraws) f(); });
   });
+  // For tests and benchmarks: when every panel is in the DOM, and when the
+  // first frame after that has been painted.
   window.msRenderMs = performance.now();
+  requestAnimationFrame(() => setTimeout(() => { window.msPaintMs = performance.now(); }, 0));
   document.documentElement.dataset.ready = '1';
 })();
