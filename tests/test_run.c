@@ -22,9 +22,9 @@
 
 static char dir[512];
 
-/* Run argv (NULL-terminated) with stdout to `out` (or /dev/null) and stderr to
- * /dev/null. @return the exit status, 128+N for signal N. */
-static int run(const char *const argv[], const char *out)
+/* Run argv (NULL-terminated) with stdout to `out` and stderr to `err` (each
+ * NULL: /dev/null). @return the exit status, 128+N for signal N. */
+static int run_err(const char *const argv[], const char *out, const char *err)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -33,9 +33,9 @@ static int run(const char *const argv[], const char *out)
         for (int i = 0; argv[i] && i < 31; i++)
             copy[i] = strdup(argv[i]);
         int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int null = open("/dev/null", O_WRONLY);
+        int efd = open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
-        dup2(null, 2);
+        dup2(efd, 2);
         execv(copy[0], copy);
         _exit(127);
     }
@@ -43,6 +43,8 @@ static int run(const char *const argv[], const char *out)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+static int run(const char *const argv[], const char *out) { return run_err(argv, out, NULL); }
 
 /* Parse the report at path; fails the test if it is missing or invalid. */
 static cJSON *report(const char *path)

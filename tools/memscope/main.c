@@ -109,6 +109,21 @@ static double num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
 }
 
+/* The report JSON in a report file's text: the whole text, or for the HTML
+ * dashboard the data element's content (cut off in place). */
+static char *report_json(char *text)
+{
+    static const char tag[] = "<script id=\"ms-data\" type=\"application/json\">";
+    char *a = strstr(text, tag);
+    if (!a)
+        return text;
+    a += sizeof tag - 1;
+    char *b = strstr(a, "</script>");
+    if (b)
+        *b = '\0';
+    return a;
+}
+
 /* Print a few lines from the report PROG wrote. @return false if unreadable. */
 static bool summarize(const char *path)
 {
@@ -124,7 +139,7 @@ static bool summarize(const char *path)
     cJSON *root = NULL;
     if (ok) {
         text[size] = 0;
-        root = cJSON_Parse(text);
+        root = cJSON_Parse(report_json(text));
     }
     free(text);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "report");

@@ -146,23 +146,39 @@
       const W = Math.max(240, box.clientWidth || host.clientWidth || 600);
       const [x0, x1] = span.view || span.full;
       const shown = opt.series.filter((s) => !hidden.has(s));
-      let ymax = 0;
-      for (const s of shown)
-        for (const [x, y] of s.pts) if (x >= x0 && x <= x1 && y > ymax) ymax = y;
-      if (opt.ymax && ymax < opt.ymax) ymax = opt.ymax;
-      if (!(ymax > 0)) ymax = 1;
-      const yt = ticks(0, ymax, 4, opt.unit);
-      const ystep = yt.length > 1 ? yt[1] - yt[0] : ymax;
-      while (yt[yt.length - 1] < ymax) yt.push(yt[yt.length - 1] + ystep); // a labelled top
-      const ytop = yt[yt.length - 1] || ymax;
+      // A scale per side: series with `right` (RSS beside the heap) get their own.
+      const scale = (list, floor) => {
+        let ymax = 0;
+        for (const s of list)
+          for (const [x, y] of s.pts) if (x >= x0 && x <= x1 && y > ymax) ymax = y;
+        if (floor && ymax < floor) ymax = floor;
+        if (!(ymax > 0)) ymax = 1;
+        const yt = ticks(0, ymax, 4, opt.unit);
+        const ystep = yt.length > 1 ? yt[1] - yt[0] : ymax;
+        while (yt[yt.length - 1] < ymax) yt.push(yt[yt.length - 1] + ystep); // a labelled top
+        return { yt, top: yt[yt.length - 1] || ymax };
+      };
+      const rightList = shown.filter((s) => s.right);
+      const L = scale(shown.filter((s) => !s.right), opt.ymax);
+      const R = rightList.length ? scale(rightList, 0) : null;
+      if (R) M.r = 64; else M.r = 12;
       const sx = (x) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
-      const sy = (y) => M.t + (1 - y / ytop) * (H - M.t - M.b);
+      const syOf = (top) => (y) => M.t + (1 - y / top) * (H - M.t - M.b);
+      const sy = syOf(L.top);
       const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, height: H, role: 'img' });
       root.append(svg('title', null, opt.title || ''));
       const ax = svg('g', { class: 'axis' });
-      for (const v of yt) {
+      for (const v of L.yt) {
         ax.append(svg('line', { class: 'gridline', x1: M.l, x2: W - M.r, y1: sy(v), y2: sy(v) }));
         ax.append(svg('text', { x: M.l - 6, y: sy(v) + 4, 'text-anchor': 'end' }, opt.fmt(v)));
+      }
+      if (R) {
+        const syR = syOf(R.top);
+        for (const v of R.yt) {
+          const t = svg('text', { x: W - M.r + 6, y: syR(v) + 4, 'text-anchor': 'start' }, opt.fmt(v));
+          t.style.fill = rightList[0].color;
+          ax.append(t);
+        }
       }
       for (const v of ticks(x0, x1, Math.max(2, Math.floor(W / 110)))) {
         if (v < x0 || v > x1) continue;
@@ -179,9 +195,14 @@
       for (const s of shown) {
         const vis = visible(s.pts, x0, x1);
         if (!vis.length) continue;
+        const y_ = s.right ? syOf(R.top) : sy;
         let d = '';
-        vis.forEach(([x, y], i) => { d += (i ? 'L' : 'M') + sx(x).toFixed(1) + ',' + sy(y).toFixed(1); });
-        if (s.band) {
+        vis.forEach(([x, y], i) => { d += (i ? 'L' : 'M') + sx(x).toFixed(1) + ',' + y_(y).toFixed(1); });
+        if (s.band) { // the largest value of each span [x_i, x_i+1): steps
+          d = '';
+          vis.forEach(([x, y], i) => {
+            d += (i ? 'H' + sx(x).toFixed(1) + 'V' : 'M' + sx(x).toFixed(1) + ',') + y_(y).toFixed(1);
+          });
           d += `L${sx(vis[vis.length - 1][0]).toFixed(1)},${sy(0)}L${sx(vis[0][0]).toFixed(1)},${sy(0)}Z`;
           plot.append(svg('path', { d, class: 'band', fill: s.color }));
         } else {
@@ -415,7 +436,7 @@
       series.push({ label: 'heap, largest in span', color: 'var(--band)', band: true, pts: tl.map((p) => [p[0], p[2]]) });
       series.push({ label: 'heap (current)', color: 'var(--c1)', pts: tl.map((p) => [p[0], p[1]]) });
     }
-    if (sys.length) series.push({ label: 'process RSS', color: 'var(--c2)', pts: sys.map((x) => [rel(x.timestamp_ns), Number(x.memory_usage_bytes)]) });
+    if (sys.length) series.push({ label: 'process RSS (right axis)', color: 'var(--c2)', right: tl.length > 0, pts: sys.map((x) => [rel(x.timestamp_ns), Number(x.memory_usage_bytes)]) });
     body.append(zoomNote());
     timeChart(body, { series, fmt: bytes, unit: 1024, height: 260, title: 'Heap memory and RSS over time' });
   }
