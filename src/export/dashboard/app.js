@@ -11,6 +11,11 @@
   const estimate = !!(D.sampling && D.sampling.is_estimate);
   const t0 = D.started_at_ns || 0;
   const omitted = D.omitted || {};
+  // Under sampling the report's figures are scaled to estimates; the timeline
+  // and the per-thread figures are the sampled blocks' own, so the page scales
+  // them the same way (and says so).
+  const factor = estimate && report.sample_rate > 0 ? 1 / report.sample_rate : 1;
+  const estNote = estimate ? ' (estimated)' : '';
 
   /* ------------------------------------------------------------ helpers */
 
@@ -425,7 +430,7 @@
   }
 
   function memoryPanel(body) {
-    const tl = (D.memory_timeline || []).map((p) => [rel(p.timestamp_ns), Number(p.current_bytes), Number(p.max_bytes)]);
+    const tl = (D.memory_timeline || []).map((p) => [rel(p.timestamp_ns), factor * Number(p.current_bytes), factor * Number(p.max_bytes)]);
     // Nothing changed between the last event and the export: carry the line on.
     const end = rel(D.generated_at_ns);
     if (tl.length && end > tl[tl.length - 1][0]) tl.push([end, tl[tl.length - 1][1], tl[tl.length - 1][1]]);
@@ -433,8 +438,8 @@
     if (!tl.length && !sys.length) return empty(body, 'No allocation was recorded.');
     const series = [];
     if (tl.length) {
-      series.push({ label: 'heap, largest in span', color: 'var(--band)', band: true, pts: tl.map((p) => [p[0], p[2]]) });
-      series.push({ label: 'heap (current)', color: 'var(--c1)', pts: tl.map((p) => [p[0], p[1]]) });
+      series.push({ label: 'heap, largest in span' + estNote, color: 'var(--band)', band: true, pts: tl.map((p) => [p[0], p[2]]) });
+      series.push({ label: 'heap (current)' + estNote, color: 'var(--c1)', pts: tl.map((p) => [p[0], p[1]]) });
     }
     if (sys.length) series.push({ label: 'process RSS (right axis)', color: 'var(--c2)', right: tl.length > 0, pts: sys.map((x) => [rel(x.timestamp_ns), Number(x.memory_usage_bytes)]) });
     body.append(zoomNote());
@@ -585,15 +590,17 @@
   function threadsPanel(body) {
     const ts = D.threads || [];
     if (!ts.length) return empty(body, 'No thread recorded an allocation.');
+    if (estimate) body.append(el('p', { cls: 'muted', text: 'Figures are estimates: the sampled blocks\u2019 own, scaled by 1 / the sample rate.' }));
+    const g = (k) => (x) => factor * Number(x[k]);
     const t = dataTable(body, [
       { label: 'Thread', get: (x) => Number(x.thread_id), num: true },
-      { label: 'Allocs', get: (x) => Number(x.allocation_count), fmt: int, num: true },
-      { label: 'Frees', get: (x) => Number(x.deallocation_count), fmt: int, num: true },
-      { label: 'Allocated', get: (x) => Number(x.total_allocated), fmt: bytes, num: true },
-      { label: 'Freed', get: (x) => Number(x.total_deallocated), fmt: bytes, num: true },
-      { label: 'Current', get: (x) => Number(x.current_memory), fmt: bytes, num: true },
-      { label: 'Peak', get: (x) => Number(x.peak_memory), fmt: bytes, num: true },
-    ], { sort: 5, page: 50, what: 'threads' });
+      { label: 'Allocs', get: g('allocation_count'), fmt: int, num: true },
+      { label: 'Frees', get: g('deallocation_count'), fmt: int, num: true },
+      { label: 'Allocated', get: g('total_allocated'), fmt: bytes, num: true },
+      { label: 'Freed', get: g('total_deallocated'), fmt: bytes, num: true },
+      { label: 'Current', get: g('current_memory'), fmt: bytes, num: true },
+      { label: 'Peak', get: g('peak_memory'), fmt: bytes, num: true },
+    ], { sort: 6, page: 50, what: 'threads' });
     t.set(ts);
   }
 
