@@ -2,21 +2,60 @@
 #   -DSRC=<dir of page.html, style.css, app.js> -DOUT=<generated .c>
 # page.html's <!--@STYLE@--> and <!--@SCRIPT@--> become the stylesheet and the
 # script, inline, so the page is one file. Its /*@MEMSCOPE_DATA@*/ is where
-# ms_export_html puts the report (src/export/html.c).
+# ms_export_html puts the report (src/export/html.c). @SCRIPT_SHA256@ becomes
+# the script's SHA-256 in base64, so the page's Content-Security-Policy lets
+# that script run and no other.
 file(READ ${SRC}/page.html page)
 file(READ ${SRC}/style.css style)
 file(READ ${SRC}/app.js script)
-foreach(marker "<!--@STYLE@-->" "<!--@SCRIPT@-->" "/*@MEMSCOPE_DATA@*/")
+foreach(marker "<!--@STYLE@-->" "<!--@SCRIPT@-->" "/*@MEMSCOPE_DATA@*/" "@SCRIPT_SHA256@")
   string(FIND "${page}" "${marker}" at)
   if(at EQUAL -1)
     message(FATAL_ERROR "embed_dashboard: ${SRC}/page.html has no ${marker}")
   endif()
 endforeach()
-# A script must not contain its own end tag.
-string(FIND "${script}" "</script" at)
-if(NOT at EQUAL -1)
-  message(FATAL_ERROR "embed_dashboard: app.js contains </script")
-endif()
+# Inside a <script> element these would end it early or change how it ends.
+string(TOLOWER "${script}" lower)
+foreach(bad "</script" "<script" "<!--")
+  string(FIND "${lower}" "${bad}" at)
+  if(NOT at EQUAL -1)
+    message(FATAL_ERROR "embed_dashboard: app.js contains ${bad}")
+  endif()
+endforeach()
+
+# base64 of a hex string (RFC 4648, with padding).
+function(hex_to_base64 hex out)
+  set(abc "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+  string(LENGTH "${hex}" n)
+  set(b64 "")
+  set(i 0)
+  while(i LESS n)
+    math(EXPR left "${n} - ${i}")
+    if(left GREATER 6)
+      set(left 6)
+    endif()
+    string(SUBSTRING "${hex}" ${i} ${left} chunk)
+    math(EXPR v "0x${chunk}")
+    math(EXPR pad "(6 - ${left}) / 2") # bytes missing from this 3-byte group
+    math(EXPR v "${v} << (8 * ${pad})")
+    math(EXPR chars "4 - ${pad}")
+    foreach(k 0 1 2 3)
+      if(k LESS chars)
+        math(EXPR idx "(${v} >> (18 - 6 * ${k})) & 63")
+        string(SUBSTRING "${abc}" ${idx} 1 c)
+        string(APPEND b64 "${c}")
+      else()
+        string(APPEND b64 "=")
+      endif()
+    endforeach()
+    math(EXPR i "${i} + 6")
+  endwhile()
+  set(${out} "${b64}" PARENT_SCOPE)
+endfunction()
+
+string(SHA256 digest "${script}")
+hex_to_base64("${digest}" digest64)
+string(REPLACE "@SCRIPT_SHA256@" "${digest64}" page "${page}")
 string(REPLACE "<!--@STYLE@-->" "${style}" page "${page}")
 string(REPLACE "<!--@SCRIPT@-->" "${script}" page "${page}")
 file(WRITE ${OUT}.page "${page}")

@@ -86,8 +86,17 @@ static void page_should_be_self_contained_with_the_data(void **state)
     assert_int_equal(occurrences(html, " src="), 0);
     assert_int_equal(occurrences(html, "fetch("), 0);
     assert_int_equal(occurrences(html, "XMLHttpRequest"), 0);
-    // and the policy forbids it anyway.
-    assert_non_null(strstr(html, "default-src 'none'"));
+    // and the policy forbids it anyway, before any script: nothing loads, and
+    // only the page's own script (by its hash) runs.
+    const char *csp = strstr(html, "Content-Security-Policy");
+    assert_non_null(csp);
+    assert_true(csp < strstr(html, "<script"));
+    const char *csp_end = strchr(csp, '>');
+    char policy[512];
+    snprintf(policy, sizeof policy, "%.*s", (int)(csp_end - csp), csp);
+    assert_non_null(strstr(policy, "default-src 'none'"));
+    assert_non_null(strstr(policy, "script-src 'sha256-"));
+    assert_null(strstr(policy, "script-src 'unsafe-inline'"));
     // Two scripts: the data and the page's own.
     assert_int_equal(occurrences(html, "<script"), 2);
     assert_int_equal(occurrences(html, "</script>"), 2);
@@ -204,10 +213,55 @@ static void long_lists_should_be_capped_and_counted(void **state)
     remove_tree(dir);
 }
 
+/* 2500 sites with one live block each: 2000 leak groups and 1000 hotspots are
+ * listed, and what is left out is counted. */
+static void leak_groups_and_hotspots_should_be_capped_and_counted(void **state)
+{
+    (void)state;
+    enum { N = 2500 };
+    char dir[4096];
+    make_temp_dir(dir, sizeof dir);
+    ms_tracker *t = ms_tracker_new();
+    static ms_site sites[N];
+    static char names[N][16];
+    static char *blocks[N];
+    uint64_t smallest_500 = 0;
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "site_%zu", i);
+        sites[i] = (ms_site){names[i], "char *", "caps.c", (unsigned)i + 1, "f"};
+        size_t size = 100 + i; // site i's block is larger than those before it
+        blocks[i] = malloc(size);
+        assert_non_null(blocks[i]);
+        ms_track_as(t, blocks[i], size, &sites[i]);
+        if (i < 500)
+            smallest_500 += size;
+    }
+    cJSON *data;
+    char *html = export_page(t, dir, "caps.html", &data);
+    const cJSON *leaks = cJSON_GetObjectItem(data, "leaks");
+    assert_int_equal(cJSON_GetArraySize(leaks), 2000);
+    assert_int_equal(num(cJSON_GetArrayItem(leaks, 0), "bytes"), 100 + N - 1);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(data, "hotspots")), 1000);
+    const cJSON *omitted = cJSON_GetObjectItem(data, "omitted");
+    assert_int_equal(num(omitted, "leak_groups"), 500);
+    assert_int_equal(num(omitted, "leak_blocks"), 500);
+    assert_int_equal(num(omitted, "leak_bytes"), smallest_500);
+    assert_int_equal(num(omitted, "hotspots"), N - 1000);
+    assert_int_equal(num(cJSON_GetObjectItem(data, "report"), "leaked_blocks"), N);
+    cJSON_Delete(data);
+    free(html);
+    for (size_t i = 0; i < N; i++) {
+        ms_untrack(t, blocks[i]);
+        free(blocks[i]);
+    }
+    ms_tracker_free(t);
+    remove_tree(dir);
+}
+
 static void histogram_should_count_every_allocation_by_size(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 2, 3, 4, 7, 8, 1000, 1024, 1025, 4096};
+    static const size_t sizes[] = {0, 1, 2, 3, 4, 7, 8, 1000, 1024, 1025, 4096};
     enum { NS = sizeof sizes / sizeof sizes[0] };
     char dir[4096];
     make_temp_dir(dir, sizeof dir);
@@ -223,11 +277,11 @@ static void histogram_should_count_every_allocation_by_size(void **state)
     char *html = export_page(t, dir, "sizes.html", &data);
     const cJSON *h = cJSON_GetObjectItem(data, "size_histogram");
     assert_true(cJSON_IsArray(h));
-    // Buckets [1,1] [2,3] [4,7] [8,15] [512,1023] [1024,2047] [4096,8191].
+    // Buckets [0,0] [1,1] [2,3] [4,7] [8,15] [512,1023] [1024,2047] [4096,8191].
     static const struct {
         double min, max, count;
-    } want[] = {{1, 1, 1},      {2, 3, 2},       {4, 7, 2},      {8, 15, 1},
-                {512, 1023, 1}, {1024, 2047, 2}, {4096, 8191, 1}};
+    } want[] = {{0, 0, 1},  {1, 1, 1},      {2, 3, 2},       {4, 7, 2},
+                {8, 15, 1}, {512, 1023, 1}, {1024, 2047, 2}, {4096, 8191, 1}};
     assert_int_equal(cJSON_GetArraySize(h), sizeof want / sizeof want[0]);
     double total = 0;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -299,6 +353,7 @@ int main(void)
         cmocka_unit_test(page_should_be_self_contained_with_the_data),
         cmocka_unit_test(hostile_names_should_stay_text),
         cmocka_unit_test(long_lists_should_be_capped_and_counted),
+        cmocka_unit_test(leak_groups_and_hotspots_should_be_capped_and_counted),
         cmocka_unit_test(histogram_should_count_every_allocation_by_size),
         cmocka_unit_test(bad_input_should_get_an_error),
         cmocka_unit_test(auto_export_should_write_html_for_an_html_path),

@@ -84,7 +84,7 @@ int ms__export_format(const char *path)
         return MS_ENOTSUP;
     if (strcmp(dot, ".json") == 0)
         return MS__FORMAT_JSON;
-    if (strcmp(dot, ".html") == 0 || strcmp(dot, ".htm") == 0)
+    if (strcmp(dot, ".html") == 0)
         return MS__FORMAT_HTML;
     return MS_ENOTSUP;
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The browser test (ctest: browser_dashboard).
-#   run.sh PAGE_PROGRAM SOURCE_DIR WORK_DIR
+#   run.sh PAGE_PROGRAM SOURCE_DIR WORK_DIR [QUICKSTART]
 # Installs playwright-core from SOURCE_DIR's lock file into WORK_DIR
-# (install.sh), runs PAGE_PROGRAM to write a dashboard, and checks it in
-# headless chromium with dashboard.mjs. Screenshots land in WORK_DIR.
+# (install.sh), runs PAGE_PROGRAM in each of its modes to write dashboards,
+# and checks each in headless chromium with dashboard.mjs. Screenshots land in
+# WORK_DIR.
+# With MEMSCOPE_CLI and CAPTURE_PROG set, also the dashboard `memscope run
+# --stacks 8 --format html` writes for CAPTURE_PROG.
 # Exit 77 (skipped) without chromium or node, unless MEMSCOPE_REQUIRE_BROWSER=1.
 set -euo pipefail
-prog=$1 src=$2 work=$3
+prog=$1 src=$2 work=$3 quickstart=${4:-}
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
 skip() {
@@ -24,6 +27,37 @@ command -v npm >/dev/null 2>&1 || skip "npm is not installed (apt-get install np
 bash "$src/install.sh" "$work"
 cp "$src/dashboard.mjs" "$work/"
 
-"$prog" "$work/page.html" "$work/expect.json"
-CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/page.html" "$work/expect.json" "$work"
-echo "screenshots: $work/dashboard-1280x800.png (and -full, -dark, -phone)"
+# Each run of page.c's, then the page `make demo` writes (QUICKSTART: every
+# panel has data, the figures are its JSON report's, nothing fails).
+status=0
+for mode in full sampled zero empty; do
+  echo "== $mode"
+  "$prog" "$mode" "$work/$mode.html" "$work/$mode.json"
+  CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/$mode.html" "$work/$mode.json" "$work" || status=1
+done
+if [ -n "$quickstart" ]; then
+  echo "== demo"
+  rm -rf "$work/demo" && mkdir -p "$work/demo"
+  (cd "$work/demo" && "$quickstart" >/dev/null)
+  cat >"$work/demo.json" <<JSON
+{"name": "demo", "report_json": "$work/demo/memscope-report.json", "threads": 2,
+ "hotspot_stacks": true, "names": ["data", "origin", "node", "entry"],
+ "panels": ["memory", "system", "hotspots", "leaks", "active", "threads", "sizes", "flame"]}
+JSON
+  CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/demo/memscope-report.html" "$work/demo.json" \
+    "$work" || status=1
+fi
+if [ -n "${MEMSCOPE_CLI:-}" ] && [ -x "${CAPTURE_PROG:-}" ]; then
+  echo "== capture"
+  "$MEMSCOPE_CLI" run -q --stacks 8 -o "$work/capture.json" -- "$CAPTURE_PROG"
+  "$MEMSCOPE_CLI" run -q --stacks 8 --format html -o "$work/capture.html" -- "$CAPTURE_PROG"
+  cat >"$work/capture-expect.json" <<JSON
+{"name": "capture", "report_json": "$work/capture.json", "threads": 1,
+ "hotspot_stacks": true, "names": ["leak_here"],
+ "panels": ["memory", "hotspots", "leaks", "active", "threads", "sizes", "flame"]}
+JSON
+  CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/capture.html" "$work/capture-expect.json" \
+    "$work" || status=1
+fi
+echo "screenshots: $work/dashboard-1280x800.png (and -full, -dark, -phone, -sampled-, -zero-, -empty-)"
+exit $status

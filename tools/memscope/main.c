@@ -109,11 +109,14 @@ static double num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
 }
 
-/* The report JSON in a report file's text: the whole text, or for the HTML
- * dashboard the data element's content (cut off in place). */
-static char *report_json(char *text)
+/* The report JSON in a report file's text: the whole text of a .json report,
+ * the data element's content of an .html dashboard (cut off in place). */
+static char *report_json(char *text, const char *path)
 {
     static const char tag[] = "<script id=\"ms-data\" type=\"application/json\">";
+    const char *ext = strrchr(path, '.');
+    if (!ext || strcmp(ext, ".html") != 0)
+        return text;
     char *a = strstr(text, tag);
     if (!a)
         return text;
@@ -139,7 +142,7 @@ static bool summarize(const char *path)
     cJSON *root = NULL;
     if (ok) {
         text[size] = 0;
-        root = cJSON_Parse(report_json(text));
+        root = cJSON_Parse(report_json(text, path));
     }
     free(text);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "report");

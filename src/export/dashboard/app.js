@@ -53,6 +53,7 @@
   function compact(n) {
     n = Number(n) || 0;
     if (n < 1e6) return int(n);
+    if (n >= 1e15) return n.toExponential(2);
     const [d, u] = n < 1e9 ? [1e6, ' M'] : n < 1e12 ? [1e9, ' G'] : [1e12, ' T'];
     const v = n / d;
     return v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0) + u;
@@ -94,10 +95,10 @@
   }
   function tipHide() { document.getElementById('tip').hidden = true; }
   function empty(host, text) { host.append(el('p', { cls: 'empty', text })); }
-  function stackList(frames) {
+  function stackList(frames, note) {
     const ol = el('ol');
     for (const f of frames) ol.append(el('li', { text: f }));
-    return el('details', null, el('summary', { text: frames.length + ' frame' + (frames.length === 1 ? '' : 's') }), ol);
+    return el('details', null, el('summary', { text: frames.length + ' frame' + (frames.length === 1 ? '' : 's') + (note || '') }), ol);
   }
   /* Nice round steps for an axis from lo to hi, about n of them. */
   function ticks(lo, hi, n, unit) {
@@ -400,7 +401,7 @@
       ['allocated', 'Total allocated', bytes(report.total_allocated_bytes), int(report.total_allocated_bytes) + ' B', est, report.total_allocated_bytes],
       ['allocations', 'Allocations', compact(report.total_allocations), compact(report.total_deallocations) + ' freed', est, report.total_allocations],
       ['active', 'Active blocks', compact(report.active_allocations), 'alive at export', est, report.active_allocations],
-      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), compact(report.leaked_blocks) + ' blocks, ' + compact((D.leaks || []).length + Number(omitted.leak_groups || 0)) + ' groups', est, report.leaked_bytes],
+      ['leaks', 'Leaks at export', bytes(report.leaked_bytes), compact(report.leaked_blocks) + ' block' + (report.leaked_blocks == 1 ? '' : 's'), est, report.leaked_bytes],
       ['dropped', 'Dropped events', int(dropped), dropped ? 'figures may be incomplete' : 'nothing lost', null, dropped],
       ['sampling', 'Sampling rate', rate >= 1 ? '100 %' : (rate * 100).toPrecision(3) + ' %', estimate ? 'figures are scaled estimates' : 'exact figures', null, rate],
       ['duration', 'Run duration', secs(report.duration_sec), int(report.thread_count) + ' thread' + (report.thread_count === 1 ? '' : 's'), null, report.duration_sec],
@@ -458,7 +459,7 @@
       ['Resident memory', bytes, [['process RSS', 'var(--c2)', (x) => x.memory_usage_bytes]], 0, 1024],
       ['Disk', rate, [['read', 'var(--c1)', (x) => x.disk_read_bps], ['write', 'var(--c2)', (x) => x.disk_write_bps]], 0, 1024],
       ['Network', rate, [['received', 'var(--c3)', (x) => x.network_rx_bps], ['sent', 'var(--c4)', (x) => x.network_tx_bps]], 0, 1024],
-      ['Threads', int, [['threads', 'var(--c4)', (x) => x.thread_count]], 1],
+      ['Threads', int, [['threads', 'var(--c4)', (x) => x.thread_count]], 1, 1],
     ];
     if (xs.some((x) => x.gpu_available)) {
       multiples.push(['GPU', pct, [['utilisation', 'var(--c3)', (x) => x.gpu_usage_percent]], 100]);
@@ -475,13 +476,18 @@
     if (miss.size) body.append(el('p', { cls: 'muted', text: 'Not available on this machine: ' + [...miss].join(', ').replace(/_/g, ' ') + '.' }));
   }
 
-  // The largest leak group of a site that has a stack: the stack a hotspot row shows.
+  // A site's key in both lists: hotspots name an unnamed site "?", leaks null.
+  const siteKey = (o) => [o.var_name == null ? '?' : o.var_name, o.function || '', o.location || ''].join('\u0000');
+  // Per site, the stack of its largest leak group (leaks come largest first)
+  // and how many stacks its live blocks have: what a hotspot row shows.
   function siteStacks() {
     const m = new Map();
     for (const l of D.leaks || []) {
       if (!l.stack || !l.stack.length) continue;
-      const k = [l.var_name, l.function, l.location].join('\u0000');
-      if (!m.has(k)) m.set(k, l.stack);
+      const k = siteKey(l);
+      const e = m.get(k);
+      if (e) e.n++;
+      else m.set(k, { stack: l.stack, n: 1 });
     }
     return m;
   }
@@ -520,8 +526,11 @@
       { label: 'Bytes', get: (h) => Number(h.total_size), fmt: bytes, num: true },
       { label: 'Live', get: (h) => Number(h.active_count), fmt: int, num: true },
       { label: 'Live bytes', get: (h) => Number(h.active_size), fmt: bytes, num: true },
-      { label: 'Stack', get: (h) => (stacks.get([h.var_name, h.function, h.location].join('\u0000')) || []).length,
-        fmt: (n, h) => (n ? stackList(stacks.get([h.var_name, h.function, h.location].join('\u0000'))) : ''), num: true },
+      { label: 'Stack', get: (h) => { const e = stacks.get(siteKey(h)); return e ? e.stack.length : 0; },
+        fmt: (n, h) => {
+          const e = stacks.get(siteKey(h));
+          return e ? stackList(e.stack, e.n > 1 ? ' (the largest of ' + e.n + ' stacks of its live blocks)' : '') : '';
+        }, num: true },
     ], { sort: 5, page: 25, what: 'sites', after: note });
     t.set(hs);
   }
@@ -563,6 +572,8 @@
     const hi = el('input', { type: 'number', min: 0, cls: 'num', placeholder: 'max B', 'aria-label': 'Largest size in bytes' });
     body.append(el('div', { cls: 'toolbar' }, el('label', { text: 'Filter' }, q), el('label', { text: 'Thread' }, th),
       el('label', { text: 'Size' }, lo, el('span', { text: '–' }), hi)));
+    if (estimate)
+      body.append(el('p', { cls: 'muted', text: 'Only the blocks sampling recorded are listed (about 1 in ' + int(factor) + '), at their real sizes; the cards and the leak groups above are scaled estimates.' }));
     const note = Number(omitted.active_allocations || 0)
       ? () => el('span', { text: 'The ' + int(omitted.active_allocations) + ' smallest blocks (' + bytes(omitted.active_allocation_bytes) + ') are not listed; the leak groups above count them.' })
       : null;
@@ -574,7 +585,7 @@
       { label: 'Function', get: (a) => a.function || '', cls: 'wrap mono' },
       { label: 'Thread', get: (a) => Number(a.thread_id), num: true },
       { label: 'Age', get: (a) => Number(a.age_ns) / 1e9, fmt: secs, num: true },
-      { label: 'Address', get: (a) => a.address, cls: 'mono' },
+      { label: 'Address', get: (a) => parseInt(a.address, 16), fmt: (v, a) => a.address, cls: 'mono' },
       { label: 'Stack', get: (a) => (stacks.get(a.stack_id) || []).length, fmt: (n, a) => (n ? stackList(stacks.get(a.stack_id)) : ''), num: true },
     ], { sort: 0, page: 50, what: 'blocks', none: 'No block matches the filter.', after: note });
     const apply = () => {
@@ -671,6 +682,7 @@
         n = k;
       });
     }
+    if (!(root.value > 0)) return empty(body, 'The live blocks with a call stack hold 0 bytes.');
     const crumbs = el('div', { cls: 'crumbs' });
     const box = el('div', { cls: 'flame' });
     const intro = deepest <= 1 ? 'Only the allocating call site was recorded (depth 1); with call stacks on, this shows whole stacks. ' : '';
@@ -694,7 +706,12 @@
         (levels[d] = levels[d] || []).push({ n, x, w });
         let off = x;
         const kids = [...n.kids.values()].sort((a, b) => b.value - a.value);
-        for (const k of kids) { const kw = (w * k.value) / n.value; walk(k, off, kw, d + 1); off += kw; }
+        for (const k of kids) {
+          if (!(k.value > 0)) continue; // zero-byte blocks take no width
+          const kw = (w * k.value) / n.value;
+          walk(k, off, kw, d + 1);
+          off += kw;
+        }
       })(focus, 0, W, 0);
       const H = levels.length * RH + 2;
       const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, height: H, role: 'img' });
