@@ -86,6 +86,11 @@ static void page_should_be_self_contained_with_the_data(void **state)
     assert_int_equal(occurrences(html, " src="), 0);
     assert_int_equal(occurrences(html, "fetch("), 0);
     assert_int_equal(occurrences(html, "XMLHttpRequest"), 0);
+    assert_int_equal(occurrences(html, "url(//"), 0);
+    assert_int_equal(occurrences(html, "import("), 0);
+    assert_int_equal(occurrences(html, "WebSocket"), 0);
+    assert_int_equal(occurrences(html, "sendBeacon"), 0);
+    assert_int_equal(occurrences(html, "EventSource"), 0);
     // and the policy forbids it anyway, before any script: nothing loads, and
     // only the page's own script (by its hash) runs.
     const char *csp = strstr(html, "Content-Security-Policy");
