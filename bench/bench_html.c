@@ -49,7 +49,8 @@ int main(int argc, char **argv)
     t = ms_tracker_new();
     if (!t)
         return 1;
-    ms_sampling_config cfg = {.sample_rate = 1.0, .capture_call_stack = true, .max_stack_depth = 16};
+    ms_sampling_config cfg = {
+        .sample_rate = 1.0, .capture_call_stack = true, .max_stack_depth = 16};
     ms_tracker_with_sampling(t, cfg);
     ms_tracker_with_system_monitoring(t);
 

@@ -109,8 +109,8 @@ int main(void)
     }
     /* Record each TRACK's call stack too (16 frames), for the dashboard's
      * flame graph; every block is still recorded (sample rate 1). */
-    ms_sampling_config stacks = {.sample_rate = 1.0, .capture_call_stack = true,
-                                 .max_stack_depth = 16};
+    ms_sampling_config stacks = {
+        .sample_rate = 1.0, .capture_call_stack = true, .max_stack_depth = 16};
     ms_tracker_with_sampling(t, stacks);
     /* Sample CPU, memory, threads... of the process every 50 ms in the background. */
     ms_tracker_with_monitor_interval(t, 50);
