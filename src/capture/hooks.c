@@ -31,10 +31,10 @@ __attribute__((visibility("default"))) const char ms__capture_anchor = 1;
 
 /* A record of a thread that has handed its buffer back (it is exiting). */
 MS_COLD static void record_late(ms_event_store *s, unsigned type, uintptr_t p, uintptr_t old,
-                                uint64_t size)
+                                uint64_t size, uint64_t flags)
 {
     if (ms__store_thread_exited())
-        ms__store_push_late(s, type, p, old, size, MS__RF_CAPTURED);
+        ms__store_push_late(s, type, p, old, size, MS__RF_CAPTURED | flags);
 }
 
 MS_COLD static void count_failed(void)
@@ -70,7 +70,7 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
         ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n,
                        ms__rec_extra(stack, flags), NULL);
     } else if (!ms_atomic_load_relaxed(&t->sampling_on)) {
-        record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n);
+        record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n, 0);
     }
 out:
     ms__internal_leave();
@@ -93,17 +93,22 @@ static inline void record_free(void *p)
         ms__internal_leave();
         return;
     }
-    // While sampling, a block that was not sampled is skipped for one load.
-    if (ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on)) &&
-        !ms__filter_maybe(s->filter, (uintptr_t)p))
-        return;
+    // While sampling, a block that was not sampled is skipped for one load; a
+    // sampled one leaves the filter now, before its address can be reused.
+    uint64_t flags = MS__RF_CAPTURED;
+    if (ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) {
+        unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
+        if (v == MS__FILTER_NO)
+            return;
+        if (v == MS__FILTER_TAKEN)
+            flags |= MS__RF_TAKEN;
+    }
     ms__internal_enter();
     ms__tbuf *b = rec_enter(s);
     if (ms_likely(b))
-        ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, MS__RF_CAPTURED,
-                       NULL);
+        ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags, NULL);
     else
-        record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0);
+        record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags & MS__RF_TAKEN);
     ms__internal_leave();
 }
 
@@ -154,22 +159,32 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     ms_tracker *t = ms__cap_tracker;
     ms_event_store *s = t->store;
     bool sampling = ms_atomic_load_relaxed(&t->sampling_on);
-    // While sampling, a block that was not sampled stays unsampled when it moves.
-    if (sampling && !ms__filter_maybe(s->filter, (uintptr_t)p))
-        return ms__real_realloc(p, n);
+    // While sampling, a block that was not sampled stays unsampled when it
+    // moves; a sampled one leaves the filter before the call (its address may
+    // be reused at once) and comes back if the call fails.
+    uint64_t taken = 0;
+    if (sampling) {
+        unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
+        if (v == MS__FILTER_NO)
+            return ms__real_realloc(p, n);
+        if (v == MS__FILTER_TAKEN)
+            taken = MS__RF_TAKEN;
+    }
     ms__internal_enter();
     ms__tbuf *b = rec_enter(s);
     uint64_t tick;
     if (!b || !ms__store_begin(s, b, MS_EVENT_REALLOCATE, &tick)) {
         // Exiting thread: free then allocate, each recorded on its side of the call.
         if (!b && !sampling && ms__store_thread_exited()) {
-            record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0);
+            record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, 0);
             void *q = ms__real_realloc(p, n);
             if (q)
-                record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)q, 0, n);
+                record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)q, 0, n, 0);
             ms__internal_leave();
             return q;
         }
+        if (taken) // unrecorded: the live state still holds p, so the filter does
+            ms__filter_add(s->filter, (uintptr_t)p);
         ms__internal_leave();
         return ms__real_realloc(p, n);
     }
@@ -178,6 +193,8 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     void *q = ms__real_realloc(p, n);
     if (!q) { // failed: the old block is untouched, nothing happened
         ms__store_abort(b);
+        if (taken)
+            ms__filter_add(s->filter, old);
         ms_atomic_add_relaxed(&b->failed_allocs, 1);
         ms__internal_leave();
         return NULL;
@@ -192,13 +209,13 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     uint32_t stack = ms__tracker_stack(t, b, fp, ret, true);
     if ((uintptr_t)q == old) {
         ms__store_commit(b, tick, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)q, old, n,
-                         ms__rec_extra(stack, flags), NULL);
+                         ms__rec_extra(stack, flags | taken), NULL);
     } else {
         // Moved: the old block ended at the moment taken before the call; the
         // new one begins now (another thread may have freed this address while
         // realloc ran).
         ms__store_commit(b, tick, b->slot, MS_EVENT_REALLOCATE, 0, old, 0,
-                         MS__RF_CAPTURED | MS__RF_MOVE, NULL);
+                         MS__RF_CAPTURED | MS__RF_MOVE | taken, NULL);
         ms__store_push(s, b, b->slot, MS_EVENT_REALLOCATE, (uintptr_t)q, 0, n,
                        ms__rec_extra(stack, flags | MS__RF_MOVE), NULL);
     }

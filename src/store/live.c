@@ -263,7 +263,8 @@ static void series_note(ms__live *l, uint64_t tick)
 
 /* --------------------------------------------------------------- apply */
 
-static void close_block(ms__live *l, ms__block *b)
+/* Close b; `r` is the record that ends it (NULL: replaced by a new block). */
+static void close_block(ms__live *l, ms__block *b, const ms__rec *r)
 {
     uint64_t size = ms__block_size(b);
     ms__thread_stat *owner = thread_stat(l, ms__block_slot(b));
@@ -273,8 +274,9 @@ static void close_block(ms__live *l, ms__block *b)
     ms__site_stat *st = &l->site_list[b->site];
     st->live_count--;
     st->live_bytes -= size;
-    if (ms_unlikely(b->stack & MS__BF_FILTERED) && l->filter)
-        ms__filter_remove(l->filter, b->ptr);
+    if (ms_unlikely(b->stack & MS__BF_FILTERED) && l->filter &&
+        !(r && (ms__rec_flags(r) & MS__RF_TAKEN)))
+        ms__filter_release(l->filter, b->ptr);
     l->deallocs++;
     l->deallocated += size;
     l->current -= size;
@@ -316,7 +318,7 @@ static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     }
     if (found) { // its earlier block was freed without us seeing it
         l->replaced++;
-        close_block(l, b);
+        close_block(l, b, NULL);
         b = probe_for_insert(l, ptr, &found); // deletion may have moved the run
     }
     l->bcount++;
@@ -397,7 +399,7 @@ static bool apply_move(ms__live *l, const ms__rec *r)
         if (b) {
             t->move_site = b->site;
             t->move_stack = ms__block_stack(b);
-            close_block(l, b);
+            close_block(l, b, r);
         } else {
             ms__live_unknown_free(l, r);
         }
@@ -413,7 +415,7 @@ static bool apply_move(ms__live *l, const ms__rec *r)
             stack = t->move_stack;
     } else if (l->sampling) { // the block was not sampled: neither is its move
         if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
-            ms__filter_remove(l->filter, r->ptr);
+            ms__filter_undo(l->filter, r->ptr);
         return true;
     }
     if (!open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack), true))
@@ -442,7 +444,7 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                 return true;
         }
         if (b)
-            close_block(l, b);
+            close_block(l, b, r);
         else if (l->hold_unknown_frees)
             return false;
         else
@@ -467,12 +469,12 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                     site = b->site;
                 if (!stack)
                     stack = ms__block_stack(b);
-                close_block(l, b);
+                close_block(l, b, r);
             } else {
                 ms__live_unknown_free(l, r);
                 if (l->sampling) { // the block was not sampled: neither is its move
                     if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
-                        ms__filter_remove(l->filter, r->ptr);
+                        ms__filter_undo(l->filter, r->ptr);
                     return true;
                 }
             }

@@ -34,6 +34,9 @@ typedef struct ms__rec {
  * before the call (ptr 0), then ptr opened after it (old_ptr 0), keeping the
  * name. Another thread may free the new address in between. */
 #define MS__RF_MOVE (UINT64_C(1) << 54)
+/* A captured free (or reallocation) whose block the hook took out of the
+ * sampled filter itself (ms__filter_take): the fold must not count it out. */
+#define MS__RF_TAKEN (UINT64_C(1) << 55)
 #define MS__RF_MASK (~UINT64_C(0) << 50)
 
 _Static_assert(sizeof(ms__rec) == 48, "an event record is 48 bytes");
