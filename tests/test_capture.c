@@ -349,6 +349,49 @@ static void reused_addresses_should_not_record_unsampled_frees(void **state)
     ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
 }
 
+/* Sampled blocks through every kind of realloc (moving, in place, failing)
+ * and frees from another thread: each sampled block's end is recorded, so
+ * none is left live. */
+static void *free_all(void *arg)
+{
+    void **p = arg;
+    for (int i = 0; i < 2000; i++)
+        free(p[i]);
+    return NULL;
+}
+
+static void sampled_reallocs_should_leave_nothing_live(void **state)
+{
+    (void)state;
+    ms_tracker *g = ms_tracker_global();
+    ms_tracker_with_sampling_seed(g, 11);
+    ms_tracker_with_sampling(g, (ms_sampling_config){0.25, false, 0});
+    enum { N = 2000 };
+    static void *p[N];
+    ms_memory_stats a = stats();
+    for (int i = 0; i < N; i++)
+        p[i] = malloc(24);
+    for (int i = 0; i < N; i++) {
+        void *q = realloc(p[i], 4096); // moves
+        assert_non_null(q);
+        p[i] = q;
+        q = realloc(p[i], 2048); // in place, as glibc shrinks
+        assert_non_null(q);
+        p[i] = q;
+        errno = 0;
+        assert_null(realloc(p[i], (size_t)PTRDIFF_MAX)); // fails: p[i] stays
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_all, p), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    ms_memory_stats b = stats();
+    assert_int_equal(b.active_allocations, a.active_allocations);
+    assert_int_equal(b.current_memory, a.current_memory);
+    assert_int_equal(b.unmatched_deallocations, a.unmatched_deallocations);
+    assert_true(b.total_allocations - a.total_allocations > N / 8); // some were sampled
+    ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +404,7 @@ int main(void)
         cmocka_unit_test(stacks_should_name_every_caller),
         cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
         cmocka_unit_test(reused_addresses_should_not_record_unsampled_frees),
+        cmocka_unit_test(sampled_reallocs_should_leave_nothing_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

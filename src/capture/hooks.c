@@ -30,11 +30,12 @@ __attribute__((visibility("default"))) const char ms__capture_anchor = 1;
 #define rec_enter ms__store_tbuf
 
 /* A record of a thread that has handed its buffer back (it is exiting). */
-MS_COLD static void record_late(ms_event_store *s, unsigned type, uintptr_t p, uintptr_t old,
+/* @return whether it was recorded. */
+MS_COLD static bool record_late(ms_event_store *s, unsigned type, uintptr_t p, uintptr_t old,
                                 uint64_t size, uint64_t flags)
 {
-    if (ms__store_thread_exited())
-        ms__store_push_late(s, type, p, old, size, MS__RF_CAPTURED | flags);
+    return ms__store_thread_exited() &&
+           ms__store_push_late(s, type, p, old, size, MS__RF_CAPTURED | flags);
 }
 
 MS_COLD static void count_failed(void)
@@ -105,10 +106,20 @@ static inline void record_free(void *p)
     }
     ms__internal_enter();
     ms__tbuf *b = rec_enter(s);
-    if (ms_likely(b))
-        ms__store_push(s, b, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags, NULL);
-    else
-        record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags & MS__RF_TAKEN);
+    uint64_t tick;
+    bool recorded;
+    if (ms_likely(b)) {
+        recorded = ms__store_begin(s, b, MS_EVENT_DEALLOCATE, &tick);
+        if (ms_likely(recorded))
+            ms__store_commit(b, tick, b->slot, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags,
+                             NULL);
+    } else {
+        recorded = record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, flags & MS__RF_TAKEN);
+    }
+    // Dropped (counted as such): the live state still holds the block, so the
+    // filter must too, or a later free at this address could not heal it.
+    if (ms_unlikely(!recorded) && (flags & MS__RF_TAKEN))
+        ms__filter_add(s->filter, (uintptr_t)p);
     ms__internal_leave();
 }
 
@@ -200,8 +211,11 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
         return NULL;
     }
     uint64_t flags = MS__RF_CAPTURED;
-    if (sampling) {
-        ms__filter_add(s->filter, (uintptr_t)q);
+    if (sampling) { // after a "maybe" the move is counted: the fold may take it back
+        if (taken)
+            ms__filter_add(s->filter, (uintptr_t)q);
+        else
+            ms__filter_add_counted(s->filter, (uintptr_t)q);
         flags |= MS__RF_FILTERED;
     }
     // The stack is walked after the record's moment: the walk only reads the

@@ -14,7 +14,9 @@
  * never mistaken for the sampled one. A counted slot answers "maybe": the free
  * is recorded, and the fold counts the block out when it closes it
  * (ms__filter_release); a free the fold finds no block for is ignored. A slot
- * stays counted until its count falls to 0. */
+ * stays counted until its count falls to 0. The fold never clears a tag: a
+ * tag left behind (a block freed while sampling was off, say) costs at most
+ * one recorded free that the fold ignores. */
 #ifndef MS_STORE_FILTER_H
 #define MS_STORE_FILTER_H
 
@@ -44,7 +46,9 @@ enum {
 };
 
 /* The slot of p; *tag its tag (never 0 or counted), or 0 for an address the
- * slot cannot tag (not 16-byte aligned, or above 2^51). */
+ * slot cannot tag (not 16-byte aligned, or at 2^51 - 2^20 and above). Slot and
+ * tag give back the address: tag - 1 is its bits from 20 up, and the slot its
+ * bits 4..19 xor a hash of the tag. */
 static inline uint32_t ms__filter_slot(uintptr_t p, uint32_t *tag)
 {
     uint64_t g = (uint64_t)p >> 4;
@@ -113,17 +117,24 @@ static inline void ms__filter_release(ms__filter *f, uintptr_t p)
     }
 }
 
-/* Undo ms__filter_add(f, p) for a block the fold never opened (the move of a
- * block that was not sampled). */
-static inline void ms__filter_undo(ms__filter *f, uintptr_t p)
+/* A sampled block at p whose slot must count it, never tag it: the new
+ * address of a block moved by realloc after ms__filter_take answered MAYBE for
+ * its old one. The fold may find that old block was never sampled, and then
+ * takes the move back with ms__filter_release: a count it can always take
+ * back, where a tag might by then stand for a newer block at the same address. */
+static inline void ms__filter_add_counted(ms__filter *f, uintptr_t p)
 {
     uint32_t tag, i = ms__filter_slot(p, &tag);
     _Atomic uint32_t *c = &f->s[i];
     uint32_t v = ms_atomic_load_relaxed(c);
-    while (tag && v == tag && !ms__filter_cas(c, &v, 0)) {
-    } // a concurrent take may have taken it out first: then it is out
-    if (v & MS__FILTER_COUNTED)
-        ms__filter_release(f, p);
+    for (;;) {
+        uint32_t to = v == 0                      ? MS__FILTER_COUNTED | 1
+                      : !(v & MS__FILTER_COUNTED) ? MS__FILTER_COUNTED | 2 // the tagged one too
+                      : v == MS__FILTER_STUCK     ? v
+                                                  : v + 1;
+        if (to == v || ms__filter_cas(c, &v, to))
+            return;
+    }
 }
 
 #endif

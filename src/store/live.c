@@ -415,7 +415,7 @@ static bool apply_move(ms__live *l, const ms__rec *r)
             stack = t->move_stack;
     } else if (l->sampling) { // the block was not sampled: neither is its move
         if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
-            ms__filter_undo(l->filter, r->ptr);
+            ms__filter_release(l->filter, r->ptr); // the hook counted it (add_counted)
         return true;
     }
     if (!open_block(l, r, r->ptr, ms__rec_size(r), site, block_stack(r, stack), true))
@@ -474,7 +474,8 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                 ms__live_unknown_free(l, r);
                 if (l->sampling) { // the block was not sampled: neither is its move
                     if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
-                        ms__filter_undo(l->filter, r->ptr);
+                        ms__filter_release(l->filter, r->ptr); // counted by the hook
+
                     return true;
                 }
             }

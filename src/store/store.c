@@ -910,7 +910,7 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
 
 bool ms__store_thread_exited(void) { return tl_exited; }
 
-void ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
                          uint64_t size, uint64_t old_size)
 {
     uint32_t slot = ms__tids_intern(s->tids, (uint64_t)syscall(SYS_gettid));
@@ -936,11 +936,14 @@ void ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintpt
             b = NULL;
         }
     }
-    if (b && slot != MS__TIDS_FULL)
-        ms__store_push(s, b, slot, type, ptr, old_ptr, size, old_size, NULL);
-    else
+    uint64_t tick;
+    bool recorded = b && slot != MS__TIDS_FULL && ms__store_begin(s, b, type, &tick);
+    if (recorded)
+        ms__store_commit(b, tick, slot, type, ptr, old_ptr, size, old_size, NULL);
+    else if (!b || slot == MS__TIDS_FULL)
         ms_atomic_add_relaxed(&s->dropped, 1);
     ms_atomic_store_release(&s->late_lock, false);
+    return recorded;
 }
 
 static void thread_exit(void *arg)

@@ -167,8 +167,9 @@ static inline ms__tbuf *ms__store_tbuf(ms_event_store *s)
  * exiting: glibc frees a few blocks after the last thread-local destructor). */
 bool ms__store_thread_exited(void);
 /* Record for such a thread, into the store's shared late buffer (a spin lock:
- * a handful of records per exiting thread). */
-void ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+ * a handful of records per exiting thread). @return false if it was dropped
+ * (and counted as such). */
+bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
                          uint64_t size, uint64_t old_size);
 
 /* Slow path of a push: the current segment is full. @return false when the
