@@ -34,8 +34,8 @@ static ms_event_store *registry;
 #define MAX_SEGS_PER_STORE 1024u /* 192 MiB */
 /* With a background folder, a thread appends up to this many segments before
  * it folds itself (the folder fell behind). */
-#define BG_BACKLOG_SEGS 48u /* 9 MiB */
-#define MAX_FREE_SEGS 32u
+#define BG_BACKLOG_SEGS 16u /* 3 MiB */
+#define MAX_FREE_SEGS 16u
 #define SPARE_CHAIN 8 /* segments handed to a thread at a time */
 
 struct ms__chunk {
