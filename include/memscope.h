@@ -75,7 +75,8 @@ MS_API const char *ms_version_string(void);
     X(ERANGE, -5, "value out of range")                                                            \
     X(ENOTSUP, -6, "operation not supported")                                                      \
     X(ENULLTRACKER, -7, "tracker is NULL")                                                         \
-    X(ENULLPTR, -8, "pointer is NULL")
+    X(ENULLPTR, -8, "pointer is NULL")                                                             \
+    X(ECORRUPT, -9, "corrupt trace file")
 
 enum ms_error_code {
     MS_OK = 0,
@@ -450,6 +451,54 @@ MS_API void ms_snapshot_engine_free(ms_snapshot_engine *e);
  *  written beside the target and renamed, so a failure never leaves a partial
  *  file. @return 0 or MS_E... (message in ms_last_error_message). */
 MS_API MS_NODISCARD int ms_export_json(ms_tracker *t, const char *path);
+
+/** Write the binary trace (docs/binary-format.md) of what the tracker holds:
+ *  the retained events (ms_tracker_events) with their call stacks, symbolized
+ *  now, the system samples, the sampling configuration and the run's totals.
+ *  Written like ms_export_json. @return 0 or MS_E... */
+MS_API MS_NODISCARD int ms_export_binary(ms_tracker *t, const char *path);
+
+/* ------------------------------------------------------- trace reader */
+
+typedef struct ms_trace ms_trace; /* opaque: an open .msb file */
+
+typedef struct ms_trace_info {
+    unsigned version;       /* the file's format version */
+    uint64_t pid;           /* the traced process */
+    uint64_t start_ns;      /* when its tracker started, ns since the Unix epoch */
+    uint64_t resolution_ns; /* of event timestamps: 1, or about 1 ms under capture */
+    const char *program;    /* its base name ("" if unknown) */
+    ms_sampling_config sampling;
+    bool is_estimate;         /* sampled: counts scale by 1 / sampling.sample_rate */
+    bool complete;            /* the trailer was read: `stats` and the totals are the run's */
+    bool truncated;           /* the file ends before its trailer: all whole blocks were read */
+    uint64_t events, samples; /* items read so far (the trailer's totals once complete) */
+    ms_memory_stats stats;    /* the tracker's figures when the trace was written */
+} ms_trace_info;
+
+typedef enum ms_trace_item_kind { MS_TRACE_EVENT = 1, MS_TRACE_SAMPLE = 2 } ms_trace_item_kind;
+
+typedef struct ms_trace_item {
+    ms_trace_item_kind kind;
+    ms_memory_event event;     /* MS_TRACE_EVENT; event.site lives until ms_trace_close */
+    uint32_t stack_id;         /* its stack (ms_trace_stack), 0 if none */
+    bool captured;             /* recorded by the malloc hooks */
+    ms_system_snapshot sample; /* MS_TRACE_SAMPLE */
+} ms_trace_item;
+
+/** Open a trace for reading. @return 0 and *out, or MS_EIO (cannot read),
+ *  MS_ECORRUPT (not a trace, or a damaged header: the message says where) or
+ *  MS_ENOTSUP (a newer format version). */
+MS_API MS_NODISCARD int ms_trace_open(const char *path, ms_trace **out);
+/** The next event or sample, in the order written. @return 1 with *item, 0 at
+ *  the end (of the file or of its last whole block: see `truncated`), or
+ *  MS_ECORRUPT / MS_EIO / MS_ENOMEM with a message naming the byte offset. */
+MS_API int ms_trace_next(ms_trace *tr, ms_trace_item *item);
+MS_API const ms_trace_info *ms_trace_get_info(const ms_trace *tr);
+/** The frames of stack `id` ("function (file.c:42)", innermost first) in
+ *  *frames, valid until ms_trace_close. @return the depth, 0 for an unknown id. */
+MS_API size_t ms_trace_stack(const ms_trace *tr, uint32_t id, const char *const **frames);
+MS_API void ms_trace_close(ms_trace *tr); /* accepts NULL */
 
 /** Write the HTML dashboard to `path`: one self-contained page (no network
  *  request, no file beside it) with the report's figures, charts and tables

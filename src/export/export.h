@@ -7,7 +7,7 @@
 
 #include "common/buf.h"
 
-typedef enum ms__format { MS__FORMAT_JSON, MS__FORMAT_HTML } ms__format;
+typedef enum ms__format { MS__FORMAT_JSON, MS__FORMAT_HTML, MS__FORMAT_BINARY } ms__format;
 
 /* Caps on the long lists of a JSON document (0: no cap). A capped document
  * says what it left out under "omitted". */
@@ -18,6 +18,8 @@ typedef struct ms__json_limits {
 /* Append t's JSON document (docs/json-format.md) to b; lim NULL: complete.
  * pre: t != NULL, inside ms__internal_enter. @return 0 or MS_E... */
 int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b);
+/* The running program's name (the base name of /proc/self/exe), "" unknown. */
+void ms__program_name(char *out, size_t n);
 /* Append t's HTML dashboard to b. pre: as ms__json_build. @return 0 or MS_E... */
 int ms__html_build(ms_tracker *t, ms__buf *b);
 

@@ -86,6 +86,8 @@ int ms__export_format(const char *path)
         return MS__FORMAT_JSON;
     if (strcmp(dot, ".html") == 0)
         return MS__FORMAT_HTML;
+    if (strcmp(dot, ".msb") == 0)
+        return MS__FORMAT_BINARY;
     return MS_ENOTSUP;
 }
 
@@ -96,8 +98,10 @@ int ms__export_path(ms_tracker *t, const char *path)
         return ms_export_json(t, path);
     case MS__FORMAT_HTML:
         return ms_export_html(t, path);
+    case MS__FORMAT_BINARY:
+        return ms_export_binary(t, path);
     default:
-        return ms__fail(MS_ENOTSUP, "cannot export to %s: supported extensions are .json and .html",
-                        path);
+        return ms__fail(MS_ENOTSUP,
+                        "cannot export to %s: supported extensions are .json, .html and .msb", path);
     }
 }

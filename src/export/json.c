@@ -212,7 +212,7 @@ static cJSON *system_json(const ms_analysis_report *r)
     return a;
 }
 
-static void program_name(char *out, size_t n)
+void ms__program_name(char *out, size_t n)
 {
     ssize_t len = readlink("/proc/self/exe", out, n - 1);
     out[len > 0 ? len : 0] = '\0';
@@ -391,7 +391,7 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
     add_u64(proc, "pid", (uint64_t)getpid());
     char prog[512];
-    program_name(prog, sizeof prog);
+    ms__program_name(prog, sizeof prog);
     cJSON_AddStringToObject(proc, "program", prog);
     cJSON *sm = cJSON_AddObjectToObject(root, "sampling");
     cJSON_AddNumberToObject(sm, "sample_rate", cfg.sample_rate);

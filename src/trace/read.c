@@ -1,0 +1,512 @@
+/* read.c — the trace reader (ms_trace_*): one block at a time, each checked
+ * (length bound, CRC, known kind) before it is decoded, and decoded through a
+ * bounded cursor, so a damaged file gives an error naming its offset, never a
+ * crash, an unbounded allocation or an endless loop. A file that ends inside
+ * a block, or with no trailer, reads up to its last whole block and says it
+ * was truncated. Format: docs/binary-format.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "trace/trace.h"
+
+typedef struct stack_entry {
+    uint32_t id;
+    uint32_t depth;
+    const char **frames;
+} stack_entry;
+
+struct ms_trace {
+    FILE *f;
+    uint64_t offset; /* of the next block */
+    ms_trace_info info;
+    char program[256];
+    char **strings; /* id -> text; [0] unused (NULL) */
+    size_t nstrings, strings_cap;
+    ms_site *sites; /* id - 1 -> site */
+    size_t nsites, sites_cap;
+    stack_entry *stacks; /* open addressing by id */
+    size_t nstacks, stacks_cap;
+    uint8_t *block; /* the current block's payload */
+    size_t block_cap;
+    ms_trace_item *items; /* decoded from the current events or samples block */
+    size_t nitems, next_item, items_cap;
+    bool done;
+};
+
+static int corrupt(uint64_t at, const char *why)
+{
+    return ms__fail(MS_ECORRUPT, "corrupt trace: %s (block at byte offset %" PRIu64 ")", why, at);
+}
+
+/* --------------------------------------------------------------- tables */
+
+static bool grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void *n = ms__realloc(*p, ncap * size);
+    if (!n)
+        return false;
+    *p = n;
+    *cap = ncap;
+    return true;
+}
+
+static const char *string_at(ms_trace *tr, uint64_t id, bool *bad)
+{
+    if (id == 0)
+        return NULL;
+    if (id > tr->nstrings) {
+        *bad = true;
+        return NULL;
+    }
+    return tr->strings[id];
+}
+
+static stack_entry *stack_find(const ms_trace *tr, uint32_t id)
+{
+    if (!tr->stacks_cap)
+        return NULL;
+    for (size_t i = (id * 2654435761u) & (tr->stacks_cap - 1);;
+         i = (i + 1) & (tr->stacks_cap - 1)) {
+        if (tr->stacks[i].id == id)
+            return &tr->stacks[i];
+        if (tr->stacks[i].id == 0)
+            return NULL;
+    }
+}
+
+static bool stack_insert(ms_trace *tr, stack_entry e)
+{
+    if ((tr->nstacks + 1) * 2 > tr->stacks_cap) {
+        size_t ncap = tr->stacks_cap ? tr->stacks_cap * 2 : 256;
+        stack_entry *n = ms__calloc(ncap, sizeof *n);
+        if (!n)
+            return false;
+        for (size_t i = 0; i < tr->stacks_cap; i++) {
+            if (!tr->stacks[i].id)
+                continue;
+            size_t j = (tr->stacks[i].id * 2654435761u) & (ncap - 1);
+            while (n[j].id)
+                j = (j + 1) & (ncap - 1);
+            n[j] = tr->stacks[i];
+        }
+        ms__free(tr->stacks);
+        tr->stacks = n;
+        tr->stacks_cap = ncap;
+    }
+    size_t i = (e.id * 2654435761u) & (tr->stacks_cap - 1);
+    while (tr->stacks[i].id && tr->stacks[i].id != e.id)
+        i = (i + 1) & (tr->stacks_cap - 1);
+    if (tr->stacks[i].id) { // the same id twice: the first stays
+        ms__free(e.frames);
+        return true;
+    }
+    tr->stacks[i] = e;
+    tr->nstacks++;
+    return true;
+}
+
+/* ------------------------------------------------------------- decoding */
+
+static int read_strings(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > (uint64_t)(c->end - c->p))
+        return corrupt(at, "more strings than bytes");
+    if (!grow((void **)&tr->strings, &tr->strings_cap, tr->nstrings + n + 1, sizeof(char *)))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len = ms__get_varint(c);
+        if (c->bad || len > (uint64_t)(c->end - c->p))
+            return corrupt(at, "a string runs past its block");
+        char *s = ms__malloc(len + 1);
+        if (!s)
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        memcpy(s, c->p, len);
+        s[len] = '\0';
+        c->p += len;
+        tr->strings[++tr->nstrings] = s;
+    }
+    return 0;
+}
+
+static int read_sites(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > (uint64_t)(c->end - c->p))
+        return corrupt(at, "more sites than bytes");
+    if (!grow((void **)&tr->sites, &tr->sites_cap, tr->nsites + n, sizeof(ms_site)))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    for (uint64_t i = 0; i < n; i++) {
+        bool bad = false;
+        ms_site s;
+        s.name = string_at(tr, ms__get_varint(c), &bad);
+        s.type = string_at(tr, ms__get_varint(c), &bad);
+        s.file = string_at(tr, ms__get_varint(c), &bad);
+        uint64_t line = ms__get_varint(c);
+        s.func = string_at(tr, ms__get_varint(c), &bad);
+        if (bad || c->bad || line > UINT32_MAX)
+            return corrupt(at, "a site names a string that is not there");
+        s.line = (unsigned)line;
+        tr->sites[tr->nsites++] = s;
+    }
+    return 0;
+}
+
+static int read_stacks(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > (uint64_t)(c->end - c->p))
+        return corrupt(at, "more stacks than bytes");
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t id = ms__get_varint(c), depth = ms__get_varint(c);
+        if (c->bad || id == 0 || id > UINT32_MAX || depth > 256 ||
+            depth > (uint64_t)(c->end - c->p))
+            return corrupt(at, "an impossible stack entry");
+        const char **frames = ms__calloc(depth ? depth : 1, sizeof *frames);
+        if (!frames)
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        bool bad = false;
+        for (uint64_t d = 0; d < depth; d++)
+            frames[d] = string_at(tr, ms__get_varint(c), &bad);
+        if (bad || c->bad) {
+            ms__free(frames);
+            return corrupt(at, "a stack names a frame that is not there");
+        }
+        if (!stack_insert(tr, (stack_entry){(uint32_t)id, (uint32_t)depth, frames})) {
+            ms__free(frames);
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        }
+    }
+    return 0;
+}
+
+static int read_events(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > MS__TRACE_BLOCK_EVENTS || n > (uint64_t)(c->end - c->p) / 3)
+        return corrupt(at, "more events than the block can hold");
+    if (!grow((void **)&tr->items, &tr->items_cap, n, sizeof *tr->items))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    uint64_t ts = 0, tid = 0;
+    uintptr_t ptr = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t head = ms__get_u8(c);
+        unsigned type = head & MS__TE_TYPE;
+        if ((head & ~MS__TE_KNOWN) || type > MS_EVENT_REALLOCATE)
+            return corrupt(at, "an event of an unknown kind");
+        ms_trace_item *it = &tr->items[i];
+        memset(it, 0, sizeof *it);
+        it->kind = MS_TRACE_EVENT;
+        ts += (uint64_t)ms__unzigzag(ms__get_varint(c));
+        if (head & MS__TE_THREAD)
+            tid = ms__get_varint(c);
+        ptr += (uintptr_t)ms__unzigzag(ms__get_varint(c));
+        ms_memory_event *e = &it->event;
+        e->timestamp = ts;
+        e->type = (ms_event_type)type;
+        e->ptr = ptr;
+        e->thread_id = tid;
+        if (type != MS_EVENT_DEALLOCATE)
+            e->size = (size_t)ms__get_varint(c);
+        if (type == MS_EVENT_REALLOCATE) {
+            e->old_ptr = ptr + (uintptr_t)ms__unzigzag(ms__get_varint(c));
+            e->old_size = (size_t)ms__get_varint(c);
+        }
+        if (head & MS__TE_SITE) {
+            uint64_t sid = ms__get_varint(c);
+            if (sid == 0 || sid > tr->nsites)
+                return corrupt(at, "an event names a site that is not there");
+            e->site = &tr->sites[sid - 1];
+        }
+        if (head & MS__TE_STACK) {
+            uint64_t stack = ms__get_varint(c);
+            if (stack > UINT32_MAX || !stack_find(tr, (uint32_t)stack))
+                return corrupt(at, "an event names a stack that is not there");
+            it->stack_id = (uint32_t)stack;
+        }
+        it->captured = head & MS__TE_CAPTURED;
+        if (c->bad)
+            return corrupt(at, "an event runs past its block");
+    }
+    tr->nitems = n;
+    tr->next_item = 0;
+    return 0;
+}
+
+static void read_sample(ms__cursor *c, ms_system_snapshot *x)
+{
+    x->timestamp = ms__get_varint(c);
+    x->cpu_usage_percent = ms__get_double(c);
+    x->memory_usage_bytes = ms__get_varint(c);
+    x->memory_usage_percent = ms__get_double(c);
+    x->thread_count = (size_t)ms__get_varint(c);
+    x->disk_read_bps = ms__get_varint(c);
+    x->disk_write_bps = ms__get_varint(c);
+    x->network_rx_bps = ms__get_varint(c);
+    x->network_tx_bps = ms__get_varint(c);
+    x->gpu_usage_percent = ms__get_double(c);
+    x->gpu_memory_used = ms__get_varint(c);
+    x->gpu_memory_total = ms__get_varint(c);
+    x->interval_ns = ms__get_varint(c);
+    x->machine_cpu_percent = ms__get_double(c);
+    x->machine_memory_used = ms__get_varint(c);
+    x->machine_memory_total = ms__get_varint(c);
+    x->machine_disk_read_bps = ms__get_varint(c);
+    x->machine_disk_write_bps = ms__get_varint(c);
+    x->loopback_rx_bps = ms__get_varint(c);
+    x->loopback_tx_bps = ms__get_varint(c);
+    x->cpu_count = (uint32_t)ms__get_varint(c);
+    x->gpu_count = (uint32_t)ms__get_varint(c);
+    x->missing = (uint32_t)ms__get_varint(c);
+    x->gpu_available = ms__get_u8(c) != 0;
+}
+
+static int read_samples(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > (uint64_t)(c->end - c->p) / 40) // a sample takes at least 40 bytes
+        return corrupt(at, "more samples than the block can hold");
+    if (!grow((void **)&tr->items, &tr->items_cap, n, sizeof *tr->items))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    for (uint64_t i = 0; i < n; i++) {
+        ms_trace_item *it = &tr->items[i];
+        memset(it, 0, sizeof *it);
+        it->kind = MS_TRACE_SAMPLE;
+        read_sample(c, &it->sample);
+        if (c->bad)
+            return corrupt(at, "a sample runs past its block");
+    }
+    tr->nitems = n;
+    tr->next_item = 0;
+    return 0;
+}
+
+static int read_trailer(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t events = ms__get_varint(c), samples = ms__get_varint(c);
+    (void)ms__get_varint(c); // blocks
+    uint64_t nstats = ms__get_varint(c);
+    uint64_t v[32] = {0};
+    if (c->bad || nstats > 32)
+        return corrupt(at, "an impossible trailer");
+    for (uint64_t i = 0; i < nstats; i++)
+        v[i] = ms__get_varint(c);
+    if (c->bad || c->end - c->p < 8 || memcmp(c->p, MS__TRACE_END_MAGIC, 8) != 0)
+        return corrupt(at, "a trailer without its end mark");
+    ms_memory_stats *st = &tr->info.stats;
+    st->total_allocations = (size_t)v[0];
+    st->total_deallocations = (size_t)v[1];
+    st->active_allocations = (size_t)v[2];
+    st->total_allocated = v[3];
+    st->total_deallocated = v[4];
+    st->current_memory = v[5];
+    st->peak_memory = v[6];
+    st->unmatched_deallocations = (size_t)v[7];
+    st->dropped_events = v[8];
+    st->evicted_events = v[9];
+    st->retained_events = v[10];
+    st->ignored_deallocations = v[11];
+    st->replaced_allocations = v[12];
+    st->track_errors = v[13];
+    st->sampled_out = v[14];
+    st->unseen_deallocations = v[15];
+    st->null_deallocations = v[16];
+    st->failed_allocations = v[17];
+    if (events != tr->info.events || samples != tr->info.samples)
+        return corrupt(at, "the trailer's totals disagree with the blocks read");
+    tr->info.complete = true;
+    tr->done = true;
+    return 0;
+}
+
+/* Read and check the next block; decode it. @return 1 (a block), 0 (the end),
+ * or an error. */
+static int next_block(ms_trace *tr)
+{
+    uint64_t at = tr->offset;
+    uint8_t head[5];
+    size_t got = fread(head, 1, sizeof head, tr->f);
+    if (got < sizeof head) {
+        if (ferror(tr->f))
+            return ms__fail(MS_EIO, "cannot read the trace: %s", strerror(errno));
+        tr->info.truncated = true; // no trailer: the end of the last whole block
+        tr->done = true;
+        return 0;
+    }
+    unsigned kind = head[0];
+    uint32_t len = ms__le32(head + 1);
+    if (kind == 0 || kind >= MS__TB_KINDS)
+        return corrupt(at, "a block of an unknown kind");
+    if (len > MS__TRACE_MAX_BLOCK)
+        return corrupt(at, "an impossible block length");
+    if (!grow((void **)&tr->block, &tr->block_cap, (size_t)len + 5 + 4, 1))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    memcpy(tr->block, head, sizeof head);
+    got = fread(tr->block + 5, 1, (size_t)len + 4, tr->f);
+    if (got < (size_t)len + 4) {
+        if (ferror(tr->f))
+            return ms__fail(MS_EIO, "cannot read the trace: %s", strerror(errno));
+        tr->info.truncated = true; // the file ends inside this block
+        tr->done = true;
+        return 0;
+    }
+    if (ms__le32(tr->block + 5 + len) != ms__trace_crc(tr->block, (size_t)len + 5))
+        return corrupt(at, "its checksum does not match");
+    tr->offset += (uint64_t)len + 9;
+    ms__cursor c = {tr->block + 5, tr->block + 5 + len, false};
+    int rc = 0;
+    switch (kind) {
+    case MS__TB_STRINGS:
+        rc = read_strings(tr, &c, at);
+        break;
+    case MS__TB_SITES:
+        rc = read_sites(tr, &c, at);
+        break;
+    case MS__TB_STACKS:
+        rc = read_stacks(tr, &c, at);
+        break;
+    case MS__TB_EVENTS:
+        rc = read_events(tr, &c, at);
+        break;
+    case MS__TB_SAMPLES:
+        rc = read_samples(tr, &c, at);
+        break;
+    case MS__TB_CONFIG:
+        tr->info.sampling.sample_rate = ms__get_double(&c);
+        tr->info.sampling.capture_call_stack = ms__get_u8(&c) != 0;
+        tr->info.sampling.max_stack_depth = (size_t)ms__get_varint(&c);
+        tr->info.is_estimate = ms__get_u8(&c) != 0;
+        if (c.bad)
+            rc = corrupt(at, "a short configuration block");
+        break;
+    case MS__TB_TRAILER:
+        rc = read_trailer(tr, &c, at);
+        break;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* ------------------------------------------------------------------ API */
+
+int ms_trace_open(const char *path, ms_trace **out)
+{
+    if (!out)
+        return ms__fail(MS_EINVAL, "ms_trace_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "ms_trace_open: path is empty");
+    ms_trace *tr = ms__calloc(1, sizeof *tr);
+    if (!tr)
+        return ms__fail(MS_ENOMEM, "out of memory opening %s", path);
+    tr->f = fopen(path, "rb");
+    if (!tr->f) {
+        int e = errno;
+        ms__free(tr);
+        return ms__fail(MS_EIO, "cannot open %s: %s", path, strerror(e));
+    }
+    uint8_t h[42]; // the fixed part of the header
+    int rc = 0;
+    if (fread(h, 1, sizeof h, tr->f) < sizeof h || memcmp(h, MS__TRACE_MAGIC, 8) != 0) {
+        rc = ms__fail(MS_ECORRUPT, "%s is not a memscope trace (no header)", path);
+    } else {
+        unsigned version = (unsigned)h[8] | (unsigned)h[9] << 8;
+        uint32_t header_len = ms__le32(h + 12);
+        unsigned plen = (unsigned)h[40] | (unsigned)h[41] << 8;
+        if (version > MS__TRACE_VERSION) {
+            rc = ms__fail(MS_ENOTSUP,
+                          "%s is a trace of format version %u; this library reads up to %u", path,
+                          version, MS__TRACE_VERSION);
+        } else if (version == 0 || h[10] != 1 || (h[11] != 4 && h[11] != 8) ||
+                   header_len != sizeof h + plen + 4u || plen > 255) {
+            rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (byte offset 0)", path);
+        } else {
+            uint8_t rest[255 + 4];
+            uint8_t all[sizeof h + 255];
+            if (fread(rest, 1, plen + 4u, tr->f) < plen + 4u) {
+                rc = ms__fail(MS_ECORRUPT, "%s: the trace header is cut short", path);
+            } else {
+                memcpy(all, h, sizeof h);
+                memcpy(all + sizeof h, rest, plen);
+                if (ms__le32(rest + plen) != ms__trace_crc(all, sizeof h + plen)) {
+                    rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (checksum)", path);
+                } else {
+                    tr->info.version = version;
+                    tr->info.resolution_ns = ms__le64(h + 16);
+                    tr->info.pid = ms__le64(h + 24);
+                    tr->info.start_ns = ms__le64(h + 32);
+                    memcpy(tr->program, rest, plen);
+                    tr->program[plen] = '\0';
+                    tr->info.program = tr->program;
+                    tr->offset = header_len;
+                }
+            }
+        }
+    }
+    if (rc < 0) {
+        ms_trace_close(tr);
+        return rc;
+    }
+    *out = tr;
+    return 0;
+}
+
+int ms_trace_next(ms_trace *tr, ms_trace_item *item)
+{
+    if (!tr || !item)
+        return ms__fail(MS_EINVAL, "ms_trace_next: %s is NULL", tr ? "item" : "trace");
+    while (tr->next_item == tr->nitems) {
+        if (tr->done)
+            return 0;
+        tr->nitems = tr->next_item = 0;
+        int rc = next_block(tr);
+        if (rc <= 0) {
+            if (rc < 0)
+                tr->done = true; // an error ends the reading: no garbage after it
+            return rc;
+        }
+    }
+    *item = tr->items[tr->next_item++];
+    if (item->kind == MS_TRACE_EVENT)
+        tr->info.events++;
+    else
+        tr->info.samples++;
+    return 1;
+}
+
+const ms_trace_info *ms_trace_get_info(const ms_trace *tr) { return tr ? &tr->info : NULL; }
+
+size_t ms_trace_stack(const ms_trace *tr, uint32_t id, const char *const **frames)
+{
+    const stack_entry *e = tr && id ? stack_find(tr, id) : NULL;
+    if (frames)
+        *frames = e ? (const char *const *)e->frames : NULL;
+    return e ? e->depth : 0;
+}
+
+void ms_trace_close(ms_trace *tr)
+{
+    if (!tr)
+        return;
+    if (tr->f)
+        fclose(tr->f);
+    for (size_t i = 1; i <= tr->nstrings; i++)
+        ms__free(tr->strings[i]);
+    ms__free(tr->strings);
+    ms__free(tr->sites);
+    for (size_t i = 0; i < tr->stacks_cap; i++)
+        ms__free(tr->stacks[i].frames);
+    ms__free(tr->stacks);
+    ms__free(tr->block);
+    ms__free(tr->items);
+    ms__free(tr);
+}

@@ -1,0 +1,128 @@
+/* trace.h — the binary trace format (docs/binary-format.md): constants and the
+ * byte-level helpers the writer (write.c) and the reader (read.c) share.
+ * Little-endian throughout; integers are LEB128 varints unless fixed. */
+#ifndef MS_TRACE_TRACE_H
+#define MS_TRACE_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/buf.h"
+
+#define MS__TRACE_MAGIC "\x89MSB\r\n\x1a\n" /* 8 bytes, as PNG's: catches text-mode copies */
+#define MS__TRACE_VERSION 1u
+#define MS__TRACE_MAX_BLOCK (16u << 20) /* a longer block is corrupt */
+#define MS__TRACE_BLOCK_EVENTS 65536u   /* events per EVENTS block, at most */
+#define MS__TRACE_END_MAGIC "MSBEND\0\0"
+
+/* Block kinds. */
+enum {
+    MS__TB_STRINGS = 1, /* new strings, ids counting on from the last */
+    MS__TB_SITES = 2,   /* new TRACK sites: five fields as string ids and a line */
+    MS__TB_STACKS = 3,  /* new stacks: id, depth, a string id a frame */
+    MS__TB_EVENTS = 4,  /* events, delta-encoded */
+    MS__TB_SAMPLES = 5, /* system monitor samples */
+    MS__TB_CONFIG = 6,  /* the sampling configuration */
+    MS__TB_TRAILER = 7, /* totals; the last block of a complete trace */
+    MS__TB_KINDS = 8
+};
+
+/* The head byte of an event. */
+#define MS__TE_TYPE 0x03u     /* ms_event_type */
+#define MS__TE_THREAD 0x04u   /* a thread id follows: not the previous event's */
+#define MS__TE_SITE 0x08u     /* a site id follows */
+#define MS__TE_STACK 0x10u    /* a stack id follows */
+#define MS__TE_CAPTURED 0x20u /* recorded by the malloc hooks */
+#define MS__TE_KNOWN 0x3fu    /* bits a version-1 reader knows */
+
+static inline void ms__put_u8(ms__buf *b, uint8_t v) { ms__buf_put(b, &v, 1); }
+static inline void ms__put_le32(ms__buf *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    ms__buf_put(b, x, 4);
+}
+static inline void ms__put_le64(ms__buf *b, uint64_t v)
+{
+    ms__put_le32(b, (uint32_t)v);
+    ms__put_le32(b, (uint32_t)(v >> 32));
+}
+static inline void ms__put_varint(ms__buf *b, uint64_t v)
+{
+    uint8_t x[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        x[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    x[n++] = (uint8_t)v;
+    ms__buf_put(b, x, n);
+}
+static inline uint64_t ms__zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline int64_t ms__unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+static inline void ms__put_double(ms__buf *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    ms__put_le64(b, v);
+}
+
+static inline uint32_t ms__le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t ms__le64(const uint8_t *p)
+{
+    return (uint64_t)ms__le32(p) | (uint64_t)ms__le32(p + 4) << 32;
+}
+
+/* A bounded reader over one block's payload: a read past the end sets `bad`
+ * and returns 0, so decoding a corrupt block cannot run off it. */
+typedef struct ms__cursor {
+    const uint8_t *p, *end;
+    bool bad;
+} ms__cursor;
+
+static inline uint64_t ms__get_varint(ms__cursor *c)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (c->p >= c->end) {
+            c->bad = true;
+            return 0;
+        }
+        uint8_t byte = *c->p++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    c->bad = true; // more than 10 bytes
+    return 0;
+}
+static inline uint8_t ms__get_u8(ms__cursor *c)
+{
+    if (c->p >= c->end) {
+        c->bad = true;
+        return 0;
+    }
+    return *c->p++;
+}
+static inline double ms__get_double(ms__cursor *c)
+{
+    if (c->end - c->p < 8) {
+        c->bad = true;
+        c->p = c->end;
+        return 0.0;
+    }
+    uint64_t v = ms__le64(c->p);
+    c->p += 8;
+    double d;
+    memcpy(&d, &v, sizeof d);
+    return d;
+}
+
+/* CRC-32 (zlib's, the IEEE polynomial) of a block's kind, length and payload. */
+uint32_t ms__trace_crc(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,479 @@
+/* write.c — ms_export_binary: the retained events, the system samples and
+ * the sampling configuration as a binary trace (docs/binary-format.md).
+ * Strings, sites and stacks are written once, in table blocks placed before
+ * the first events block that uses them; stack frames are symbolized here,
+ * since a reader has no access to this process's code. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "export/export.h"
+#include "stack/stack.h"
+#include "store/live.h"
+#include "store/store.h"
+#include "trace/trace.h"
+#include "tracker/tracker.h"
+
+uint32_t ms__trace_crc(const void *data, size_t len)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    const Bytef *p = data;
+    while (len > 0) { // zlib's length is a uInt
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+/* ------------------------------------------------------------ interning */
+
+/* Open-addressing map from a 64-bit key to a 32-bit id (ids start at 1). */
+typedef struct id_map {
+    uint64_t *keys;
+    uint32_t *ids;
+    size_t cap, count;
+} id_map;
+
+static size_t map_hash(uint64_t k, size_t cap)
+{
+    return (size_t)((k * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+static bool map_grow(id_map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 256;
+    uint64_t *nk = ms__calloc(ncap, sizeof *nk);
+    uint32_t *ni = ms__calloc(ncap, sizeof *ni);
+    if (!nk || !ni) {
+        ms__free(nk);
+        ms__free(ni);
+        return false;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->ids[i])
+            continue;
+        size_t j = map_hash(m->keys[i], ncap);
+        while (ni[j])
+            j = (j + 1) & (ncap - 1);
+        nk[j] = m->keys[i];
+        ni[j] = m->ids[i];
+    }
+    ms__free(m->keys);
+    ms__free(m->ids);
+    m->keys = nk;
+    m->ids = ni;
+    m->cap = ncap;
+    return true;
+}
+
+/* @return the slot for key (its id 0 when absent), or NULL out of memory. */
+static uint32_t *map_slot(id_map *m, uint64_t key)
+{
+    if ((m->count + 1) * 2 > m->cap && !map_grow(m))
+        return NULL;
+    size_t i = map_hash(key, m->cap);
+    while (m->ids[i] && m->keys[i] != key)
+        i = (i + 1) & (m->cap - 1);
+    m->keys[i] = key;
+    return &m->ids[i];
+}
+
+static void map_free(id_map *m)
+{
+    ms__free(m->keys);
+    ms__free(m->ids);
+}
+
+typedef struct writer {
+    ms__buf out;                                             /* the file */
+    ms__buf strings, sites, stacks, evs;                     /* blocks being filled */
+    uint32_t nstrings, nsites;                               /* ids given so far */
+    uint32_t pending_strings, pending_sites, pending_stacks; /* entries in the buffers */
+    uint32_t nevents;                                        /* events in evs */
+    id_map str_by_hash; /* string content hash -> id (content checked in str_text) */
+    char **str_text;    /* id -> the string, to check hash collisions */
+    size_t str_cap;
+    id_map site_by_ptr, stack_seen, frame_by_pc;
+    uint64_t prev_ts, prev_tid;
+    uintptr_t prev_ptr;
+    const ms__timebase *tb;
+    const ms__tids *tids;
+    uint64_t total_events, blocks;
+    bool oom;
+} writer;
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * UINT64_C(1099511628211);
+    return h | 1; // never 0
+}
+
+/* @return the id of string s (0 for NULL), adding it to the next STRINGS block. */
+static uint32_t string_id(writer *w, const char *s)
+{
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    uint64_t h = fnv1a(s, n);
+    for (uint64_t probe = h;; probe += UINT64_C(0x9E3779B97F4A7C15)) { // rare collisions: rehash
+        uint32_t *slot = map_slot(&w->str_by_hash, probe);
+        if (!slot) {
+            w->oom = true;
+            return 0;
+        }
+        if (*slot && strcmp(w->str_text[*slot], s) == 0)
+            return *slot;
+        if (*slot)
+            continue;
+        if (w->nstrings + 2 > w->str_cap) {
+            size_t ncap = w->str_cap ? w->str_cap * 2 : 256;
+            char **nt = ms__calloc(ncap, sizeof *nt);
+            if (!nt) {
+                w->oom = true;
+                return 0;
+            }
+            if (w->str_text)
+                memcpy(nt, w->str_text, w->str_cap * sizeof *nt);
+            ms__free(w->str_text);
+            w->str_text = nt;
+            w->str_cap = ncap;
+        }
+        char *copy = ms__malloc(n + 1);
+        if (!copy) {
+            w->oom = true;
+            return 0;
+        }
+        memcpy(copy, s, n + 1);
+        *slot = ++w->nstrings;
+        w->pending_strings++;
+        w->str_by_hash.count++;
+        w->str_text[*slot] = copy;
+        ms__put_varint(&w->strings, n);
+        ms__buf_put(&w->strings, s, n);
+        return *slot;
+    }
+}
+
+static uint32_t site_id(writer *w, const ms_site *site)
+{
+    uint32_t *slot = map_slot(&w->site_by_ptr, (uint64_t)(uintptr_t)site);
+    if (!slot) {
+        w->oom = true;
+        return 0;
+    }
+    if (*slot)
+        return *slot;
+    *slot = ++w->nsites;
+    w->pending_sites++;
+    w->site_by_ptr.count++;
+    uint32_t name = string_id(w, site->name), type = string_id(w, site->type);
+    uint32_t file = string_id(w, site->file), func = string_id(w, site->func);
+    ms__put_varint(&w->sites, name);
+    ms__put_varint(&w->sites, type);
+    ms__put_varint(&w->sites, file);
+    ms__put_varint(&w->sites, site->line);
+    ms__put_varint(&w->sites, func);
+    return *slot;
+}
+
+/* The text of the frame at pc, as the reports print it, once per pc. */
+static uint32_t frame_id(writer *w, uintptr_t pc)
+{
+    uint32_t *slot = map_slot(&w->frame_by_pc, (uint64_t)pc);
+    if (!slot) {
+        w->oom = true;
+        return 0;
+    }
+    if (*slot)
+        return *slot;
+    ms__symbol sym;
+    char text[1024];
+    ms__symbolize_pc(pc, &sym);
+    ms__symbol_format(&sym, pc, text, sizeof text);
+    uint32_t id = string_id(w, text);
+    // string_id may have grown other maps, not this one: the slot still holds
+    slot = map_slot(&w->frame_by_pc, (uint64_t)pc);
+    if (!slot) {
+        w->oom = true;
+        return 0;
+    }
+    *slot = id;
+    w->frame_by_pc.count++;
+    return id;
+}
+
+static void note_stack(writer *w, uint32_t stack)
+{
+    uint32_t *slot = map_slot(&w->stack_seen, stack);
+    if (!slot) {
+        w->oom = true;
+        return;
+    }
+    if (*slot)
+        return;
+    *slot = 1;
+    w->stack_seen.count++;
+    const uintptr_t *frames;
+    size_t depth = ms__stack_get(stack, &frames);
+    ms__buf entry; // frames may add strings: write the entry after them
+    ms__buf_init(&entry);
+    ms__put_varint(&entry, stack);
+    ms__put_varint(&entry, depth);
+    for (size_t i = 0; i < depth; i++)
+        ms__put_varint(&entry, frame_id(w, frames[i]));
+    ms__buf_put(&w->stacks, entry.data, entry.len);
+    w->oom |= entry.failed;
+    ms__buf_free(&entry);
+    w->pending_stacks++;
+}
+
+/* ------------------------------------------------------------- blocks */
+
+static void emit_block(writer *w, unsigned kind, const ms__buf *payload)
+{
+    size_t at = w->out.len;
+    ms__put_u8(&w->out, (uint8_t)kind);
+    ms__put_le32(&w->out, (uint32_t)payload->len);
+    ms__buf_put(&w->out, payload->data, payload->len);
+    if (w->out.failed)
+        return;
+    ms__put_le32(&w->out, ms__trace_crc(w->out.data + at, w->out.len - at));
+    w->blocks++;
+}
+
+/* A table block: its entry count, then the entries. */
+static void emit_table(writer *w, unsigned kind, ms__buf *entries, uint32_t *count)
+{
+    if (*count == 0)
+        return;
+    ms__buf b;
+    ms__buf_init(&b);
+    ms__put_varint(&b, *count);
+    ms__buf_put(&b, entries->data, entries->len);
+    w->oom |= b.failed;
+    emit_block(w, kind, &b);
+    ms__buf_free(&b);
+    entries->len = 0;
+    *count = 0;
+}
+
+/* The tables the events use, then the events. */
+static void flush_events(writer *w)
+{
+    emit_table(w, MS__TB_STRINGS, &w->strings, &w->pending_strings);
+    emit_table(w, MS__TB_SITES, &w->sites, &w->pending_sites);
+    emit_table(w, MS__TB_STACKS, &w->stacks, &w->pending_stacks);
+    emit_table(w, MS__TB_EVENTS, &w->evs, &w->nevents);
+    w->prev_ts = 0; // each events block decodes on its own
+    w->prev_tid = 0;
+    w->prev_ptr = 0;
+}
+
+/* Encode one retained record (ms__store_visit_retained). */
+static void put_event(const ms__rec *r, void *arg)
+{
+    writer *w = arg;
+    unsigned type = ms__rec_type(r);
+    if (type == MS__REC_NAME) // a name for a captured block, not an event (as ms_tracker_events)
+        return;
+    uint64_t ts = ms__timebase_ns(w->tb, r->tick);
+    uint64_t tid = ms__tids_get(w->tids, ms__rec_slot(r));
+    const ms_site *site = ms__public_site(r->site);
+    uint32_t stack = ms__rec_stack(r);
+    uint8_t head = (uint8_t)type;
+    if (tid != w->prev_tid)
+        head |= MS__TE_THREAD;
+    if (site)
+        head |= MS__TE_SITE;
+    if (stack)
+        head |= MS__TE_STACK;
+    if (ms__rec_flags(r) & MS__RF_CAPTURED)
+        head |= MS__TE_CAPTURED;
+    // Table entries first: they go in the blocks before this events block.
+    uint32_t sid = site ? site_id(w, site) : 0;
+    if (stack)
+        note_stack(w, stack);
+    ms__buf *b = &w->evs;
+    ms__put_u8(b, head);
+    ms__put_varint(b, ms__zigzag((int64_t)(ts - w->prev_ts)));
+    if (head & MS__TE_THREAD)
+        ms__put_varint(b, tid);
+    ms__put_varint(b, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
+    if (type != MS_EVENT_DEALLOCATE)
+        ms__put_varint(b, ms__rec_size(r));
+    if (type == MS_EVENT_REALLOCATE) {
+        ms__put_varint(b, ms__zigzag((int64_t)(r->old_ptr - r->ptr)));
+        ms__put_varint(b, ms__rec_old_size(r));
+    }
+    if (sid)
+        ms__put_varint(b, sid);
+    if (stack)
+        ms__put_varint(b, stack);
+    w->prev_ts = ts;
+    w->prev_tid = tid;
+    w->prev_ptr = r->ptr;
+    w->total_events++;
+    if (++w->nevents == MS__TRACE_BLOCK_EVENTS)
+        flush_events(w);
+}
+
+static void put_sample(ms__buf *b, const ms_system_snapshot *x)
+{
+    ms__put_varint(b, x->timestamp);
+    ms__put_double(b, x->cpu_usage_percent);
+    ms__put_varint(b, x->memory_usage_bytes);
+    ms__put_double(b, x->memory_usage_percent);
+    ms__put_varint(b, x->thread_count);
+    ms__put_varint(b, x->disk_read_bps);
+    ms__put_varint(b, x->disk_write_bps);
+    ms__put_varint(b, x->network_rx_bps);
+    ms__put_varint(b, x->network_tx_bps);
+    ms__put_double(b, x->gpu_usage_percent);
+    ms__put_varint(b, x->gpu_memory_used);
+    ms__put_varint(b, x->gpu_memory_total);
+    ms__put_varint(b, x->interval_ns);
+    ms__put_double(b, x->machine_cpu_percent);
+    ms__put_varint(b, x->machine_memory_used);
+    ms__put_varint(b, x->machine_memory_total);
+    ms__put_varint(b, x->machine_disk_read_bps);
+    ms__put_varint(b, x->machine_disk_write_bps);
+    ms__put_varint(b, x->loopback_rx_bps);
+    ms__put_varint(b, x->loopback_tx_bps);
+    ms__put_varint(b, x->cpu_count);
+    ms__put_varint(b, x->gpu_count);
+    ms__put_varint(b, x->missing);
+    ms__put_u8(b, x->gpu_available);
+}
+
+/* The stats a trailer carries, in this order (docs/binary-format.md). */
+static void put_stats(ms__buf *b, const ms_memory_stats *st)
+{
+    const uint64_t v[] = {st->total_allocations,    st->total_deallocations,
+                          st->active_allocations,   st->total_allocated,
+                          st->total_deallocated,    st->current_memory,
+                          st->peak_memory,          st->unmatched_deallocations,
+                          st->dropped_events,       st->evicted_events,
+                          st->retained_events,      st->ignored_deallocations,
+                          st->replaced_allocations, st->track_errors,
+                          st->sampled_out,          st->unseen_deallocations,
+                          st->null_deallocations,   st->failed_allocations};
+    ms__put_varint(b, sizeof v / sizeof v[0]);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        ms__put_varint(b, v[i]);
+}
+
+static void put_header(writer *w, ms_tracker *t)
+{
+    char prog[256];
+    ms__program_name(prog, sizeof prog);
+    size_t plen = strlen(prog);
+    ms__buf *b = &w->out;
+    ms__buf_put(b, MS__TRACE_MAGIC, 8);
+    ms__put_u8(b, MS__TRACE_VERSION & 0xff);
+    ms__put_u8(b, MS__TRACE_VERSION >> 8);
+    ms__put_u8(b, 1); // little-endian
+    ms__put_u8(b, (uint8_t)sizeof(void *));
+    uint32_t header_len = 8 + 4 + 4 + 8 * 3 + 2 + (uint32_t)plen + 4;
+    ms__put_le32(b, header_len);
+    // Captured events carry the folder's coarse clock (about 1 ms); TRACK's,
+    // the tick counter's (docs/design.md §3).
+    ms__put_le64(b, ms_atomic_load_relaxed(&t->captured) ? 1000000u : 1u);
+    ms__put_le64(b, (uint64_t)getpid());
+    ms__put_le64(b, t->start_ns);
+    ms__put_u8(b, (uint8_t)plen);
+    ms__put_u8(b, (uint8_t)(plen >> 8));
+    ms__buf_put(b, prog, plen);
+    if (!b->failed)
+        ms__put_le32(b, ms__trace_crc(b->data, b->len));
+}
+
+static void writer_free(writer *w)
+{
+    ms__buf_free(&w->out);
+    ms__buf_free(&w->strings);
+    ms__buf_free(&w->sites);
+    ms__buf_free(&w->stacks);
+    ms__buf_free(&w->evs);
+    for (size_t i = 0; i <= w->nstrings && w->str_text; i++)
+        ms__free(w->str_text[i]);
+    ms__free(w->str_text);
+    map_free(&w->str_by_hash);
+    map_free(&w->site_by_ptr);
+    map_free(&w->stack_seen);
+    map_free(&w->frame_by_pc);
+}
+
+static int export_binary(ms_tracker *t, const char *path)
+{
+    if (!t)
+        return ms__fail(MS_ENULLTRACKER, "ms_export_binary: tracker is NULL");
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "ms_export_binary: path is empty");
+    ms_memory_snapshot *snap = NULL;
+    ms_memory_stats stats;
+    ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
+    if (!r)
+        return ms_last_error();
+    writer w = {.tb = ms__clock_timebase(), .tids = t->store->tids};
+    ms__buf_init(&w.out);
+    ms__buf_init(&w.strings);
+    ms__buf_init(&w.sites);
+    ms__buf_init(&w.stacks);
+    ms__buf_init(&w.evs);
+    put_header(&w, t);
+
+    ms_sampling_config cfg = ms__tracker_sampling(t);
+    ms__buf b;
+    ms__buf_init(&b);
+    ms__put_double(&b, cfg.sample_rate);
+    ms__put_u8(&b, cfg.capture_call_stack);
+    ms__put_varint(&b, cfg.max_stack_depth);
+    ms__put_u8(&b, r->is_estimate);
+    emit_block(&w, MS__TB_CONFIG, &b);
+
+    ms__store_lock_folded(t->store);
+    ms__store_visit_retained(t->store, put_event, &w);
+    ms__store_unlock(t->store);
+    flush_events(&w);
+
+    for (size_t i = 0; i < r->system_snapshot_count; i += 4096) {
+        size_t n = r->system_snapshot_count - i < 4096 ? r->system_snapshot_count - i : 4096;
+        b.len = 0;
+        ms__put_varint(&b, n);
+        for (size_t k = 0; k < n; k++)
+            put_sample(&b, &r->system_snapshots[i + k]);
+        emit_block(&w, MS__TB_SAMPLES, &b);
+    }
+
+    b.len = 0;
+    ms__put_varint(&b, w.total_events);
+    ms__put_varint(&b, r->system_snapshot_count);
+    ms__put_varint(&b, w.blocks + 1); // this one too
+    put_stats(&b, &stats);
+    ms__buf_put(&b, MS__TRACE_END_MAGIC, 8);
+    emit_block(&w, MS__TB_TRAILER, &b);
+    bool oom = w.oom || b.failed || w.out.failed || w.evs.failed || w.strings.failed ||
+               w.sites.failed || w.stacks.failed;
+    ms__buf_free(&b);
+    int rc = oom ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
+                 : ms__write_file_atomic(path, w.out.data, w.out.len);
+    writer_free(&w);
+    ms_report_free(r);
+    ms_snapshot_free(snap);
+    return rc;
+}
+
+int ms_export_binary(ms_tracker *t, const char *path)
+{
+    ms__internal_enter(); // under capture the export's memory is not the program's
+    int rc = export_binary(t, path);
+    ms__internal_leave();
+    return rc;
+}

@@ -1,0 +1,380 @@
+/* test_trace.c — the binary trace (docs/binary-format.md): written by
+ * ms_export_binary and read back by ms_trace_* event by event, equal to
+ * ms_tracker_events; truncated at every block boundary and at random offsets
+ * (read to the last whole block, then "truncated"); every block kind with a
+ * flipped bit, an unknown kind, an impossible length and a newer version
+ * (clear errors, no crash). */
+#define _GNU_SOURCE
+#include <memscope.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "test_util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static char dir[4096];
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The blocks of a trace file: offset and kind of each, after the header. */
+typedef struct block_at {
+    size_t at, len; /* len: the whole block, kind to CRC */
+    unsigned kind;
+} block_at;
+
+static size_t walk(const unsigned char *file, size_t n, block_at *out, size_t max)
+{
+    size_t at = le32(file + 12), k = 0; // header_len
+    while (at + 5 <= n && k < max) {
+        size_t len = 5 + (size_t)le32(file + at + 1) + 4;
+        out[k++] = (block_at){at, len, file[at]};
+        at += len;
+    }
+    return k;
+}
+
+/* Read a whole trace: @return the last ms_trace_next result; counts in *events. */
+static int read_all(const char *path, size_t *events, ms_trace_info *info)
+{
+    ms_trace *tr;
+    *events = 0;
+    if (info)
+        *info = (ms_trace_info){0};
+    int rc = ms_trace_open(path, &tr);
+    if (rc < 0)
+        return rc;
+    ms_trace_item it;
+    while ((rc = ms_trace_next(tr, &it)) == 1)
+        if (it.kind == MS_TRACE_EVENT)
+            (*events)++;
+    if (info)
+        *info = *ms_trace_get_info(tr);
+    ms_trace_close(tr);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the run */
+
+static ms_tracker *t;
+
+__attribute__((noinline)) static void *grow_and_free(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 300; i++) {
+        char *p = malloc(32);
+        TRACK(t, p);
+        p = ms_realloc(t, p, 64 + (size_t)i);
+        if (i % 3)
+            MS_FREE(t, p);
+    }
+    return NULL;
+}
+
+/* A run with named blocks, stacks, reallocations, two threads and samples,
+ * exported to dir/run.msb. */
+static void record_run(void)
+{
+    t = ms_tracker_new();
+    assert_non_null(t);
+    ms_tracker_with_sampling(t, (ms_sampling_config){1.0, true, 16});
+    ms_tracker_with_monitor_interval(t, 20);
+    ms_tracker_with_system_monitoring(t);
+    grow_and_free(NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, grow_and_free, NULL), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    static const ms_site odd = {"we\"ird</script>", "char *", "x.c", 7, "f"};
+    char *q = malloc(10);
+    ms_track_as(t, q, 10, &odd);
+    usleep(120000); // a few samples
+    ms_tracker_stop_system_monitoring(t);
+}
+
+static void trace_should_hold_every_event(void **state)
+{
+    (void)state;
+    char path[4200];
+    path_in(path, sizeof path, "run.msb");
+    record_run();
+    assert_int_equal(ms_export_binary(t, path), 0);
+    ms_memory_stats st = ms_tracker_stats(t);
+    size_t n;
+    ms_memory_event *ev = ms_tracker_events(t, &n);
+    assert_true(n > 600);
+
+    ms_trace *tr;
+    assert_int_equal(ms_trace_open(path, &tr), 0);
+    const ms_trace_info *info = ms_trace_get_info(tr);
+    assert_int_equal(info->version, 1);
+    assert_int_equal(info->pid, (uint64_t)getpid());
+    assert_string_equal(info->program, "test_trace");
+    ms_trace_item it;
+    size_t i = 0, samples = 0, with_stack = 0;
+    int rc;
+    while ((rc = ms_trace_next(tr, &it)) == 1) {
+        if (it.kind == MS_TRACE_SAMPLE) {
+            assert_true(it.sample.timestamp > 0);
+            samples++;
+            continue;
+        }
+        assert_true(i < n);
+        const ms_memory_event *a = &ev[i++], *b = &it.event;
+        assert_int_equal(a->timestamp, b->timestamp);
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->ptr, b->ptr);
+        assert_int_equal(a->old_ptr, b->old_ptr);
+        assert_int_equal(a->size, b->size);
+        assert_int_equal(a->old_size, b->old_size);
+        assert_int_equal(a->thread_id, b->thread_id);
+        assert_int_equal(a->site == NULL, b->site == NULL);
+        if (a->site) {
+            assert_string_equal(a->site->name, b->site->name);
+            assert_string_equal(a->site->type, b->site->type);
+            assert_string_equal(a->site->file, b->site->file);
+            assert_string_equal(a->site->func, b->site->func);
+            assert_int_equal(a->site->line, b->site->line);
+        }
+        if (it.stack_id) {
+            const char *const *frames;
+            size_t depth = ms_trace_stack(tr, it.stack_id, &frames);
+            assert_true(depth >= 2);
+            // The frames are this process's stack, symbolized as reports print them.
+            uintptr_t pcs[64];
+            assert_int_equal(ms_stack_frames(it.stack_id, pcs, 64), depth);
+            char want[1024];
+            assert_int_equal(ms_symbolize(pcs[0], want, sizeof want), 0);
+            assert_string_equal(frames[0], want);
+            with_stack++;
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(i, n);
+    assert_true(with_stack >= 600); // every TRACK's (frees and moves carry none)
+    assert_true(samples >= 2);
+    info = ms_trace_get_info(tr);
+    assert_true(info->complete);
+    assert_false(info->truncated);
+    assert_true(info->sampling.capture_call_stack);
+    assert_int_equal(info->stats.total_allocations, st.total_allocations);
+    assert_int_equal(info->stats.peak_memory, st.peak_memory);
+    assert_int_equal(info->stats.active_allocations, st.active_allocations);
+    ms_trace_close(tr);
+    ms_events_free(ev);
+}
+
+static unsigned char *load(const char *path, size_t *n)
+{
+    char *d = slurp_file(path, n);
+    assert_non_null(d);
+    return (unsigned char *)d;
+}
+
+static void truncated_traces_should_read_to_the_last_whole_block(void **state)
+{
+    (void)state;
+    char path[4200], cut[4200];
+    path_in(path, sizeof path, "run.msb");
+    path_in(cut, sizeof cut, "cut.msb");
+    size_t n;
+    unsigned char *file = load(path, &n);
+    block_at blocks[4096];
+    size_t nb = walk(file, n, blocks, 4096);
+    assert_true(nb >= 5);
+    assert_int_equal(blocks[nb - 1].kind, 7); // the trailer
+    size_t total;
+    assert_int_equal(read_all(path, &total, NULL), 0);
+    // The events in whole blocks before each offset.
+    size_t *before = calloc(nb + 1, sizeof *before);
+    assert_non_null(before);
+    for (size_t k = 0; k < nb; k++) {
+        size_t ev = 0;
+        if (blocks[k].kind == 4) { // an events block: its count is its first varint
+            const unsigned char *p = file + blocks[k].at + 5;
+            for (unsigned shift = 0;; shift += 7, p++) {
+                ev |= (size_t)(*p & 0x7f) << shift;
+                if (!(*p & 0x80))
+                    break;
+            }
+        }
+        before[k + 1] = before[k] + ev;
+    }
+    assert_int_equal(before[nb], total);
+    uint64_t rng = 12345;
+    for (size_t k = 0; k <= nb + 200; k++) {
+        size_t len;
+        if (k <= nb) {
+            len = k < nb ? blocks[k].at : n; // at each boundary, and whole
+        } else {
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            len = (size_t)(rng >> 33) % n;
+        }
+        write_bytes(cut, file, len);
+        size_t events;
+        ms_trace_info info;
+        int rc = read_all(cut, &events, &info);
+        if (len < blocks[0].at) { // inside the header
+            assert_int_equal(rc, MS_ECORRUPT);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        size_t whole = 0;
+        while (whole < nb && blocks[whole].at + blocks[whole].len <= len)
+            whole++;
+        assert_int_equal(events, before[whole]);
+        assert_int_equal(info.truncated, len < n);
+        assert_int_equal(info.complete, len == n);
+    }
+    free(before);
+    free(file);
+}
+
+static void damaged_blocks_should_give_a_clear_error(void **state)
+{
+    (void)state;
+    char path[4200], bad[4200];
+    path_in(path, sizeof path, "run.msb");
+    path_in(bad, sizeof bad, "bad.msb");
+    size_t n;
+    unsigned char *file = load(path, &n);
+    block_at blocks[4096];
+    size_t nb = walk(file, n, blocks, 4096);
+    bool seen[8] = {false};
+    for (size_t k = 0; k < nb; k++) {
+        seen[blocks[k].kind] = true;
+        // A flipped bit anywhere in the block: the checksum (or the length) catches it.
+        for (size_t at = blocks[k].at; at < blocks[k].at + blocks[k].len;
+             at += 1 + blocks[k].len / 7) {
+            file[at] ^= 0x10;
+            write_bytes(bad, file, n);
+            file[at] ^= 0x10;
+            size_t events;
+            int rc = read_all(bad, &events, NULL);
+            if (rc == 0) { // a bit in a length can make the file look cut short
+                ms_trace_info info;
+                read_all(bad, &events, &info);
+                assert_true(info.truncated);
+                continue;
+            }
+            assert_int_equal(rc, MS_ECORRUPT);
+            assert_non_null(strstr(ms_last_error_message(), "offset"));
+        }
+    }
+    for (unsigned kind = 1; kind <= 7; kind++)
+        if (kind != 2 && kind != 3) // sites and stacks: present in this run too
+            assert_true(seen[kind]);
+    assert_true(seen[2] && seen[3]);
+
+    // An unknown kind and an impossible length, with a valid checksum.
+    unsigned char *copy = malloc(n);
+    assert_non_null(copy);
+    memcpy(copy, file, n);
+    size_t at = blocks[1].at;
+    copy[at] = 42;
+    put_le32(copy + blocks[1].at + blocks[1].len - 4,
+             (uint32_t)crc32(0, copy + at, (uInt)(blocks[1].len - 4)));
+    write_bytes(bad, copy, n);
+    size_t events;
+    assert_int_equal(read_all(bad, &events, NULL), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "unknown kind"));
+    memcpy(copy, file, n);
+    put_le32(copy + at + 1, 0x7fffffffu);
+    write_bytes(bad, copy, n);
+    assert_int_equal(read_all(bad, &events, NULL), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "length"));
+
+    // A newer format version: its own clear error.
+    memcpy(copy, file, n);
+    copy[8] = 2;
+    size_t hl = le32(copy + 12);
+    put_le32(copy + hl - 4, (uint32_t)crc32(0, copy, (uInt)(hl - 4)));
+    write_bytes(bad, copy, n);
+    assert_int_equal(read_all(bad, &events, NULL), MS_ENOTSUP);
+    assert_non_null(strstr(ms_last_error_message(), "version 2"));
+
+    // Not a trace at all, and no file.
+    write_bytes(bad, "{\"format\": \"memscope\"}", 22);
+    assert_int_equal(read_all(bad, &events, NULL), MS_ECORRUPT);
+    path_in(bad, sizeof bad, "missing.msb");
+    assert_int_equal(read_all(bad, &events, NULL), MS_EIO);
+    ms_trace *tr = NULL;
+    assert_int_equal(ms_trace_open(NULL, &tr), MS_EINVAL);
+    assert_null(tr);
+    free(copy);
+    free(file);
+}
+
+static void export_errors_should_be_clear(void **state)
+{
+    (void)state;
+    assert_int_equal(ms_export_binary(NULL, "/tmp/x.msb"), MS_ENULLTRACKER);
+    assert_int_equal(ms_export_binary(t, ""), MS_EINVAL);
+    assert_int_equal(ms_export_binary(t, "/proc/memscope-test/x.msb"), MS_EIO);
+    // The auto-export of a .msb path writes a trace.
+    char path[4200];
+    path_in(path, sizeof path, "auto.msb");
+    ms_tracker *a = ms_tracker_new();
+    assert_ptr_equal(ms_tracker_with_auto_export(a, path), a);
+    int *x = malloc(sizeof *x);
+    TRACK(a, x);
+    ms_tracker_free(a);
+    size_t events;
+    ms_trace_info info;
+    assert_int_equal(read_all(path, &events, &info), 0);
+    assert_int_equal(events, 1);
+    assert_true(info.complete);
+    free(x);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    make_temp_dir(dir, sizeof dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ms_tracker_free(t);
+    remove_tree(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(trace_should_hold_every_event),
+        cmocka_unit_test(truncated_traces_should_read_to_the_last_whole_block),
+        cmocka_unit_test(damaged_blocks_should_give_a_clear_error),
+        cmocka_unit_test(export_errors_should_be_clear),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
