@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build=${1:-build}
-benches=(bench_clock bench_track bench_snapshot bench_memory bench_monitor bench_fold)
+benches=(bench_clock bench_track bench_snapshot bench_memory bench_monitor bench_fold bench_trace)
 
 for b in "${benches[@]}"; do
   if [ ! -x "$build/bench/$b" ]; then

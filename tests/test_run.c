@@ -4,6 +4,7 @@
  * must leave a valid report with the right figures and PROG's exit status. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
+#include <memscope.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <setjmp.h>
@@ -180,6 +181,59 @@ static void html_report_should_show_the_leak(void **state)
     const char *wrong[] = {MEMSCOPE_CLI, "run", "--format",      "html", "-o",
                            out,          "--",  PROGS "/leak37", NULL};
     assert_int_equal(run(wrong, NULL), 2);
+}
+
+static void report_should_read_a_trace(void **state)
+{
+    (void)state;
+    char trace[600], out[600], cut[600];
+    path_in(trace, sizeof trace, "t.msb");
+    path_in(out, sizeof out, "report.txt");
+    path_in(cut, sizeof cut, "cut.msb");
+    ms_tracker *t = ms_tracker_new();
+    static char *keep[37];
+    for (int i = 0; i < 100; i++) {
+        char *p = malloc(100);
+        TRACK(t, p);
+        if (i < 37)
+            keep[i] = p;
+        else
+            MS_FREE(t, p);
+    }
+    assert_int_equal(ms_export_binary(t, trace), 0);
+    const char *argv[] = {MEMSCOPE_CLI, "report", trace, NULL};
+    assert_int_equal(run(argv, out), 0);
+    char *said = slurp_file(out, NULL);
+    assert_non_null(said);
+    assert_non_null(strstr(said, "complete"));
+    assert_non_null(strstr(said, "163 events (100 allocations, 63 frees, 0 reallocations)"));
+    assert_non_null(strstr(said, "in 37 blocks at the end"));
+    free(said);
+    // Cut short: read to the last whole block, and said.
+    size_t n = 0;
+    char *whole = slurp_file(trace, &n);
+    assert_non_null(whole);
+    FILE *f = fopen(cut, "wb");
+    assert_non_null(f);
+    fwrite(whole, 1, n - 10, f);
+    fclose(f);
+    const char *argv2[] = {MEMSCOPE_CLI, "report", cut, NULL};
+    assert_int_equal(run(argv2, out), 0);
+    said = slurp_file(out, NULL);
+    assert_non_null(strstr(said, "TRUNCATED"));
+    free(said);
+    // Damaged: an error, exit status 1.
+    whole[n / 2] ^= 1;
+    f = fopen(cut, "wb");
+    fwrite(whole, 1, n, f);
+    fclose(f);
+    assert_int_equal(run(argv2, out), 1);
+    free(whole);
+    const char *json[] = {MEMSCOPE_CLI, "report", trace, "--json", out, NULL};
+    assert_int_equal(run(json, NULL), 2); // not in this release
+    for (int i = 0; i < 37; i++)
+        MS_FREE(t, keep[i]);
+    ms_tracker_free(t);
 }
 
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
@@ -407,6 +461,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(leak_should_be_found_with_its_function, setup, teardown),
         cmocka_unit_test_setup_teardown(html_report_should_show_the_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(report_should_read_a_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),

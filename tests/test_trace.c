@@ -126,7 +126,7 @@ static void trace_should_hold_every_event(void **state)
     record_run();
     assert_int_equal(ms_export_binary(t, path), 0);
     ms_memory_stats st = ms_tracker_stats(t);
-    size_t n;
+    size_t n = 0;
     ms_memory_event *ev = ms_tracker_events(t, &n);
     assert_true(n > 600);
 
@@ -203,7 +203,7 @@ static void truncated_traces_should_read_to_the_last_whole_block(void **state)
     char path[4200], cut[4200];
     path_in(path, sizeof path, "run.msb");
     path_in(cut, sizeof cut, "cut.msb");
-    size_t n;
+    size_t n = 0;
     unsigned char *file = load(path, &n);
     block_at blocks[4096];
     size_t nb = walk(file, n, blocks, 4096);
@@ -262,7 +262,7 @@ static void damaged_blocks_should_give_a_clear_error(void **state)
     char path[4200], bad[4200];
     path_in(path, sizeof path, "run.msb");
     path_in(bad, sizeof bad, "bad.msb");
-    size_t n;
+    size_t n = 0;
     unsigned char *file = load(path, &n);
     block_at blocks[4096];
     size_t nb = walk(file, n, blocks, 4096);

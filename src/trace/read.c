@@ -11,8 +11,18 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/error.h"
+#include "stack/stack.h"
 #include "trace/trace.h"
+
+/* A decoded event record: the public item and what only a replay needs. */
+typedef struct rec_item {
+    ms_trace_item pub;
+    uint64_t tick;
+    uint8_t type;  /* 0..3: ms_event_type, or 3 for a TRACK name of a captured block */
+    uint8_t flags; /* MS__TF_* */
+} rec_item;
 
 typedef struct stack_entry {
     uint32_t id;
@@ -31,9 +41,15 @@ struct ms_trace {
     size_t nsites, sites_cap;
     stack_entry *stacks; /* open addressing by id */
     size_t nstacks, stacks_cap;
-    uint8_t *block; /* the current block's payload */
+    char **symbols; /* id - 1 -> the frame's text, as reports print it */
+    size_t nsymbols, symbols_cap;
+    ms__timebase tb;                  /* the traced process's ticks -> ns */
+    uint64_t records, sample_records; /* decoded so far, for the trailer's check */
+    uint64_t series_width;            /* ticks a series point spans at the start */
+    bool captured;                    /* the traced tracker was capture's */
+    uint8_t *block;                   /* the current block's payload */
     size_t block_cap;
-    ms_trace_item *items; /* decoded from the current events or samples block */
+    rec_item *items; /* decoded from the current events or samples block */
     size_t nitems, next_item, items_cap;
     bool done;
 };
@@ -139,6 +155,41 @@ static int read_strings(ms_trace *tr, ms__cursor *c, uint64_t at)
     return 0;
 }
 
+static int read_symbols(ms_trace *tr, ms__cursor *c, uint64_t at)
+{
+    uint64_t n = ms__get_varint(c);
+    if (n > (uint64_t)(c->end - c->p) / 6)
+        return corrupt(at, "more symbols than the block can hold");
+    if (!grow((void **)&tr->symbols, &tr->symbols_cap, tr->nsymbols + n, sizeof(char *)))
+        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+    for (uint64_t i = 0; i < n; i++) {
+        bool bad = false;
+        uint64_t pc = ms__get_varint(c);
+        const char *fn = string_at(tr, ms__get_varint(c), &bad);
+        const char *file = string_at(tr, ms__get_varint(c), &bad);
+        uint64_t line = ms__get_varint(c);
+        const char *mod = string_at(tr, ms__get_varint(c), &bad);
+        uint64_t offset = ms__get_varint(c);
+        if (bad || c->bad || line > UINT32_MAX)
+            return corrupt(at, "a symbol names a string that is not there");
+        ms__symbol sym;
+        snprintf(sym.function, sizeof sym.function, "%s", fn ? fn : "");
+        snprintf(sym.file, sizeof sym.file, "%s", file ? file : "");
+        sym.line = (unsigned)line;
+        snprintf(sym.module, sizeof sym.module, "%s", mod ? mod : "");
+        sym.offset = (uintptr_t)offset;
+        char text[1024];
+        ms__symbol_format(&sym, (uintptr_t)pc, text, sizeof text);
+        size_t len = strlen(text);
+        char *copy = ms__malloc(len + 1);
+        if (!copy)
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        memcpy(copy, text, len + 1);
+        tr->symbols[tr->nsymbols++] = copy;
+    }
+    return 0;
+}
+
 static int read_sites(ms_trace *tr, ms__cursor *c, uint64_t at)
 {
     uint64_t n = ms__get_varint(c);
@@ -176,8 +227,13 @@ static int read_stacks(ms_trace *tr, ms__cursor *c, uint64_t at)
         if (!frames)
             return ms__fail(MS_ENOMEM, "out of memory reading the trace");
         bool bad = false;
-        for (uint64_t d = 0; d < depth; d++)
-            frames[d] = string_at(tr, ms__get_varint(c), &bad);
+        for (uint64_t d = 0; d < depth; d++) {
+            uint64_t sym = ms__get_varint(c);
+            if (sym == 0 || sym > tr->nsymbols)
+                bad = true;
+            else
+                frames[d] = tr->symbols[sym - 1];
+        }
         if (bad || c->bad) {
             ms__free(frames);
             return corrupt(at, "a stack names a frame that is not there");
@@ -197,23 +253,27 @@ static int read_events(ms_trace *tr, ms__cursor *c, uint64_t at)
         return corrupt(at, "more events than the block can hold");
     if (!grow((void **)&tr->items, &tr->items_cap, n, sizeof *tr->items))
         return ms__fail(MS_ENOMEM, "out of memory reading the trace");
-    uint64_t ts = 0, tid = 0;
+    uint64_t tick = 0, tid = 0;
     uintptr_t ptr = 0;
     for (uint64_t i = 0; i < n; i++) {
         uint8_t head = ms__get_u8(c);
+        uint8_t flags = (head & MS__TE_FLAGS) ? ms__get_u8(c) : 0;
         unsigned type = head & MS__TE_TYPE;
-        if ((head & ~MS__TE_KNOWN) || type > MS_EVENT_REALLOCATE)
+        if ((head & ~MS__TE_KNOWN) || (flags & ~MS__TF_KNOWN))
             return corrupt(at, "an event of an unknown kind");
-        ms_trace_item *it = &tr->items[i];
+        rec_item *it = &tr->items[i];
         memset(it, 0, sizeof *it);
-        it->kind = MS_TRACE_EVENT;
-        ts += (uint64_t)ms__unzigzag(ms__get_varint(c));
+        it->type = (uint8_t)type;
+        it->flags = flags;
+        it->pub.kind = MS_TRACE_EVENT;
+        tick += (uint64_t)ms__unzigzag(ms__get_varint(c));
         if (head & MS__TE_THREAD)
             tid = ms__get_varint(c);
         ptr += (uintptr_t)ms__unzigzag(ms__get_varint(c));
-        ms_memory_event *e = &it->event;
-        e->timestamp = ts;
-        e->type = (ms_event_type)type;
+        it->tick = tick;
+        ms_memory_event *e = &it->pub.event;
+        e->timestamp = ms__timebase_ns(&tr->tb, tick);
+        e->type = type == 3 ? MS_EVENT_ALLOCATE : (ms_event_type)type;
         e->ptr = ptr;
         e->thread_id = tid;
         if (type != MS_EVENT_DEALLOCATE)
@@ -232,12 +292,13 @@ static int read_events(ms_trace *tr, ms__cursor *c, uint64_t at)
             uint64_t stack = ms__get_varint(c);
             if (stack > UINT32_MAX || !stack_find(tr, (uint32_t)stack))
                 return corrupt(at, "an event names a stack that is not there");
-            it->stack_id = (uint32_t)stack;
+            it->pub.stack_id = (uint32_t)stack;
         }
-        it->captured = head & MS__TE_CAPTURED;
+        it->pub.captured = head & MS__TE_CAPTURED;
         if (c->bad)
             return corrupt(at, "an event runs past its block");
     }
+    tr->records += n;
     tr->nitems = n;
     tr->next_item = 0;
     return 0;
@@ -279,13 +340,14 @@ static int read_samples(ms_trace *tr, ms__cursor *c, uint64_t at)
     if (!grow((void **)&tr->items, &tr->items_cap, n, sizeof *tr->items))
         return ms__fail(MS_ENOMEM, "out of memory reading the trace");
     for (uint64_t i = 0; i < n; i++) {
-        ms_trace_item *it = &tr->items[i];
+        rec_item *it = &tr->items[i];
         memset(it, 0, sizeof *it);
-        it->kind = MS_TRACE_SAMPLE;
-        read_sample(c, &it->sample);
+        it->pub.kind = MS_TRACE_SAMPLE;
+        read_sample(c, &it->pub.sample);
         if (c->bad)
             return corrupt(at, "a sample runs past its block");
     }
+    tr->sample_records += n;
     tr->nitems = n;
     tr->next_item = 0;
     return 0;
@@ -322,7 +384,7 @@ static int read_trailer(ms_trace *tr, ms__cursor *c, uint64_t at)
     st->unseen_deallocations = v[15];
     st->null_deallocations = v[16];
     st->failed_allocations = v[17];
-    if (events != tr->info.events || samples != tr->info.samples)
+    if (events != tr->records || samples != tr->sample_records)
         return corrupt(at, "the trailer's totals disagree with the blocks read");
     tr->info.complete = true;
     tr->done = true;
@@ -369,6 +431,9 @@ static int next_block(ms_trace *tr)
     case MS__TB_STRINGS:
         rc = read_strings(tr, &c, at);
         break;
+    case MS__TB_SYMBOLS:
+        rc = read_symbols(tr, &c, at);
+        break;
     case MS__TB_SITES:
         rc = read_sites(tr, &c, at);
         break;
@@ -414,14 +479,14 @@ int ms_trace_open(const char *path, ms_trace **out)
         ms__free(tr);
         return ms__fail(MS_EIO, "cannot open %s: %s", path, strerror(e));
     }
-    uint8_t h[42]; // the fixed part of the header
+    uint8_t h[MS__TRACE_HEADER_FIXED]; // the fixed part of the header
     int rc = 0;
     if (fread(h, 1, sizeof h, tr->f) < sizeof h || memcmp(h, MS__TRACE_MAGIC, 8) != 0) {
         rc = ms__fail(MS_ECORRUPT, "%s is not a memscope trace (no header)", path);
     } else {
         unsigned version = (unsigned)h[8] | (unsigned)h[9] << 8;
         uint32_t header_len = ms__le32(h + 12);
-        unsigned plen = (unsigned)h[40] | (unsigned)h[41] << 8;
+        unsigned plen = (unsigned)h[74] | (unsigned)h[75] << 8;
         if (version > MS__TRACE_VERSION) {
             rc = ms__fail(MS_ENOTSUP,
                           "%s is a trace of format version %u; this library reads up to %u", path,
@@ -430,25 +495,29 @@ int ms_trace_open(const char *path, ms_trace **out)
                    header_len != sizeof h + plen + 4u || plen > 255) {
             rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (byte offset 0)", path);
         } else {
-            uint8_t rest[255 + 4];
-            uint8_t all[sizeof h + 255];
-            if (fread(rest, 1, plen + 4u, tr->f) < plen + 4u) {
+            uint8_t all[sizeof h + 255 + 4];
+            memcpy(all, h, sizeof h);
+            if (fread(all + sizeof h, 1, plen + 4u, tr->f) < plen + 4u) {
                 rc = ms__fail(MS_ECORRUPT, "%s: the trace header is cut short", path);
+            } else if (ms__le32(all + sizeof h + plen) != ms__trace_crc(all, sizeof h + plen)) {
+                rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (checksum)", path);
             } else {
-                memcpy(all, h, sizeof h);
-                memcpy(all + sizeof h, rest, plen);
-                if (ms__le32(rest + plen) != ms__trace_crc(all, sizeof h + plen)) {
-                    rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (checksum)", path);
-                } else {
-                    tr->info.version = version;
-                    tr->info.resolution_ns = ms__le64(h + 16);
-                    tr->info.pid = ms__le64(h + 24);
-                    tr->info.start_ns = ms__le64(h + 32);
-                    memcpy(tr->program, rest, plen);
-                    tr->program[plen] = '\0';
-                    tr->info.program = tr->program;
-                    tr->offset = header_len;
-                }
+                ms__cursor c = {h + 40, h + 48, false};
+                tr->info.version = version;
+                tr->info.resolution_ns = ms__le64(h + 16);
+                tr->info.pid = ms__le64(h + 24);
+                tr->info.start_ns = ms__le64(h + 32);
+                tr->tb.ns_per_tick = ms__get_double(&c);
+                tr->tb.tick0 = ms__le64(h + 48);
+                tr->tb.ns0 = ms__le64(h + 56);
+                tr->series_width = ms__le64(h + 64);
+                tr->captured = h[72] & 1;
+                memcpy(tr->program, all + sizeof h, plen);
+                tr->program[plen] = '\0';
+                tr->info.program = tr->program;
+                tr->offset = header_len;
+                if (!(tr->tb.ns_per_tick > 0.0 && tr->tb.ns_per_tick < 1e6))
+                    rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (timebase)", path);
             }
         }
     }
@@ -475,7 +544,10 @@ int ms_trace_next(ms_trace *tr, ms_trace_item *item)
             return rc;
         }
     }
-    *item = tr->items[tr->next_item++];
+    const rec_item *r = &tr->items[tr->next_item++];
+    if (r->pub.kind == MS_TRACE_EVENT && r->type == 3)
+        return ms_trace_next(tr, item); // a name for a captured block: not an event of its own
+    *item = r->pub;
     if (item->kind == MS_TRACE_EVENT)
         tr->info.events++;
     else
@@ -506,6 +578,9 @@ void ms_trace_close(ms_trace *tr)
     for (size_t i = 0; i < tr->stacks_cap; i++)
         ms__free(tr->stacks[i].frames);
     ms__free(tr->stacks);
+    for (size_t i = 0; i < tr->nsymbols; i++)
+        ms__free(tr->symbols[i]);
+    ms__free(tr->symbols);
     ms__free(tr->block);
     ms__free(tr->items);
     ms__free(tr);

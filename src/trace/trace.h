@@ -26,16 +26,26 @@ enum {
     MS__TB_SAMPLES = 5, /* system monitor samples */
     MS__TB_CONFIG = 6,  /* the sampling configuration */
     MS__TB_TRAILER = 7, /* totals; the last block of a complete trace */
-    MS__TB_KINDS = 8
+    MS__TB_SYMBOLS = 8, /* new code addresses, symbolized: what stacks are made of */
+    MS__TB_KINDS = 9
 };
 
-/* The head byte of an event. */
-#define MS__TE_TYPE 0x03u     /* ms_event_type */
-#define MS__TE_THREAD 0x04u   /* a thread id follows: not the previous event's */
+/* The header's fixed part (docs/binary-format.md); the program name and a
+ * CRC follow. */
+#define MS__TRACE_HEADER_FIXED 76u
+
+/* The head byte of an event record. */
+#define MS__TE_TYPE 0x03u     /* ms_event_type, or 3: TRACK naming a captured block */
+#define MS__TE_THREAD 0x04u   /* a thread id follows: not the previous record's */
 #define MS__TE_SITE 0x08u     /* a site id follows */
 #define MS__TE_STACK 0x10u    /* a stack id follows */
 #define MS__TE_CAPTURED 0x20u /* recorded by the malloc hooks */
-#define MS__TE_KNOWN 0x3fu    /* bits a version-1 reader knows */
+#define MS__TE_FLAGS 0x40u    /* a flags byte follows */
+#define MS__TE_KNOWN 0x7fu    /* bits a version-1 reader knows */
+/* The flags byte. */
+#define MS__TF_SOFT 0x01u /* UNTRACK under capture (capture's free closes the block) */
+#define MS__TF_MOVE 0x02u /* one of the two records of a moving realloc */
+#define MS__TF_KNOWN 0x03u
 
 static inline void ms__put_u8(ms__buf *b, uint8_t v) { ms__buf_put(b, &v, 1); }
 static inline void ms__put_le32(ms__buf *b, uint32_t v)

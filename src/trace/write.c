@@ -90,20 +90,20 @@ static void map_free(id_map *m)
 }
 
 typedef struct writer {
-    ms__buf out;                                             /* the file */
-    ms__buf strings, sites, stacks, evs;                     /* blocks being filled */
-    uint32_t nstrings, nsites;                               /* ids given so far */
-    uint32_t pending_strings, pending_sites, pending_stacks; /* entries in the buffers */
-    uint32_t nevents;                                        /* events in evs */
+    ms__buf out;                                  /* the file */
+    ms__buf strings, symbols, sites, stacks, evs; /* blocks being filled */
+    uint32_t nstrings, nsites, nsymbols;          /* ids given so far */
+    uint32_t pending_strings, pending_symbols;    /* entries in the buffers */
+    uint32_t pending_sites, pending_stacks;
+    uint32_t nevents;   /* events in evs */
     id_map str_by_hash; /* string content hash -> id (content checked in str_text) */
     char **str_text;    /* id -> the string, to check hash collisions */
     size_t str_cap;
-    id_map site_by_ptr, stack_seen, frame_by_pc;
-    uint64_t prev_ts, prev_tid;
+    id_map site_by_ptr, stack_seen, symbol_by_pc;
+    uint64_t prev_tick, prev_tid;
     uintptr_t prev_ptr;
-    const ms__timebase *tb;
     const ms__tids *tids;
-    uint64_t total_events, blocks;
+    uint64_t total_records, blocks;
     bool oom;
 } writer;
 
@@ -183,29 +183,30 @@ static uint32_t site_id(writer *w, const ms_site *site)
     return *slot;
 }
 
-/* The text of the frame at pc, as the reports print it, once per pc. */
-static uint32_t frame_id(writer *w, uintptr_t pc)
+/* The number of code address pc in the SYMBOLS table, symbolized once. */
+static uint32_t symbol_id(writer *w, uintptr_t pc)
 {
-    uint32_t *slot = map_slot(&w->frame_by_pc, (uint64_t)pc);
+    uint32_t *slot = map_slot(&w->symbol_by_pc, (uint64_t)pc);
     if (!slot) {
         w->oom = true;
         return 0;
     }
     if (*slot)
         return *slot;
+    uint32_t id = *slot = ++w->nsymbols;
+    w->symbol_by_pc.count++;
     ms__symbol sym;
-    char text[1024];
     ms__symbolize_pc(pc, &sym);
-    ms__symbol_format(&sym, pc, text, sizeof text);
-    uint32_t id = string_id(w, text);
-    // string_id may have grown other maps, not this one: the slot still holds
-    slot = map_slot(&w->frame_by_pc, (uint64_t)pc);
-    if (!slot) {
-        w->oom = true;
-        return 0;
-    }
-    *slot = id;
-    w->frame_by_pc.count++;
+    uint32_t fn = string_id(w, sym.function[0] ? sym.function : NULL);
+    uint32_t file = string_id(w, sym.file[0] ? sym.file : NULL);
+    uint32_t mod = string_id(w, sym.module[0] ? sym.module : NULL);
+    ms__put_varint(&w->symbols, pc);
+    ms__put_varint(&w->symbols, fn);
+    ms__put_varint(&w->symbols, file);
+    ms__put_varint(&w->symbols, sym.line);
+    ms__put_varint(&w->symbols, mod);
+    ms__put_varint(&w->symbols, sym.offset);
+    w->pending_symbols++;
     return id;
 }
 
@@ -227,7 +228,7 @@ static void note_stack(writer *w, uint32_t stack)
     ms__put_varint(&entry, stack);
     ms__put_varint(&entry, depth);
     for (size_t i = 0; i < depth; i++)
-        ms__put_varint(&entry, frame_id(w, frames[i]));
+        ms__put_varint(&entry, symbol_id(w, frames[i]));
     ms__buf_put(&w->stacks, entry.data, entry.len);
     w->oom |= entry.failed;
     ms__buf_free(&entry);
@@ -268,25 +269,28 @@ static void emit_table(writer *w, unsigned kind, ms__buf *entries, uint32_t *cou
 static void flush_events(writer *w)
 {
     emit_table(w, MS__TB_STRINGS, &w->strings, &w->pending_strings);
+    emit_table(w, MS__TB_SYMBOLS, &w->symbols, &w->pending_symbols);
     emit_table(w, MS__TB_SITES, &w->sites, &w->pending_sites);
     emit_table(w, MS__TB_STACKS, &w->stacks, &w->pending_stacks);
     emit_table(w, MS__TB_EVENTS, &w->evs, &w->nevents);
-    w->prev_ts = 0; // each events block decodes on its own
+    w->prev_tick = 0; // each events block decodes on its own
     w->prev_tid = 0;
     w->prev_ptr = 0;
 }
 
-/* Encode one retained record (ms__store_visit_retained). */
+/* Encode one retained record (ms__store_visit_retained), as the store holds
+ * it: its tick, not ns (the header has the timebase), and its flags, so a
+ * replay rebuilds the same live state. */
 static void put_event(const ms__rec *r, void *arg)
 {
     writer *w = arg;
     unsigned type = ms__rec_type(r);
-    if (type == MS__REC_NAME) // a name for a captured block, not an event (as ms_tracker_events)
-        return;
-    uint64_t ts = ms__timebase_ns(w->tb, r->tick);
     uint64_t tid = ms__tids_get(w->tids, ms__rec_slot(r));
     const ms_site *site = ms__public_site(r->site);
     uint32_t stack = ms__rec_stack(r);
+    uint64_t f = ms__rec_flags(r);
+    uint8_t flags =
+        (uint8_t)(((f & MS__RF_SOFT) ? MS__TF_SOFT : 0) | ((f & MS__RF_MOVE) ? MS__TF_MOVE : 0));
     uint8_t head = (uint8_t)type;
     if (tid != w->prev_tid)
         head |= MS__TE_THREAD;
@@ -294,15 +298,19 @@ static void put_event(const ms__rec *r, void *arg)
         head |= MS__TE_SITE;
     if (stack)
         head |= MS__TE_STACK;
-    if (ms__rec_flags(r) & MS__RF_CAPTURED)
+    if (f & MS__RF_CAPTURED)
         head |= MS__TE_CAPTURED;
+    if (flags)
+        head |= MS__TE_FLAGS;
     // Table entries first: they go in the blocks before this events block.
     uint32_t sid = site ? site_id(w, site) : 0;
     if (stack)
         note_stack(w, stack);
     ms__buf *b = &w->evs;
     ms__put_u8(b, head);
-    ms__put_varint(b, ms__zigzag((int64_t)(ts - w->prev_ts)));
+    if (flags)
+        ms__put_u8(b, flags);
+    ms__put_varint(b, ms__zigzag((int64_t)(r->tick - w->prev_tick)));
     if (head & MS__TE_THREAD)
         ms__put_varint(b, tid);
     ms__put_varint(b, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
@@ -316,10 +324,10 @@ static void put_event(const ms__rec *r, void *arg)
         ms__put_varint(b, sid);
     if (stack)
         ms__put_varint(b, stack);
-    w->prev_ts = ts;
+    w->prev_tick = r->tick;
     w->prev_tid = tid;
     w->prev_ptr = r->ptr;
-    w->total_events++;
+    w->total_records++;
     if (++w->nevents == MS__TRACE_BLOCK_EVENTS)
         flush_events(w);
 }
@@ -374,19 +382,26 @@ static void put_header(writer *w, ms_tracker *t)
     char prog[256];
     ms__program_name(prog, sizeof prog);
     size_t plen = strlen(prog);
+    const ms__timebase *tb = ms__clock_timebase();
+    bool captured = ms_atomic_load_relaxed(&t->captured);
     ms__buf *b = &w->out;
     ms__buf_put(b, MS__TRACE_MAGIC, 8);
     ms__put_u8(b, MS__TRACE_VERSION & 0xff);
     ms__put_u8(b, MS__TRACE_VERSION >> 8);
     ms__put_u8(b, 1); // little-endian
     ms__put_u8(b, (uint8_t)sizeof(void *));
-    uint32_t header_len = 8 + 4 + 4 + 8 * 3 + 2 + (uint32_t)plen + 4;
-    ms__put_le32(b, header_len);
+    ms__put_le32(b, MS__TRACE_HEADER_FIXED + (uint32_t)plen + 4);
     // Captured events carry the folder's coarse clock (about 1 ms); TRACK's,
     // the tick counter's (docs/design.md §3).
-    ms__put_le64(b, ms_atomic_load_relaxed(&t->captured) ? 1000000u : 1u);
+    ms__put_le64(b, captured ? 1000000u : 1u);
     ms__put_le64(b, (uint64_t)getpid());
     ms__put_le64(b, t->start_ns);
+    ms__put_double(b, tb->ns_per_tick);
+    ms__put_le64(b, tb->tick0);
+    ms__put_le64(b, tb->ns0);
+    ms__put_le64(b, ms__clock_ticks_per_ms_pow2());
+    ms__put_u8(b, captured ? 1 : 0);
+    ms__put_u8(b, 0);
     ms__put_u8(b, (uint8_t)plen);
     ms__put_u8(b, (uint8_t)(plen >> 8));
     ms__buf_put(b, prog, plen);
@@ -398,6 +413,7 @@ static void writer_free(writer *w)
 {
     ms__buf_free(&w->out);
     ms__buf_free(&w->strings);
+    ms__buf_free(&w->symbols);
     ms__buf_free(&w->sites);
     ms__buf_free(&w->stacks);
     ms__buf_free(&w->evs);
@@ -407,7 +423,7 @@ static void writer_free(writer *w)
     map_free(&w->str_by_hash);
     map_free(&w->site_by_ptr);
     map_free(&w->stack_seen);
-    map_free(&w->frame_by_pc);
+    map_free(&w->symbol_by_pc);
 }
 
 static int export_binary(ms_tracker *t, const char *path)
@@ -421,9 +437,10 @@ static int export_binary(ms_tracker *t, const char *path)
     ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
     if (!r)
         return ms_last_error();
-    writer w = {.tb = ms__clock_timebase(), .tids = t->store->tids};
+    writer w = {.tids = t->store->tids};
     ms__buf_init(&w.out);
     ms__buf_init(&w.strings);
+    ms__buf_init(&w.symbols);
     ms__buf_init(&w.sites);
     ms__buf_init(&w.stacks);
     ms__buf_init(&w.evs);
@@ -453,14 +470,14 @@ static int export_binary(ms_tracker *t, const char *path)
     }
 
     b.len = 0;
-    ms__put_varint(&b, w.total_events);
+    ms__put_varint(&b, w.total_records);
     ms__put_varint(&b, r->system_snapshot_count);
     ms__put_varint(&b, w.blocks + 1); // this one too
     put_stats(&b, &stats);
     ms__buf_put(&b, MS__TRACE_END_MAGIC, 8);
     emit_block(&w, MS__TB_TRAILER, &b);
     bool oom = w.oom || b.failed || w.out.failed || w.evs.failed || w.strings.failed ||
-               w.sites.failed || w.stacks.failed;
+               w.symbols.failed || w.sites.failed || w.stacks.failed;
     ms__buf_free(&b);
     int rc = oom ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
                  : ms__write_file_atomic(path, w.out.data, w.out.len);

@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "report.h"
+
 #include <memscope.h>
 
 #define PRELOAD_NAME "libmemscope_preload.so"
@@ -32,6 +34,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s run [options] -- PROG [ARGS...]\n"
+            "       %s report FILE.msb [--summary]\n"
             "       %s --version\n"
             "\n"
             "Runs PROG with every malloc, free, calloc, realloc and aligned allocation\n"
@@ -49,7 +52,7 @@ static void usage(FILE *out)
             "  --follow-children     trace child processes too, one report per process\n"
             "                        (FILE with .PID before the extension)\n"
             "  -q, --quiet           print nothing but PROG's own output\n",
-            prog_name, prog_name);
+            prog_name, prog_name, prog_name);
 }
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...);
@@ -320,6 +323,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "report") == 0)
+        return memscope_cmd_report(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
         printf("memscope %s\n", MS_VERSION_STRING);
         return 0;
