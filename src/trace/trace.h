@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -131,6 +132,11 @@ static inline double ms__get_double(ms__cursor *c)
     memcpy(&d, &v, sizeof d);
     return d;
 }
+
+struct ms_trace;
+/* ms_trace_open on an open stream (the fuzzer reads from memory), which the
+ * trace then owns (closed on failure too); `path` names it in messages. */
+int ms__trace_open_stream(FILE *f, const char *path, struct ms_trace **out);
 
 /* CRC-32 (zlib's, the IEEE polynomial) of a block's kind, length and payload. */
 uint32_t ms__trace_crc(const void *data, size_t len);
