@@ -472,8 +472,12 @@ typedef struct ms_trace_info {
     bool is_estimate;         /* sampled: counts scale by 1 / sampling.sample_rate */
     bool complete;            /* the trailer was read: `stats` and the totals are the run's */
     bool truncated;           /* the file ends before its trailer: all whole blocks were read */
-    uint64_t events, samples; /* items read so far (the trailer's totals once complete) */
-    ms_memory_stats stats;    /* the tracker's figures when the trace was written */
+    uint64_t events, samples; /* items read so far */
+    /* from the trailer (complete only): */
+    ms_memory_stats stats;        /* the tracker's figures when the trace was written */
+    uint64_t written_at_ns;       /* when it was written, ns since the Unix epoch */
+    uint64_t duration_ns;         /* how long the tracker had been running then */
+    uint64_t samples_overwritten; /* older system samples the monitor had dropped */
 } ms_trace_info;
 
 typedef enum ms_trace_item_kind { MS_TRACE_EVENT = 1, MS_TRACE_SAMPLE = 2 } ms_trace_item_kind;
@@ -499,6 +503,17 @@ MS_API const ms_trace_info *ms_trace_get_info(const ms_trace *tr);
  *  *frames, valid until ms_trace_close. @return the depth, 0 for an unknown id. */
 MS_API size_t ms_trace_stack(const ms_trace *tr, uint32_t id, const char *const **frames);
 MS_API void ms_trace_close(ms_trace *tr); /* accepts NULL */
+
+/** A tracker holding the run a trace recorded: its live state rebuilt from the
+ *  trace's events (in their order, in the traced process's clock), its system
+ *  samples, sampling configuration and counters. ms_analyze, the snapshots and
+ *  the exports of it show that run; a trace that holds the whole run (nothing
+ *  evicted before it was written) gives the same JSON as an export made then,
+ *  but for the times that say when a report was made (generated_at_ns, age_ns,
+ *  duration_sec and the rates). A truncated trace gives what its whole blocks
+ *  hold. Free with ms_tracker_free. @return NULL with the error of
+ *  ms_trace_open or ms_trace_next. */
+MS_API MS_NODISCARD ms_tracker *ms_tracker_from_trace(const char *path);
 
 /** Write the HTML dashboard to `path`: one self-contained page (no network
  *  request, no file beside it) with the report's figures, charts and tables

@@ -94,7 +94,7 @@ static cJSON *hotspots_json(const ms_analysis_report *r, size_t n)
     return a;
 }
 
-static cJSON *leaks_json(const ms_analysis_report *r, size_t n)
+static cJSON *leaks_json(const ms_tracker *t, const ms_analysis_report *r, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
@@ -106,7 +106,7 @@ static cJSON *leaks_json(const ms_analysis_report *r, size_t n)
         cJSON_AddItemToObject(o, "type_name", str_or_null(l->type_name));
         cJSON_AddItemToObject(o, "function", str_or_null(l->function));
         cJSON_AddItemToObject(o, "location", str_or_null(l->location));
-        add_u64(o, "stack_id", l->stack_id);
+        add_u64(o, "stack_id", ms__tracker_public_stack(t, l->stack_id));
         cJSON *f = cJSON_AddArrayToObject(o, "stack");
         for (size_t j = 0; j < l->frame_count; j++)
             cJSON_AddItemToArray(f, cJSON_CreateString(l->frames[j]));
@@ -297,7 +297,8 @@ static void put_hex(ms__buf *b, uintptr_t v)
 }
 
 /* The first n of s's active allocations (sorted largest first). */
-static int write_allocations(ms__buf *b, ms_memory_snapshot *s, size_t n, uint64_t now_ns)
+static int write_allocations(ms__buf *b, const ms_tracker *tracker, ms_memory_snapshot *s, size_t n,
+                             uint64_t now_ns)
 {
     frag_table t = {NULL, 16};
     while (t.cap < 2 * (s->nsites + 1))
@@ -324,7 +325,7 @@ static int write_allocations(ms__buf *b, ms_memory_snapshot *s, size_t n, uint64
         ms__buf_u64(b, a->thread_id);
         if (a->stack_id) {
             ms__buf_puts(b, ",\"stack_id\":");
-            ms__buf_u64(b, a->stack_id);
+            ms__buf_u64(b, ms__tracker_public_stack(tracker, a->stack_id));
         }
         ms__buf_puts(b, ",\"allocated_at_ns\":");
         ms__buf_u64(b, a->allocated_at);
@@ -389,9 +390,12 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
     add_u64(root, "generated_at_ns", now);
     add_u64(root, "started_at_ns", t->start_ns);
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
-    add_u64(proc, "pid", (uint64_t)getpid());
+    add_u64(proc, "pid", t->trace ? t->replay_pid : (uint64_t)getpid());
     char prog[512];
-    ms__program_name(prog, sizeof prog);
+    if (t->trace)
+        snprintf(prog, sizeof prog, "%s", t->replay_program);
+    else
+        ms__program_name(prog, sizeof prog);
     cJSON_AddStringToObject(proc, "program", prog);
     cJSON *sm = cJSON_AddObjectToObject(root, "sampling");
     cJSON_AddNumberToObject(sm, "sample_rate", cfg.sample_rate);
@@ -406,7 +410,7 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
         cJSON_AddItemToObject(root, "omitted", omitted_json(r, snap, L));
     cJSON_AddItemToObject(root, "hotspots",
                           hotspots_json(r, capped(r->hotspot_count, L->max_hotspots)));
-    cJSON_AddItemToObject(root, "leaks", leaks_json(r, capped(r->leak_count, L->max_leaks)));
+    cJSON_AddItemToObject(root, "leaks", leaks_json(t, r, capped(r->leak_count, L->max_leaks)));
     cJSON_AddItemToObject(root, "threads", threads_json(snap));
     cJSON_AddItemToObject(root, "memory_timeline", timeline_json(snap));
     cJSON_AddItemToObject(root, "size_histogram", histogram_json(snap, f));
@@ -426,7 +430,7 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
         while (b->len > 0 && b->data[b->len - 1] == '\n')
             b->len--;
         cJSON_free(head);
-        rc = write_allocations(b, snap, capped(snap->nallocs, L->max_allocations), now);
+        rc = write_allocations(b, t, snap, capped(snap->nallocs, L->max_allocations), now);
     }
     if (rc == 0 && b->failed)
         rc = ms__fail(MS_ENOMEM, "out of memory writing JSON");

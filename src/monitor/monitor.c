@@ -430,6 +430,21 @@ int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
     return 0;
 }
 
+int ms__mon_replay(ms__mon *m, const ms_system_snapshot *s, uint64_t overwritten)
+{
+    pthread_mutex_lock(&M.lock);
+    int rc = m->ring || !s ? 0 : ring_resize(m, history_of(m));
+    if (rc == 0) {
+        if (s)
+            ring_push(m, s);
+        m->overwritten = overwritten > m->overwritten ? overwritten : m->overwritten;
+    }
+    pthread_mutex_unlock(&M.lock);
+    if (rc == 0 && s)
+        ms__mon_publish(m, s);
+    return rc;
+}
+
 int ms__mon_set_history(ms__mon *m, size_t samples)
 {
     if (samples == 0 || samples > MS__MON_MAX_HISTORY)

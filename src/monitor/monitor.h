@@ -53,6 +53,11 @@ ms_system_snapshot ms__mon_current(ms__mon *m);
  * how many were overwritten. @return 0 or MS_ENOMEM. */
 int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_t *overwritten);
 
+/* A tracker rebuilt from a trace: keep `s` (if not NULL) as the next sample
+ * of m's history (and its latest), with `overwritten` older ones counted as
+ * lost. For a monitor that does not run. @return 0 or MS_ENOMEM. */
+int ms__mon_replay(ms__mon *m, const ms_system_snapshot *s, uint64_t overwritten);
+
 /* Publish `s` as m's latest sample (the sampler is the only writer). */
 void ms__mon_publish(ms__mon *m, const ms_system_snapshot *s);
 

@@ -84,11 +84,12 @@ oom:
 
 ms_memory_snapshot *ms__snapshot_of_store(ms_event_store *store, ms_memory_stats *full)
 {
-    const ms__timebase *tb = ms__clock_timebase();
+    const ms__timebase *tb = ms__store_timebase(store);
     ms__store_lock_folded(store);
     ms_memory_snapshot *s = ms__snapshot_from_live(&store->live, store->tids, tb);
     if (s)
-        s->stats.dropped_events = ms_atomic_load_relaxed(&store->dropped);
+        s->stats.dropped_events =
+            ms_atomic_load_relaxed(&store->dropped) + store->replay_extra.dropped_events;
     if (full)
         ms__store_stats_locked(store, full);
     ms__store_unlock(store);

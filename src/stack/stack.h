@@ -52,7 +52,15 @@ typedef struct ms__symbol {
     unsigned line;
     char module[256]; /* the binary's base name */
     uintptr_t offset; /* pc - the function's start, or the module offset */
+    uintptr_t shown;  /* the address to print, when not the one symbolized (0: that one) */
 } ms__symbol;
+
+/* Symbols that come from elsewhere: a tracker rebuilt from a trace interns
+ * stacks of stand-in addresses (MS__SYMBOL_DEFINED_BIT set: never a user
+ * code address), and ms__symbolize_pc answers them from this table.
+ * @return 0 or MS_ENOMEM. */
+#define MS__SYMBOL_DEFINED_BIT (UINT64_C(0xfff0) << 48)
+int ms__symbol_define(uintptr_t pc, const ms__symbol *sym);
 
 /* Resolve a return address (the call before it is what is named). Uses libdw
  * when built with it (function, file and line from DWARF and .symtab), else

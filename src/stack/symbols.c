@@ -109,9 +109,80 @@ static bool dw_symbolize(uintptr_t pc, ms__symbol *out)
 }
 #endif
 
+/* ------------------------------------------------------ defined symbols */
+
+static pthread_mutex_t defined_lock = PTHREAD_MUTEX_INITIALIZER;
+static ms__symbol *defined; /* open addressing by stand-in address (shown: the address) */
+static uintptr_t *defined_pc;
+static size_t defined_cap, defined_count;
+
+static size_t defined_slot(uintptr_t *keys, size_t cap, uintptr_t pc)
+{
+    size_t i = (size_t)((pc * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+    while (keys[i] && keys[i] != pc)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+int ms__symbol_define(uintptr_t pc, const ms__symbol *sym)
+{
+    pthread_mutex_lock(&defined_lock);
+    int rc = 0;
+    if ((defined_count + 1) * 2 > defined_cap) {
+        size_t ncap = defined_cap ? defined_cap * 2 : 256;
+        ms__symbol *nv = ms__calloc(ncap, sizeof *nv);
+        uintptr_t *nk = ms__calloc(ncap, sizeof *nk);
+        if (!nv || !nk) {
+            ms__free(nv);
+            ms__free(nk);
+            pthread_mutex_unlock(&defined_lock);
+            return ms__fail(MS_ENOMEM, "out of memory defining symbols");
+        }
+        for (size_t i = 0; i < defined_cap; i++) {
+            if (!defined_pc[i])
+                continue;
+            size_t j = defined_slot(nk, ncap, defined_pc[i]);
+            nk[j] = defined_pc[i];
+            nv[j] = defined[i];
+        }
+        ms__free(defined);
+        ms__free(defined_pc);
+        defined = nv;
+        defined_pc = nk;
+        defined_cap = ncap;
+    }
+    size_t i = defined_slot(defined_pc, defined_cap, pc);
+    if (!defined_pc[i])
+        defined_count++;
+    defined_pc[i] = pc;
+    defined[i] = *sym;
+    pthread_mutex_unlock(&defined_lock);
+    return rc;
+}
+
+/* @return whether pc is a defined symbol (*out filled). */
+static bool defined_lookup(uintptr_t pc, ms__symbol *out)
+{
+    if (!(pc & MS__SYMBOL_DEFINED_BIT) || (pc & MS__SYMBOL_DEFINED_BIT) != MS__SYMBOL_DEFINED_BIT)
+        return false;
+    pthread_mutex_lock(&defined_lock);
+    bool found = false;
+    if (defined_cap) {
+        size_t i = defined_slot(defined_pc, defined_cap, pc);
+        if (defined_pc[i]) {
+            *out = defined[i];
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&defined_lock);
+    return found;
+}
+
 void ms__symbolize_pc(uintptr_t pc, ms__symbol *out)
 {
     memset(out, 0, sizeof *out);
+    if (defined_lookup(pc, out))
+        return;
     ms__internal_enter();
 #ifdef MEMSCOPE_HAVE_LIBDW
     if (dw_symbolize(pc, out) && out->function[0]) {
@@ -135,6 +206,8 @@ void ms__symbolize_pc(uintptr_t pc, ms__symbol *out)
 
 void ms__symbol_format(const ms__symbol *s, uintptr_t pc, char *buf, size_t size)
 {
+    if (s->shown)
+        pc = s->shown;
     if (s->function[0] && s->file[0])
         snprintf(buf, size, "%s (%s:%u)", s->function, s->file, s->line);
     else if (s->function[0])

@@ -1088,16 +1088,34 @@ void ms__store_free(ms_event_store *s)
     ms__pages_free(s, sizeof *s);
 }
 
+void ms__store_replay(ms_event_store *s, const ms__rec *r)
+{
+    pthread_mutex_lock(&s->fold_lock);
+    s->live.hold_unknown_frees = false; // nothing comes later to match it
+    s->live.wait_taken = false;
+    if (!ms__live_apply(&s->live, r))
+        ms__live_unknown_free(&s->live, r);
+    retain(s, r);
+    pthread_mutex_unlock(&s->fold_lock);
+}
+
+const ms__timebase *ms__store_timebase(const ms_event_store *s)
+{
+    return s->timebase ? s->timebase : ms__clock_timebase();
+}
+
 void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
 {
     ms__live_stats(&s->live, out);
-    out->dropped_events = ms_atomic_load_relaxed(&s->dropped);
-    out->evicted_events = s->evicted;
+    const ms_memory_stats *x = &s->replay_extra;
+    out->dropped_events = ms_atomic_load_relaxed(&s->dropped) + x->dropped_events;
+    out->evicted_events = s->evicted + x->evicted_events;
     out->retained_events = s->retained;
-    out->sampled_out = s->gone_sampled_out;
-    out->track_errors = s->gone_errors;
-    out->null_deallocations = s->gone_null_frees + ms_atomic_load_relaxed(&s->late_null_frees);
-    out->failed_allocations = s->gone_failed_allocs;
+    out->sampled_out = s->gone_sampled_out + x->sampled_out;
+    out->track_errors = s->gone_errors + x->track_errors;
+    out->null_deallocations =
+        s->gone_null_frees + ms_atomic_load_relaxed(&s->late_null_frees) + x->null_deallocations;
+    out->failed_allocations = s->gone_failed_allocs + x->failed_allocations;
     for (ms__tbuf *b = ms_atomic_load_acquire(&s->tbufs); b; b = b->store_next) {
         out->null_deallocations += ms_atomic_load_relaxed(&b->null_frees);
         out->failed_allocations += ms_atomic_load_relaxed(&b->failed_allocs);
@@ -1197,7 +1215,7 @@ ms_memory_event *ms_event_store_snapshot(ms_event_store *s, size_t *count)
         ms__fail(MS_EINVAL, "event store is NULL");
         return NULL;
     }
-    const ms__timebase *tb = ms__clock_timebase();
+    const ms__timebase *tb = ms__store_timebase(s);
     ms__store_lock_folded(s);
     uint64_t n = s->retained;
     ms_memory_event *out = n > 0 ? ms__malloc(n * sizeof *out) : NULL;

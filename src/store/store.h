@@ -104,6 +104,10 @@ struct ms_event_store {
     _Atomic uint64_t coarse;
     struct ms__filter *filter; /* sampled addresses (capture), pages touched lazily */
     _Atomic bool bg_fold;      /* a background thread folds: recording threads do not */
+    /* A store rebuilt from a trace: its ticks are the traced process's, and
+     * its figures add the trace's own counters (NULL / zero otherwise). */
+    const ms__timebase *timebase;
+    ms_memory_stats replay_extra;
     alignas(MS_CACHE_LINE) ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
@@ -270,6 +274,12 @@ int ms__store_start_folder(ms_event_store *s);
  * state and the retained log can be read. Pair with ms__store_unlock. */
 void ms__store_lock_folded(ms_event_store *s);
 void ms__store_unlock(ms_event_store *s);
+
+/* A tracker rebuilt from a trace: apply and retain one record of the trace,
+ * in the trace's order (it is already the order a fold chose). */
+void ms__store_replay(ms_event_store *s, const ms__rec *r);
+/* The ticks -> ns map of s's records: the process clock's, or a trace's. */
+const ms__timebase *ms__store_timebase(const ms_event_store *s);
 
 /* Under ms__store_lock_folded: */
 typedef void (*ms__rec_visit_fn)(const ms__rec *r, void *ctx);

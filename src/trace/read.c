@@ -34,7 +34,15 @@ typedef struct stack_entry {
     uint32_t id;
     uint32_t depth;
     const char **frames;
+    uint32_t *syms; /* the frames' symbol numbers */
 } stack_entry;
+
+typedef struct sym_entry {
+    uintptr_t pc;
+    const char *function, *file, *module;
+    unsigned line;
+    uintptr_t offset;
+} sym_entry;
 
 struct ms_trace {
     FILE *f;
@@ -49,6 +57,8 @@ struct ms_trace {
     size_t nstacks, stacks_cap;
     char **symbols; /* id - 1 -> the frame's text, as reports print it */
     size_t nsymbols, symbols_cap;
+    sym_entry *syms; /* id - 1 -> the symbol */
+    size_t syms_cap;
     ms__timebase tb;                  /* the traced process's ticks -> ns */
     uint64_t records, sample_records; /* decoded so far, for the trailer's check */
     uint64_t series_width;            /* ticks a series point spans at the start */
@@ -130,6 +140,7 @@ static bool stack_insert(ms_trace *tr, stack_entry e)
         i = (i + 1) & (tr->stacks_cap - 1);
     if (tr->stacks[i].id) { // the same id twice: the first stays
         ms__free(e.frames);
+        ms__free(e.syms);
         return true;
     }
     tr->stacks[i] = e;
@@ -166,7 +177,8 @@ static int read_symbols(ms_trace *tr, ms__cursor *c, uint64_t at)
     uint64_t n = ms__get_varint(c);
     if (n > (uint64_t)(c->end - c->p) / 6)
         return corrupt(at, "more symbols than the block can hold");
-    if (!grow((void **)&tr->symbols, &tr->symbols_cap, tr->nsymbols + n, sizeof(char *)))
+    if (!grow((void **)&tr->symbols, &tr->symbols_cap, tr->nsymbols + n, sizeof(char *)) ||
+        !grow((void **)&tr->syms, &tr->syms_cap, tr->nsymbols + n, sizeof(sym_entry)))
         return ms__fail(MS_ENOMEM, "out of memory reading the trace");
     for (uint64_t i = 0; i < n; i++) {
         bool bad = false;
@@ -191,6 +203,8 @@ static int read_symbols(ms_trace *tr, ms__cursor *c, uint64_t at)
         if (!copy)
             return ms__fail(MS_ENOMEM, "out of memory reading the trace");
         memcpy(copy, text, len + 1);
+        tr->syms[tr->nsymbols] =
+            (sym_entry){(uintptr_t)pc, fn, file, mod, (unsigned)line, (uintptr_t)offset};
         tr->symbols[tr->nsymbols++] = copy;
     }
     return 0;
@@ -230,22 +244,30 @@ static int read_stacks(ms_trace *tr, ms__cursor *c, uint64_t at)
             depth > (uint64_t)(c->end - c->p))
             return corrupt(at, "an impossible stack entry");
         const char **frames = ms__calloc(depth ? depth : 1, sizeof *frames);
-        if (!frames)
+        uint32_t *syms = ms__calloc(depth ? depth : 1, sizeof *syms);
+        if (!frames || !syms) {
+            ms__free(frames);
+            ms__free(syms);
             return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        }
         bool bad = false;
         for (uint64_t d = 0; d < depth; d++) {
             uint64_t sym = ms__get_varint(c);
-            if (sym == 0 || sym > tr->nsymbols)
+            if (sym == 0 || sym > tr->nsymbols) {
                 bad = true;
-            else
+            } else {
                 frames[d] = tr->symbols[sym - 1];
+                syms[d] = (uint32_t)sym;
+            }
         }
         if (bad || c->bad) {
             ms__free(frames);
+            ms__free(syms);
             return corrupt(at, "a stack names a frame that is not there");
         }
-        if (!stack_insert(tr, (stack_entry){(uint32_t)id, (uint32_t)depth, frames})) {
+        if (!stack_insert(tr, (stack_entry){(uint32_t)id, (uint32_t)depth, frames, syms})) {
             ms__free(frames);
+            ms__free(syms);
             return ms__fail(MS_ENOMEM, "out of memory reading the trace");
         }
     }
@@ -363,6 +385,9 @@ static int read_trailer(ms_trace *tr, ms__cursor *c, uint64_t at)
 {
     uint64_t events = ms__get_varint(c), samples = ms__get_varint(c);
     (void)ms__get_varint(c); // blocks
+    tr->info.written_at_ns = ms__get_varint(c);
+    tr->info.duration_ns = ms__get_varint(c);
+    tr->info.samples_overwritten = ms__get_varint(c);
     uint64_t nstats = ms__get_varint(c);
     uint64_t v[32] = {0};
     if (c->bad || nstats > 32)
@@ -590,8 +615,11 @@ void ms_trace_close(ms_trace *tr)
         ms__free(tr->strings[i]);
     ms__free(tr->strings);
     ms__free(tr->sites);
-    for (size_t i = 0; i < tr->stacks_cap; i++)
+    for (size_t i = 0; i < tr->stacks_cap; i++) {
         ms__free(tr->stacks[i].frames);
+        ms__free(tr->stacks[i].syms);
+    }
+    ms__free(tr->syms);
     ms__free(tr->stacks);
     for (size_t i = 0; i < tr->nsymbols; i++)
         ms__free(tr->symbols[i]);
@@ -600,3 +628,69 @@ void ms_trace_close(ms_trace *tr)
     ms__free(tr->items);
     ms__free(tr);
 }
+
+/* ------------------------------------------------------------- internal */
+
+int ms__trace_next_rec(ms_trace *tr, ms__trace_rec *out)
+{
+    while (tr->next_item == tr->nitems) {
+        if (tr->done)
+            return 0;
+        tr->nitems = tr->next_item = 0;
+        int rc = next_block(tr);
+        if (rc <= 0) {
+            if (rc < 0)
+                tr->done = true;
+            return rc;
+        }
+    }
+    const rec_item *r = &tr->items[tr->next_item++];
+    memset(out, 0, sizeof *out);
+    if (r->pub.kind == MS_TRACE_SAMPLE) {
+        out->sample = true;
+        out->snap = r->pub.sample;
+        tr->info.samples++;
+        return 1;
+    }
+    const ms_memory_event *e = &r->pub.event;
+    out->tick = r->tick;
+    out->tid = e->thread_id;
+    out->type = r->type;
+    out->flags = r->flags;
+    out->captured = r->pub.captured;
+    out->ptr = e->ptr;
+    out->old_ptr = e->old_ptr;
+    out->size = e->size;
+    out->old_size = e->old_size;
+    out->site = e->site;
+    out->stack = r->pub.stack_id;
+    if (r->type != 3)
+        tr->info.events++;
+    return 1;
+}
+
+size_t ms__trace_stack_syms(const ms_trace *tr, uint32_t id, const uint32_t **syms)
+{
+    const stack_entry *e = id ? stack_find(tr, id) : NULL;
+    *syms = e ? e->syms : NULL;
+    return e ? e->depth : 0;
+}
+
+bool ms__trace_symbol(const ms_trace *tr, uint32_t n, ms__symbol *out)
+{
+    if (n == 0 || n > tr->nsymbols)
+        return false;
+    const sym_entry *e = &tr->syms[n - 1];
+    memset(out, 0, sizeof *out);
+    snprintf(out->function, sizeof out->function, "%s", e->function ? e->function : "");
+    snprintf(out->file, sizeof out->file, "%s", e->file ? e->file : "");
+    out->line = e->line;
+    snprintf(out->module, sizeof out->module, "%s", e->module ? e->module : "");
+    out->offset = e->offset;
+    out->shown = e->pc;
+    return true;
+}
+
+uint64_t ms__trace_series_width(const ms_trace *tr) { return tr->series_width; }
+bool ms__trace_captured(const ms_trace *tr) { return tr->captured; }
+const ms__timebase *ms__trace_timebase(const ms_trace *tr) { return &tr->tb; }

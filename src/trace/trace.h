@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <memscope.h>
+
 #include "common/buf.h"
 
 #define MS__TRACE_MAGIC "\x89MSB\r\n\x1a\n" /* 8 bytes, as PNG's: catches text-mode copies */
@@ -137,6 +139,33 @@ struct ms_trace;
 /* ms_trace_open on an open stream (the fuzzer reads from memory), which the
  * trace then owns (closed on failure too); `path` names it in messages. */
 int ms__trace_open_stream(FILE *f, const char *path, struct ms_trace **out);
+
+/* A record as a replay needs it: an event record (names of captured blocks
+ * included) or a system sample. */
+typedef struct ms__trace_rec {
+    bool sample;
+    ms_system_snapshot snap;
+    uint64_t tick, tid;
+    unsigned type; /* ms_event_type, or 3 (MS__REC_NAME) */
+    uint8_t flags; /* MS__TF_* */
+    bool captured;
+    uintptr_t ptr, old_ptr;
+    uint64_t size, old_size;
+    const ms_site *site;
+    uint32_t stack;
+} ms__trace_rec;
+
+struct ms__symbol;
+struct ms__timebase;
+/* The next record, in order. @return 1, 0 at the end, or MS_E... */
+int ms__trace_next_rec(struct ms_trace *tr, ms__trace_rec *out);
+/* The symbol numbers of stack `id` (ms__trace_symbol). @return its depth. */
+size_t ms__trace_stack_syms(const struct ms_trace *tr, uint32_t id, const uint32_t **syms);
+/* Symbol n (1 ..), with `shown` its original address. */
+bool ms__trace_symbol(const struct ms_trace *tr, uint32_t n, struct ms__symbol *out);
+uint64_t ms__trace_series_width(const struct ms_trace *tr);
+bool ms__trace_captured(const struct ms_trace *tr);
+const struct ms__timebase *ms__trace_timebase(const struct ms_trace *tr);
 
 /* CRC-32 (zlib's, the IEEE polynomial) of a block's kind, length and payload. */
 uint32_t ms__trace_crc(const void *data, size_t len);

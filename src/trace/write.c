@@ -473,6 +473,9 @@ static int export_binary(ms_tracker *t, const char *path)
     ms__put_varint(&b, w.total_records);
     ms__put_varint(&b, r->system_snapshot_count);
     ms__put_varint(&b, w.blocks + 1); // this one too
+    ms__put_varint(&b, ms__real_ns());
+    ms__put_varint(&b, (uint64_t)(r->duration_sec * 1e9 + 0.5));
+    ms__put_varint(&b, r->system_snapshots_overwritten);
     put_stats(&b, &stats);
     ms__buf_put(&b, MS__TRACE_END_MAGIC, 8);
     emit_block(&w, MS__TB_TRAILER, &b);

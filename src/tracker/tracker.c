@@ -304,6 +304,9 @@ void ms_tracker_free(ms_tracker *t)
     ms__tracker_auto_export(t);
     ms__mon_release(&t->mon);
     ms__store_free(t->store);
+    ms_trace_close(t->trace);
+    ms__free(t->replay_local);
+    ms__free(t->replay_stack);
     ms__pages_free(t, sizeof *t);
 }
 
@@ -409,6 +412,19 @@ ms_tracker *ms_tracker_with_retained_bytes(ms_tracker *t, size_t bytes)
 
 /* ------------------------------------------------------------ queries */
 
+uint32_t ms__tracker_public_stack(const ms_tracker *t, uint32_t id)
+{
+    if (!t->replay_stacks_cap || !id)
+        return id;
+    for (size_t i = (id * 2654435761u) & (t->replay_stacks_cap - 1);;
+         i = (i + 1) & (t->replay_stacks_cap - 1)) {
+        if (t->replay_local[i] == id)
+            return t->replay_stack[i];
+        if (!t->replay_local[i])
+            return id;
+    }
+}
+
 ms_sampling_config ms__tracker_sampling(ms_tracker *t)
 {
     return (ms_sampling_config){ms_atomic_load_relaxed(&t->sample_rate),
@@ -485,7 +501,7 @@ ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep
     ms_sampling_config cfg = ms__tracker_sampling(t);
     ms__analyze_opts o = {
         .sample_rate = cfg.sample_rate,
-        .duration_ns = ms__mono_ns() - t->start_mono_ns,
+        .duration_ns = t->trace ? t->replay_duration_ns : ms__mono_ns() - t->start_mono_ns,
         .evicted_events = st.evicted_events,
         .system = sys,
         .system_count = nsys,

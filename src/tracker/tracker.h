@@ -21,10 +21,23 @@ struct ms_tracker {
     uint64_t start_ns, start_mono_ns;
     bool is_global;
     _Atomic bool captured; /* the global tracker under malloc capture: TRACK names blocks */
+    /* A tracker rebuilt from a trace (ms_tracker_from_trace): the trace it
+     * holds (its sites and timebase live there), the traced process, and how
+     * long its tracker had run. NULL / 0 otherwise. */
+    struct ms_trace *trace;
+    uint64_t replay_pid, replay_duration_ns;
+    char replay_program[256];
+    uint32_t *replay_local,
+        *replay_stack; /* open addressing: this process's stack id -> the trace's */
+    size_t replay_stacks_cap;
     /* The system monitor's samples for this tracker, written by its thread:
      * not on the line of the configuration the recording path reads. */
     alignas(MS_CACHE_LINE) ms__mon mon;
 };
+
+/* The stack id the exports show for `id`: the traced process's for a tracker
+ * rebuilt from a trace, else id itself. */
+uint32_t ms__tracker_public_stack(const ms_tracker *t, uint32_t id);
 
 /* Set by capture when it records into the global tracker (ms_capture_active). */
 extern _Atomic bool ms__capture_on;

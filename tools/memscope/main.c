@@ -34,7 +34,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s run [options] -- PROG [ARGS...]\n"
-            "       %s report FILE.msb [--summary]\n"
+            "       %s report FILE.msb [--json OUT] [--html OUT] [--summary]\n"
             "       %s --version\n"
             "\n"
             "Runs PROG with every malloc, free, calloc, realloc and aligned allocation\n"

@@ -90,28 +90,60 @@ static void print_replay(const ms_memory_event *ev, size_t n)
     ms_snapshot_free(s);
 }
 
+#define USAGE "usage: memscope report FILE.msb [--json OUT] [--html OUT] [--summary]\n"
+
+/* Write the reports of the run the trace holds. @return 0, or 1 on failure. */
+static int write_reports(const char *path, const char *json, const char *html)
+{
+    ms_tracker *t = ms_tracker_from_trace(path);
+    if (!t) {
+        fprintf(stderr, "memscope: %s\n", ms_last_error_message());
+        return 1;
+    }
+    int rc = 0;
+    if (json && ms_export_json(t, json) < 0) {
+        fprintf(stderr, "memscope: %s\n", ms_last_error_message());
+        rc = 1;
+    } else if (json) {
+        printf("memscope: report written to %s\n", json);
+    }
+    if (html && ms_export_html(t, html) < 0) {
+        fprintf(stderr, "memscope: %s\n", ms_last_error_message());
+        rc = 1;
+    } else if (html) {
+        printf("memscope: dashboard written to %s\n", html);
+    }
+    ms_tracker_free(t);
+    return rc;
+}
+
 int memscope_cmd_report(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *json = NULL, *html = NULL;
+    bool summary = false;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--summary") == 0)
-            continue;
-        if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "--html") == 0) {
-            fprintf(stderr,
-                    "memscope: report %s is not available in this release: reports are not "
-                    "yet rebuilt from a trace (--summary prints what it holds)\n",
-                    argv[i]);
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--summary") == 0) {
+            summary = true;
+        } else if (strcmp(argv[i], "--json") == 0 && next) {
+            json = argv[++i];
+        } else if (strcmp(argv[i], "--html") == 0 && next) {
+            html = argv[++i];
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, USAGE);
             return 2;
+        } else {
+            path = argv[i];
         }
-        if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "usage: memscope report FILE.msb [--summary]\n");
-            return 2;
-        }
-        path = argv[i];
     }
     if (!path) {
-        fprintf(stderr, "usage: memscope report FILE.msb [--summary]\n");
+        fprintf(stderr, USAGE);
         return 2;
+    }
+    if (json || html) {
+        int rc = write_reports(path, json, html);
+        if (rc || !summary)
+            return rc;
     }
     ms_trace *tr;
     if (ms_trace_open(path, &tr) < 0) {
