@@ -85,15 +85,21 @@ static int read_all(const char *path, size_t *events, ms_trace_info *info)
 
 static ms_tracker *t;
 
+/* The blocks the run leaves live, one list per thread: freed at teardown. */
+static void *kept[2][101];
+
 __attribute__((noinline)) static void *grow_and_free(void *arg)
 {
-    (void)arg;
+    void **keep = arg;
+    int n = 0;
     for (int i = 0; i < 300; i++) {
         char *p = malloc(32);
         TRACK(t, p);
         p = ms_realloc(t, p, 64 + (size_t)i);
         if (i % 3)
             MS_FREE(t, p);
+        else
+            keep[n++] = p;
     }
     return NULL;
 }
@@ -107,12 +113,13 @@ static void record_run(void)
     ms_tracker_with_sampling(t, (ms_sampling_config){1.0, true, 16});
     ms_tracker_with_monitor_interval(t, 20);
     ms_tracker_with_system_monitoring(t);
-    grow_and_free(NULL);
+    grow_and_free(kept[0]);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, grow_and_free, NULL), 0);
+    assert_int_equal(pthread_create(&th, NULL, grow_and_free, kept[1]), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
     static const ms_site odd = {"we\"ird</script>", "char *", "x.c", 7, "f"};
     char *q = malloc(10);
+    kept[0][100] = q; // after the 100 (300 / 3) the first thread kept
     ms_track_as(t, q, 10, &odd);
     usleep(120000); // a few samples
     ms_tracker_stop_system_monitoring(t);
@@ -361,6 +368,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 101; i++)
+            free(kept[k][i]);
     ms_tracker_free(t);
     remove_tree(dir);
     return 0;
