@@ -102,6 +102,7 @@ int ms__export_path(ms_tracker *t, const char *path)
         return ms_export_binary(t, path);
     default:
         return ms__fail(MS_ENOTSUP,
-                        "cannot export to %s: supported extensions are .json, .html and .msb", path);
+                        "cannot export to %s: supported extensions are .json, .html and .msb",
+                        path);
     }
 }
