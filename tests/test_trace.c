@@ -358,6 +358,177 @@ static void export_errors_should_be_clear(void **state)
     free(x);
 }
 
+/* ------------------------------------------------ crafted, valid CRCs */
+
+typedef struct bytes {
+    unsigned char d[4096];
+    size_t n;
+} bytes;
+
+static void put(bytes *b, const void *p, size_t n)
+{
+    assert_true(b->n + n <= sizeof b->d);
+    memcpy(b->d + b->n, p, n);
+    b->n += n;
+}
+static void put_var(bytes *b, uint64_t v)
+{
+    do {
+        unsigned char c = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            c |= 0x80;
+        put(b, &c, 1);
+    } while (v);
+}
+/* Append block (kind, payload) with its checksum. */
+static void put_block(bytes *f, unsigned kind, const bytes *payload)
+{
+    size_t at = f->n;
+    unsigned char head[5] = {(unsigned char)kind};
+    put_le32(head + 1, (uint32_t)payload->n);
+    put(f, head, 5);
+    put(f, payload->d, payload->n);
+    unsigned char crc[4];
+    put_le32(crc, (uint32_t)crc32(0, f->d + at, (uInt)(f->n - at)));
+    put(f, crc, 4);
+}
+
+/* The real header and CONFIG block of run.msb, then `blocks`: read it all.
+ * @return the last ms_trace_next result (or ms_trace_open's). */
+static int read_crafted(const bytes *blocks, bool with_config)
+{
+    char path[4200], out[4200];
+    path_in(path, sizeof path, "run.msb");
+    path_in(out, sizeof out, "crafted.msb");
+    size_t n;
+    unsigned char *file = load(path, &n);
+    block_at first = {0, 0, 0};
+    walk(file, n, &first, 1);
+    assert_int_equal(first.kind, 6); // CONFIG comes first
+    static bytes f;
+    f.n = 0;
+    put(&f, file, with_config ? first.at + first.len : first.at);
+    put(&f, blocks->d, blocks->n);
+    free(file);
+    write_bytes(out, f.d, f.n);
+    ms_trace *tr;
+    int rc = ms_trace_open(out, &tr);
+    if (rc < 0)
+        return rc;
+    ms_trace_item it;
+    while ((rc = ms_trace_next(tr, &it)) == 1) {
+    }
+    if (rc < 0) // an error stays: never a clean end after it
+        assert_int_equal(ms_trace_next(tr, &it), rc);
+    ms_trace_close(tr);
+    return rc;
+}
+
+/* One events block of one allocation: head, tick, thread, address, size, and
+ * the site or stack fields the head names. */
+static void one_event(bytes *blocks, unsigned head, uint64_t size, uint64_t id)
+{
+    bytes ev = {.n = 0};
+    put_var(&ev, 1);
+    unsigned char h = (unsigned char)head;
+    put(&ev, &h, 1);
+    put_var(&ev, 2);      // tick delta
+    put_var(&ev, 42);     // thread
+    put_var(&ev, 0x2000); // address delta (zigzag)
+    put_var(&ev, size);
+    if (head & 0x18)
+        put_var(&ev, id);
+    put_block(blocks, 4, &ev);
+}
+
+static void crafted_blocks_should_be_refused_by_name(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned head;
+        uint64_t size, id;
+        const char *why;
+    } cases[] = {
+        {0x04 | 0x08, 16, 5, "site that is not there"},
+        {0x04 | 0x10, 16, 77, "stack that is not there"},
+        {0x04, UINT64_C(1) << 60, 0, "impossible size"},
+        {0x04 | 0x80, 16, 0, "unknown kind"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bytes blocks = {.n = 0};
+        one_event(&blocks, cases[i].head, cases[i].size, cases[i].id);
+        assert_int_equal(read_crafted(&blocks, true), MS_ECORRUPT);
+        if (!strstr(ms_last_error_message(), cases[i].why))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, ms_last_error_message(),
+                     cases[i].why);
+    }
+    // A well-formed event is read: the crafting itself is right.
+    bytes blocks = {.n = 0};
+    one_event(&blocks, 0x04, 16, 0);
+    assert_int_equal(read_crafted(&blocks, true), 0);
+    // Events before the configuration.
+    assert_int_equal(read_crafted(&blocks, false), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "before the configuration"));
+    // More events than the block could hold.
+    bytes ev = {.n = 0}, b2 = {.n = 0};
+    put_var(&ev, 60000);
+    put(&ev, "\x04\x02", 2);
+    put_block(&b2, 4, &ev);
+    assert_int_equal(read_crafted(&b2, true), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "more events"));
+    // A trailer whose totals disagree with the blocks.
+    bytes tl = {.n = 0}, b3 = {.n = 0};
+    one_event(&b3, 0x04, 16, 0);
+    for (int k = 0; k < 7; k++)
+        put_var(&tl, k == 0 ? 5 : 0); // 5 records claimed, 1 written
+    put(&tl, "MSBEND\0\0", 8);
+    put_block(&b3, 7, &tl);
+    assert_int_equal(read_crafted(&b3, true), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "disagree"));
+}
+
+/* Over 65 536 events (several events blocks) from 100 sites (tables that
+ * grow): a site read early stays valid to the end. */
+static void sites_should_outlive_later_blocks(void **state)
+{
+    (void)state;
+    char path[4200];
+    path_in(path, sizeof path, "many.msb");
+    ms_tracker *m = ms_tracker_new();
+    static ms_site sites[100];
+    static char names[100][16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(names[i], sizeof names[i], "v%d", i);
+        sites[i] = (ms_site){names[i], "char *", "many.c", (unsigned)i, "f"};
+    }
+    char *p = malloc(8);
+    assert_non_null(p);
+    for (int i = 0; i < 40000; i++) {
+        ms_track_as(m, p, 8, &sites[(i * 7) % 100]);
+        ms_untrack(m, p);
+    }
+    assert_int_equal(ms_export_binary(m, path), 0);
+    ms_trace *tr;
+    assert_int_equal(ms_trace_open(path, &tr), 0);
+    const ms_site *early[100] = {0};
+    ms_trace_item it;
+    size_t n = 0;
+    while (ms_trace_next(tr, &it) == 1) {
+        if (it.event.site && !early[it.event.site->line])
+            early[it.event.site->line] = it.event.site;
+        n++;
+    }
+    assert_int_equal(n, 80000);
+    for (int i = 0; i < 100; i++) {
+        assert_non_null(early[i]);
+        assert_string_equal(early[i]->name, names[i]); // still there: not moved or freed
+    }
+    ms_trace_close(tr);
+    free(p);
+    ms_tracker_free(m);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -383,6 +554,8 @@ int main(void)
         cmocka_unit_test(truncated_traces_should_read_to_the_last_whole_block),
         cmocka_unit_test(damaged_blocks_should_give_a_clear_error),
         cmocka_unit_test(export_errors_should_be_clear),
+        cmocka_unit_test(crafted_blocks_should_be_refused_by_name),
+        cmocka_unit_test(sites_should_outlive_later_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

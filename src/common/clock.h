@@ -76,9 +76,12 @@ void ms__clock_calibrate_at_exit(void);
 
 static inline uint64_t ms__timebase_ns(const ms__timebase *tb, uint64_t tick)
 {
+    // Saturated: a trace's timebase and ticks may be anything.
+    double d = (double)(tick >= tb->tick0 ? tick - tb->tick0 : tb->tick0 - tick) * tb->ns_per_tick;
+    uint64_t v = d < 1.8e19 ? (uint64_t)d : UINT64_MAX;
     if (tick >= tb->tick0)
-        return tb->ns0 + (uint64_t)((double)(tick - tb->tick0) * tb->ns_per_tick);
-    return tb->ns0 - (uint64_t)((double)(tb->tick0 - tick) * tb->ns_per_tick);
+        return v > UINT64_MAX - tb->ns0 ? UINT64_MAX : tb->ns0 + v;
+    return v > tb->ns0 ? 0 : tb->ns0 - v;
 }
 
 /* Ticks in one millisecond, rounded to a power of two (for bucket widths). */

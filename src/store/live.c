@@ -21,7 +21,7 @@ int ms__live_init(ms__live *l, uint64_t series_width)
     l->bcap = MIN_BLOCKS;
     l->site_list_cap = MIN_SITES;
     l->site_index_cap = 2 * MIN_SITES;
-    while ((UINT64_C(1) << l->width_shift) < series_width)
+    while (l->width_shift < 62 && (UINT64_C(1) << l->width_shift) < series_width)
         l->width_shift++;
     l->blocks = ms__pages_alloc(l->bcap * sizeof *l->blocks);
     l->site_list = ms__pages_alloc(l->site_list_cap * sizeof *l->site_list);

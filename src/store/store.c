@@ -1020,7 +1020,8 @@ ms_event_store *ms__store_new(size_t retained_bytes)
     s->seed_gen = 1; // buffers start at generation 0, so each seeds on first draw
     s->tids = ms__tids_new();
     pthread_mutex_init(&s->fold_lock, NULL);
-    if (!s->tids || ms__live_init(&s->live, ms__clock_ticks_per_ms_pow2()) != 0) {
+    s->series_width = ms__clock_ticks_per_ms_pow2();
+    if (!s->tids || ms__live_init(&s->live, s->series_width) != 0) {
         ms__tids_free(s->tids);
         pthread_mutex_destroy(&s->fold_lock);
         ms__pages_free(s, sizeof *s);
@@ -1098,6 +1099,8 @@ void ms__store_replay(ms_event_store *s, const ms__rec *r)
     retain(s, r);
     pthread_mutex_unlock(&s->fold_lock);
 }
+
+uint64_t ms__store_series_width(const ms_event_store *s) { return s->series_width; }
 
 const ms__timebase *ms__store_timebase(const ms_event_store *s)
 {

@@ -107,6 +107,7 @@ struct ms_event_store {
     /* A store rebuilt from a trace: its ticks are the traced process's, and
      * its figures add the trace's own counters (NULL / zero otherwise). */
     const ms__timebase *timebase;
+    uint64_t series_width; /* ticks a timeline point spans at the start */
     ms_memory_stats replay_extra;
     alignas(MS_CACHE_LINE) ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
@@ -278,6 +279,8 @@ void ms__store_unlock(ms_event_store *s);
 /* A tracker rebuilt from a trace: apply and retain one record of the trace,
  * in the trace's order (it is already the order a fold chose). */
 void ms__store_replay(ms_event_store *s, const ms__rec *r);
+/* The ticks a point of s's memory timeline spanned at the start. */
+uint64_t ms__store_series_width(const ms_event_store *s);
 /* The ticks -> ns map of s's records: the process clock's, or a trace's. */
 const ms__timebase *ms__store_timebase(const ms_event_store *s);
 

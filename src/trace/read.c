@@ -51,7 +51,7 @@ struct ms_trace {
     char program[256];
     char **strings; /* id -> text; [0] unused (NULL) */
     size_t nstrings, strings_cap;
-    ms_site *sites; /* id - 1 -> site */
+    ms_site **sites; /* id - 1 -> site: each its own allocation, so it never moves */
     size_t nsites, sites_cap;
     stack_entry *stacks; /* open addressing by id */
     size_t nstacks, stacks_cap;
@@ -63,6 +63,9 @@ struct ms_trace {
     uint64_t records, sample_records; /* decoded so far, for the trailer's check */
     uint64_t series_width;            /* ticks a series point spans at the start */
     bool captured;                    /* the traced tracker was capture's */
+    bool configured;                  /* the CONFIG block was read */
+    int error;                        /* the error reading stopped at, returned again */
+    uint64_t bytes_read, text_bytes;  /* the symbols' text stays in proportion to the file */
     uint8_t *block;                   /* the current block's payload */
     size_t block_cap;
     rec_item *items; /* decoded from the current events or samples block */
@@ -199,6 +202,9 @@ static int read_symbols(ms_trace *tr, ms__cursor *c, uint64_t at)
         char text[1024];
         ms__symbol_format(&sym, (uintptr_t)pc, text, sizeof text);
         size_t len = strlen(text);
+        tr->text_bytes += len + 1;
+        if (tr->text_bytes > 64 * tr->bytes_read + (1u << 20))
+            return corrupt(at, "symbols far longer than the file that names them");
         char *copy = ms__malloc(len + 1);
         if (!copy)
             return ms__fail(MS_ENOMEM, "out of memory reading the trace");
@@ -215,7 +221,7 @@ static int read_sites(ms_trace *tr, ms__cursor *c, uint64_t at)
     uint64_t n = ms__get_varint(c);
     if (n > (uint64_t)(c->end - c->p))
         return corrupt(at, "more sites than bytes");
-    if (!grow((void **)&tr->sites, &tr->sites_cap, tr->nsites + n, sizeof(ms_site)))
+    if (!grow((void **)&tr->sites, &tr->sites_cap, tr->nsites + n, sizeof(ms_site *)))
         return ms__fail(MS_ENOMEM, "out of memory reading the trace");
     for (uint64_t i = 0; i < n; i++) {
         bool bad = false;
@@ -228,7 +234,11 @@ static int read_sites(ms_trace *tr, ms__cursor *c, uint64_t at)
         if (bad || c->bad || line > UINT32_MAX)
             return corrupt(at, "a site names a string that is not there");
         s.line = (unsigned)line;
-        tr->sites[tr->nsites++] = s;
+        ms_site *copy = ms__malloc(sizeof *copy);
+        if (!copy)
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        *copy = s;
+        tr->sites[tr->nsites++] = copy;
     }
     return 0;
 }
@@ -304,17 +314,22 @@ static int read_events(ms_trace *tr, ms__cursor *c, uint64_t at)
         e->type = type == 3 ? MS_EVENT_ALLOCATE : (ms_event_type)type;
         e->ptr = ptr;
         e->thread_id = tid;
+        uint64_t size = 0, old_size = 0;
         if (type != MS_EVENT_DEALLOCATE)
-            e->size = (size_t)ms__get_varint(c);
+            size = ms__get_varint(c);
         if (type == MS_EVENT_REALLOCATE) {
             e->old_ptr = ptr + (uintptr_t)ms__unzigzag(ms__get_varint(c));
-            e->old_size = (size_t)ms__get_varint(c);
+            old_size = ms__get_varint(c);
         }
+        if (size >= MS__TRACE_SIZE_LIMIT || old_size >= MS__TRACE_SIZE_LIMIT || tid == UINT64_MAX)
+            return corrupt(at, "an event with an impossible size or thread");
+        e->size = (size_t)size;
+        e->old_size = (size_t)old_size;
         if (head & MS__TE_SITE) {
             uint64_t sid = ms__get_varint(c);
             if (sid == 0 || sid > tr->nsites)
                 return corrupt(at, "an event names a site that is not there");
-            e->site = &tr->sites[sid - 1];
+            e->site = tr->sites[sid - 1];
         }
         if (head & MS__TE_STACK) {
             uint64_t stack = ms__get_varint(c);
@@ -442,17 +457,26 @@ static int next_block(ms_trace *tr)
         return corrupt(at, "a block of an unknown kind");
     if (len > MS__TRACE_MAX_BLOCK)
         return corrupt(at, "an impossible block length");
-    if (!grow((void **)&tr->block, &tr->block_cap, (size_t)len + 5 + 4, 1))
-        return ms__fail(MS_ENOMEM, "out of memory reading the trace");
-    memcpy(tr->block, head, sizeof head);
-    got = fread(tr->block + 5, 1, (size_t)len + 4, tr->f);
-    if (got < (size_t)len + 4) {
-        if (ferror(tr->f))
-            return ms__fail(MS_EIO, "cannot read the trace: %s", strerror(errno));
-        tr->info.truncated = true; // the file ends inside this block
-        tr->done = true;
-        return 0;
+    // Read the payload in steps of at most 1 MiB, so a length that claims
+    // more than the file holds costs no more memory than the file has.
+    size_t want = (size_t)len + 4, have = 0;
+    while (have < want) {
+        size_t step = want - have < (1u << 20) ? want - have : (1u << 20);
+        if (!grow((void **)&tr->block, &tr->block_cap, 5 + have + step, 1))
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        if (have == 0)
+            memcpy(tr->block, head, sizeof head);
+        got = fread(tr->block + 5 + have, 1, step, tr->f);
+        have += got;
+        if (got < step) {
+            if (ferror(tr->f))
+                return ms__fail(MS_EIO, "cannot read the trace: %s", strerror(errno));
+            tr->info.truncated = true; // the file ends inside this block
+            tr->done = true;
+            return 0;
+        }
     }
+    tr->bytes_read += (uint64_t)len + 9;
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION // the fuzzer reaches the decoders without CRCs
     if (ms__le32(tr->block + 5 + len) != ms__trace_crc(tr->block, (size_t)len + 5))
         return corrupt(at, "its checksum does not match");
@@ -474,7 +498,8 @@ static int next_block(ms_trace *tr)
         rc = read_stacks(tr, &c, at);
         break;
     case MS__TB_EVENTS:
-        rc = read_events(tr, &c, at);
+        rc = tr->configured ? read_events(tr, &c, at)
+                            : corrupt(at, "events before the configuration block");
         break;
     case MS__TB_SAMPLES:
         rc = read_samples(tr, &c, at);
@@ -484,8 +509,10 @@ static int next_block(ms_trace *tr)
         tr->info.sampling.capture_call_stack = ms__get_u8(&c) != 0;
         tr->info.sampling.max_stack_depth = (size_t)ms__get_varint(&c);
         tr->info.is_estimate = ms__get_u8(&c) != 0;
-        if (c.bad)
-            rc = corrupt(at, "a short configuration block");
+        tr->configured = true;
+        if (c.bad ||
+            !(tr->info.sampling.sample_rate >= 0.0 && tr->info.sampling.sample_rate <= 1.0))
+            rc = corrupt(at, "a short or impossible configuration block");
         break;
     case MS__TB_TRAILER:
         rc = read_trailer(tr, &c, at);
@@ -556,7 +583,10 @@ int ms__trace_open_stream(FILE *f, const char *path, ms_trace **out)
                 tr->program[plen] = '\0';
                 tr->info.program = tr->program;
                 tr->offset = header_len;
-                if (!(tr->tb.ns_per_tick > 0.0 && tr->tb.ns_per_tick < 1e6))
+                tr->info.sampling.sample_rate = 1.0; // until the CONFIG block says
+                uint64_t w = tr->series_width;
+                if (!(tr->tb.ns_per_tick > 0.0 && tr->tb.ns_per_tick < 1e6) || w == 0 ||
+                    (w & (w - 1)) || w > (UINT64_C(1) << 40) || h[73] != 0 || (h[72] & ~1u))
                     rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (timebase)", path);
             }
         }
@@ -573,26 +603,30 @@ int ms_trace_next(ms_trace *tr, ms_trace_item *item)
 {
     if (!tr || !item)
         return ms__fail(MS_EINVAL, "ms_trace_next: %s is NULL", tr ? "item" : "trace");
-    while (tr->next_item == tr->nitems) {
-        if (tr->done)
-            return 0;
-        tr->nitems = tr->next_item = 0;
-        int rc = next_block(tr);
-        if (rc <= 0) {
-            if (rc < 0)
-                tr->done = true; // an error ends the reading: no garbage after it
-            return rc;
+    for (;;) {
+        while (tr->next_item == tr->nitems) {
+            if (tr->error)
+                return tr->error; // the same error again: never a clean end after it
+            if (tr->done)
+                return 0;
+            tr->nitems = tr->next_item = 0;
+            int rc = next_block(tr);
+            if (rc < 0) {
+                tr->error = rc;
+                tr->done = true;
+                return rc;
+            }
         }
+        const rec_item *r = &tr->items[tr->next_item++];
+        if (r->pub.kind == MS_TRACE_EVENT && r->type == 3)
+            continue; // a name for a captured block: not an event of its own
+        *item = r->pub;
+        if (item->kind == MS_TRACE_EVENT)
+            tr->info.events++;
+        else
+            tr->info.samples++;
+        return 1;
     }
-    const rec_item *r = &tr->items[tr->next_item++];
-    if (r->pub.kind == MS_TRACE_EVENT && r->type == 3)
-        return ms_trace_next(tr, item); // a name for a captured block: not an event of its own
-    *item = r->pub;
-    if (item->kind == MS_TRACE_EVENT)
-        tr->info.events++;
-    else
-        tr->info.samples++;
-    return 1;
 }
 
 const ms_trace_info *ms_trace_get_info(const ms_trace *tr) { return tr ? &tr->info : NULL; }
@@ -614,6 +648,8 @@ void ms_trace_close(ms_trace *tr)
     for (size_t i = 1; i <= tr->nstrings; i++)
         ms__free(tr->strings[i]);
     ms__free(tr->strings);
+    for (size_t i = 0; i < tr->nsites; i++)
+        ms__free(tr->sites[i]);
     ms__free(tr->sites);
     for (size_t i = 0; i < tr->stacks_cap; i++) {
         ms__free(tr->stacks[i].frames);
@@ -634,13 +670,15 @@ void ms_trace_close(ms_trace *tr)
 int ms__trace_next_rec(ms_trace *tr, ms__trace_rec *out)
 {
     while (tr->next_item == tr->nitems) {
+        if (tr->error)
+            return tr->error;
         if (tr->done)
             return 0;
         tr->nitems = tr->next_item = 0;
         int rc = next_block(tr);
-        if (rc <= 0) {
-            if (rc < 0)
-                tr->done = true;
+        if (rc < 0) {
+            tr->error = rc;
+            tr->done = true;
             return rc;
         }
     }

@@ -114,7 +114,8 @@ static ms_tracker *from_trace(const char *path)
     ms__store_set_retained(s, (size_t)1 << 40); // every record the trace holds
     pthread_mutex_lock(&s->fold_lock);
     ms__live_destroy(&s->live);
-    int rc = ms__live_init(&s->live, ms__trace_series_width(tr));
+    s->series_width = ms__trace_series_width(tr);
+    int rc = ms__live_init(&s->live, s->series_width);
     s->timebase = ms__trace_timebase(tr);
     pthread_mutex_unlock(&s->fold_lock);
     t->trace = tr;

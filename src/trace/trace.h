@@ -19,6 +19,7 @@
 #define MS__TRACE_MAX_BLOCK (16u << 20) /* a longer block is corrupt */
 #define MS__TRACE_BLOCK_EVENTS 65536u   /* events per EVENTS block, at most */
 #define MS__TRACE_END_MAGIC "MSBEND\0\0"
+#define MS__TRACE_SIZE_LIMIT (UINT64_C(1) << 48) /* sizes the store can hold are below */
 
 /* Block kinds. */
 enum {

@@ -104,7 +104,7 @@ typedef struct writer {
     uintptr_t prev_ptr;
     const ms__tids *tids;
     uint64_t total_records, blocks;
-    bool oom;
+    bool oom, too_big;
 } writer;
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -200,7 +200,7 @@ static uint32_t symbol_id(writer *w, uintptr_t pc)
     uint32_t fn = string_id(w, sym.function[0] ? sym.function : NULL);
     uint32_t file = string_id(w, sym.file[0] ? sym.file : NULL);
     uint32_t mod = string_id(w, sym.module[0] ? sym.module : NULL);
-    ms__put_varint(&w->symbols, pc);
+    ms__put_varint(&w->symbols, sym.shown ? sym.shown : pc); // a stand-in shows its original
     ms__put_varint(&w->symbols, fn);
     ms__put_varint(&w->symbols, file);
     ms__put_varint(&w->symbols, sym.line);
@@ -239,6 +239,10 @@ static void note_stack(writer *w, uint32_t stack)
 
 static void emit_block(writer *w, unsigned kind, const ms__buf *payload)
 {
+    if (payload->len > MS__TRACE_MAX_BLOCK) { // a reader would refuse it
+        w->too_big = true;
+        return;
+    }
     size_t at = w->out.len;
     ms__put_u8(&w->out, (uint8_t)kind);
     ms__put_le32(&w->out, (uint32_t)payload->len);
@@ -265,13 +269,19 @@ static void emit_table(writer *w, unsigned kind, ms__buf *entries, uint32_t *cou
     *count = 0;
 }
 
-/* The tables the events use, then the events. */
-static void flush_events(writer *w)
+/* The table entries made since the last: strings first, which the others name. */
+static void emit_tables(writer *w)
 {
     emit_table(w, MS__TB_STRINGS, &w->strings, &w->pending_strings);
     emit_table(w, MS__TB_SYMBOLS, &w->symbols, &w->pending_symbols);
     emit_table(w, MS__TB_SITES, &w->sites, &w->pending_sites);
     emit_table(w, MS__TB_STACKS, &w->stacks, &w->pending_stacks);
+}
+
+/* The tables the events use, then the events. */
+static void flush_events(writer *w)
+{
+    emit_tables(w);
     emit_table(w, MS__TB_EVENTS, &w->evs, &w->nevents);
     w->prev_tick = 0; // each events block decodes on its own
     w->prev_tid = 0;
@@ -306,6 +316,9 @@ static void put_event(const ms__rec *r, void *arg)
     uint32_t sid = site ? site_id(w, site) : 0;
     if (stack)
         note_stack(w, stack);
+    // A table near a block's limit goes out now: still before its events.
+    if (w->strings.len + w->symbols.len + w->sites.len + w->stacks.len > MS__TRACE_MAX_BLOCK / 4)
+        emit_tables(w);
     ms__buf *b = &w->evs;
     ms__put_u8(b, head);
     if (flags)
@@ -380,9 +393,12 @@ static void put_stats(ms__buf *b, const ms_memory_stats *st)
 static void put_header(writer *w, ms_tracker *t)
 {
     char prog[256];
-    ms__program_name(prog, sizeof prog);
+    if (t->trace) // a tracker rebuilt from a trace: the traced process
+        snprintf(prog, sizeof prog, "%s", t->replay_program);
+    else
+        ms__program_name(prog, sizeof prog);
     size_t plen = strlen(prog);
-    const ms__timebase *tb = ms__clock_timebase();
+    const ms__timebase *tb = ms__store_timebase(t->store);
     bool captured = ms_atomic_load_relaxed(&t->captured);
     ms__buf *b = &w->out;
     ms__buf_put(b, MS__TRACE_MAGIC, 8);
@@ -394,12 +410,12 @@ static void put_header(writer *w, ms_tracker *t)
     // Captured events carry the folder's coarse clock (about 1 ms); TRACK's,
     // the tick counter's (docs/design.md §3).
     ms__put_le64(b, captured ? 1000000u : 1u);
-    ms__put_le64(b, (uint64_t)getpid());
+    ms__put_le64(b, t->trace ? t->replay_pid : (uint64_t)getpid());
     ms__put_le64(b, t->start_ns);
     ms__put_double(b, tb->ns_per_tick);
     ms__put_le64(b, tb->tick0);
     ms__put_le64(b, tb->ns0);
-    ms__put_le64(b, ms__clock_ticks_per_ms_pow2());
+    ms__put_le64(b, ms__store_series_width(t->store));
     ms__put_u8(b, captured ? 1 : 0);
     ms__put_u8(b, 0);
     ms__put_u8(b, (uint8_t)plen);
@@ -482,8 +498,9 @@ static int export_binary(ms_tracker *t, const char *path)
     bool oom = w.oom || b.failed || w.out.failed || w.evs.failed || w.strings.failed ||
                w.symbols.failed || w.sites.failed || w.stacks.failed;
     ms__buf_free(&b);
-    int rc = oom ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
-                 : ms__write_file_atomic(path, w.out.data, w.out.len);
+    int rc = oom         ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
+             : w.too_big ? ms__fail(MS_ERANGE, "a block of the trace outgrew the format's 16 MiB")
+                         : ms__write_file_atomic(path, w.out.data, w.out.len);
     writer_free(&w);
     ms_report_free(r);
     ms_snapshot_free(snap);

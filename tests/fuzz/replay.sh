@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest fuzz_trace_replay: writes the seed corpus (make_seeds) and reads every
 # seed and every file of tests/fuzz/regressions/ through the fuzz target's
-# entry point (fuzz_trace_replay): no crash, no sanitizer report.
+# entry point (fuzz_trace_replay), each as it is and with its CRCs made right
+# (so damage reaches the decoders): no crash, no sanitizer report.
 #   replay.sh MAKE_SEEDS REPLAY SEED_DIR REGRESSIONS_DIR
 set -euo pipefail
 make_seeds=$1 replay=$2 seeds=$3 regressions=$4
