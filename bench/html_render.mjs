@@ -4,24 +4,16 @@
 // frame after that is painted (window.msPaintMs); medians and the slowest.
 // Prints "name: value" lines like the C benchmarks.
 //
-//   node html_render.mjs PAGE.html [RUNS]   (playwright-core must resolve from here)
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+//   node html_render.mjs PAGE.html [RUNS]   (beside tests/browser/chromium.mjs, where
+//                                           playwright-core resolves)
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { launch } from './chromium.mjs';
 
 const [page_, runsArg] = process.argv.slice(2);
 const runs = Number(runsArg || 5);
 const url = pathToFileURL(resolve(page_)).href;
-const profile = mkdtempSync(join(tmpdir(), 'memscope-bench-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-  viewport: { width: 1280, height: 800 },
-});
+const { context, close } = await launch({ width: 1280, height: 800 });
 const times = [], paints = [];
 let errors = 0;
 try {
@@ -37,8 +29,7 @@ try {
     await page.close();
   }
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 for (const v of [times, paints]) v.sort((a, b) => a - b);
 console.log(`html_render_dom_ms_median: ${times[times.length >> 1].toFixed(0)}`);

@@ -66,7 +66,7 @@ if [ "$rc" -ne 0 ]; then
 elif [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && command -v npm >/dev/null 2>&1; then
   work=$build/bench/browser
   if bash "$here/tests/browser/install.sh" "$work"; then
-    cp "$here/bench/html_render.mjs" "$work/"
+    cp "$here/bench/html_render.mjs" "$here/tests/browser/chromium.mjs" "$work/"
     node "$work/html_render.mjs" "$build/bench/dashboard-10M.html" 5 || failed+=("html_render")
   else
     failed+=("html_render")

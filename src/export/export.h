@@ -28,6 +28,12 @@ int ms__export_format(const char *path);
 /* Export t to path in the format of its extension. @return 0 or MS_E... */
 int ms__export_path(ms_tracker *t, const char *path);
 
+/* What an exporter builds: t's whole file into b. @return 0 or MS_E... */
+typedef int (*ms__export_build)(ms_tracker *t, ms__buf *b);
+/* The public ms_export_*: check t and path (`fn` names the call in messages),
+ * build the file outside capture's recording, and write it atomically. */
+int ms__export_with(ms_tracker *t, const char *path, const char *fn, ms__export_build build);
+
 /* Write data to path: creates missing parent directories, writes a temporary
  * file beside it, fsyncs, renames. @return 0 or MS_EIO (message set). */
 int ms__write_file_atomic(const char *path, const char *data, size_t len);

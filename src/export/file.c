@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 
 static int make_parents(const char *path)
@@ -74,6 +75,23 @@ int ms__write_file_atomic(const char *path, const char *data, size_t len)
         return ms__fail(MS_EIO, "cannot write %s: %s", path, strerror(err));
     }
     return 0;
+}
+
+int ms__export_with(ms_tracker *t, const char *path, const char *fn, ms__export_build build)
+{
+    if (!t)
+        return ms__fail(MS_ENULLTRACKER, "%s: tracker is NULL", fn);
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "%s: path is empty", fn);
+    ms__internal_enter(); // under capture the export's memory is not the program's
+    ms__buf b;
+    ms__buf_init(&b);
+    int rc = build(t, &b);
+    if (rc == 0)
+        rc = ms__write_file_atomic(path, b.data, b.len);
+    ms__buf_free(&b);
+    ms__internal_leave();
+    return rc;
 }
 
 int ms__export_format(const char *path)

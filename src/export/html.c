@@ -65,25 +65,7 @@ int ms__html_build(ms_tracker *t, ms__buf *out)
     return rc;
 }
 
-static int export_html(ms_tracker *t, const char *path)
-{
-    if (!t)
-        return ms__fail(MS_ENULLTRACKER, "ms_export_html: tracker is NULL");
-    if (!path || !*path)
-        return ms__fail(MS_EINVAL, "ms_export_html: path is empty");
-    ms__buf b;
-    ms__buf_init(&b);
-    int rc = ms__html_build(t, &b);
-    if (rc == 0)
-        rc = ms__write_file_atomic(path, b.data, b.len);
-    ms__buf_free(&b);
-    return rc;
-}
-
 int ms_export_html(ms_tracker *t, const char *path)
 {
-    ms__internal_enter(); // under capture the export's memory is not the program's
-    int rc = export_html(t, path);
-    ms__internal_leave();
-    return rc;
+    return ms__export_with(t, path, "ms_export_html", ms__html_build);
 }

@@ -439,27 +439,9 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
     return rc;
 }
 
-static int export_json(ms_tracker *t, const char *path);
+static int build_json(ms_tracker *t, ms__buf *b) { return ms__json_build(t, NULL, b); }
 
 int ms_export_json(ms_tracker *t, const char *path)
 {
-    ms__internal_enter(); // under capture the export's memory is not the program's
-    int rc = export_json(t, path);
-    ms__internal_leave();
-    return rc;
-}
-
-static int export_json(ms_tracker *t, const char *path)
-{
-    if (!t)
-        return ms__fail(MS_ENULLTRACKER, "ms_export_json: tracker is NULL");
-    if (!path || !*path)
-        return ms__fail(MS_EINVAL, "ms_export_json: path is empty");
-    ms__buf b;
-    ms__buf_init(&b);
-    int rc = ms__json_build(t, NULL, &b);
-    if (rc == 0)
-        rc = ms__write_file_atomic(path, b.data, b.len);
-    ms__buf_free(&b);
-    return rc;
+    return ms__export_with(t, path, "ms_export_json", build_json);
 }

@@ -17,6 +17,7 @@
 #include "trace/trace.h"
 
 /* A decoded event record: the public item and what only a replay needs. */
+/* The fuzz build skips CRCs, so mutated blocks reach the decoders. */
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define MS__FUZZING 1
 #else
@@ -477,10 +478,8 @@ static int next_block(ms_trace *tr)
         }
     }
     tr->bytes_read += (uint64_t)len + 9;
-#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION // the fuzzer reaches the decoders without CRCs
-    if (ms__le32(tr->block + 5 + len) != ms__trace_crc(tr->block, (size_t)len + 5))
+    if (!MS__FUZZING && ms__le32(tr->block + 5 + len) != ms__trace_crc(tr->block, (size_t)len + 5))
         return corrupt(at, "its checksum does not match");
-#endif
     tr->offset += (uint64_t)len + 9;
     ms__cursor c = {tr->block + 5, tr->block + 5 + len, false};
     int rc = 0;
@@ -599,24 +598,35 @@ int ms__trace_open_stream(FILE *f, const char *path, ms_trace **out)
     return 0;
 }
 
+/* Decode blocks until there is an item to hand out. @return 1, 0 at the end,
+ * or the error reading stopped at (the same one on every later call: never a
+ * clean end after an error). */
+static int fill(ms_trace *tr)
+{
+    while (tr->next_item == tr->nitems) {
+        if (tr->error)
+            return tr->error;
+        if (tr->done)
+            return 0;
+        tr->nitems = tr->next_item = 0;
+        int rc = next_block(tr);
+        if (rc < 0) {
+            tr->error = rc;
+            tr->done = true;
+            return rc;
+        }
+    }
+    return 1;
+}
+
 int ms_trace_next(ms_trace *tr, ms_trace_item *item)
 {
     if (!tr || !item)
         return ms__fail(MS_EINVAL, "ms_trace_next: %s is NULL", tr ? "item" : "trace");
     for (;;) {
-        while (tr->next_item == tr->nitems) {
-            if (tr->error)
-                return tr->error; // the same error again: never a clean end after it
-            if (tr->done)
-                return 0;
-            tr->nitems = tr->next_item = 0;
-            int rc = next_block(tr);
-            if (rc < 0) {
-                tr->error = rc;
-                tr->done = true;
-                return rc;
-            }
-        }
+        int rc = fill(tr);
+        if (rc <= 0)
+            return rc;
         const rec_item *r = &tr->items[tr->next_item++];
         if (r->pub.kind == MS_TRACE_EVENT && r->type == 3)
             continue; // a name for a captured block: not an event of its own
@@ -669,19 +679,9 @@ void ms_trace_close(ms_trace *tr)
 
 int ms__trace_next_rec(ms_trace *tr, ms__trace_rec *out)
 {
-    while (tr->next_item == tr->nitems) {
-        if (tr->error)
-            return tr->error;
-        if (tr->done)
-            return 0;
-        tr->nitems = tr->next_item = 0;
-        int rc = next_block(tr);
-        if (rc < 0) {
-            tr->error = rc;
-            tr->done = true;
-            return rc;
-        }
-    }
+    int rc = fill(tr);
+    if (rc <= 0)
+        return rc;
     const rec_item *r = &tr->items[tr->next_item++];
     memset(out, 0, sizeof *out);
     if (r->pub.kind == MS_TRACE_SAMPLE) {

@@ -442,12 +442,9 @@ static void writer_free(writer *w)
     map_free(&w->symbol_by_pc);
 }
 
-static int export_binary(ms_tracker *t, const char *path)
+/* The whole trace of t into out (ms__export_with). */
+static int build_binary(ms_tracker *t, ms__buf *out)
 {
-    if (!t)
-        return ms__fail(MS_ENULLTRACKER, "ms_export_binary: tracker is NULL");
-    if (!path || !*path)
-        return ms__fail(MS_EINVAL, "ms_export_binary: path is empty");
     ms_memory_snapshot *snap = NULL;
     ms_memory_stats stats;
     ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
@@ -500,7 +497,12 @@ static int export_binary(ms_tracker *t, const char *path)
     ms__buf_free(&b);
     int rc = oom         ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
              : w.too_big ? ms__fail(MS_ERANGE, "a block of the trace outgrew the format's 16 MiB")
-                         : ms__write_file_atomic(path, w.out.data, w.out.len);
+                         : 0;
+    if (rc == 0) { // the file is the caller's now
+        ms__buf_free(out);
+        *out = w.out;
+        ms__buf_init(&w.out);
+    }
     writer_free(&w);
     ms_report_free(r);
     ms_snapshot_free(snap);
@@ -509,8 +511,5 @@ static int export_binary(ms_tracker *t, const char *path)
 
 int ms_export_binary(ms_tracker *t, const char *path)
 {
-    ms__internal_enter(); // under capture the export's memory is not the program's
-    int rc = export_binary(t, path);
-    ms__internal_leave();
-    return rc;
+    return ms__export_with(t, path, "ms_export_binary", build_binary);
 }

@@ -12,11 +12,10 @@
 // OUT_DIR/NAME-1280x800.png, and for the full run dashboard-full.png,
 // dashboard-dark.png and dashboard-phone.png (NAME "full" is saved as
 // "dashboard").
-import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { launch } from './chromium.mjs';
 
 const [pagePath, expectPath, outDir] = process.argv.slice(2);
 if (!outDir) {
@@ -85,14 +84,7 @@ async function interact(page) {
   await page.screenshot({ path: join(outDir, 'dashboard-phone.png') });
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'memscope-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-  viewport: { width: 1280, height: 800 },
-});
+const { context, close } = await launch({ width: 1280, height: 800 });
 try {
   const page = context.pages()[0] || (await context.newPage());
   const problems = [];
@@ -162,8 +154,7 @@ try {
   for (const p of problems) check(false, p);
   check(problems.length === 0, 'no console error, exception, dialog or request');
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 if (failures.length) {
   console.error(`${failures.length} check(s) failed`);

@@ -25,7 +25,7 @@ command -v node >/dev/null 2>&1 || skip "node is not installed (apt-get install 
 command -v npm >/dev/null 2>&1 || skip "npm is not installed (apt-get install npm)"
 
 bash "$src/install.sh" "$work"
-cp "$src/dashboard.mjs" "$work/"
+cp "$src/dashboard.mjs" "$src/chromium.mjs" "$work/"
 
 # Each run of page.c's, then the page `make demo` writes (QUICKSTART: every
 # panel has data, the figures are its JSON report's, nothing fails).

@@ -95,17 +95,6 @@ static bool find_preload(char *out, size_t n)
     return false;
 }
 
-static void human(char *out, size_t n, double b)
-{
-    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024.0 && u < 4) {
-        b /= 1024.0;
-        u++;
-    }
-    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
-}
-
 static double num(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -155,8 +144,8 @@ static bool summarize(const char *path)
         return false;
     }
     char peak[32], live[32];
-    human(peak, sizeof peak, num(r, "peak_memory_bytes"));
-    human(live, sizeof live, num(r, "leaked_bytes"));
+    memscope_human(peak, sizeof peak, num(r, "peak_memory_bytes"));
+    memscope_human(live, sizeof live, num(r, "leaked_bytes"));
     fprintf(stderr, "%s: %.0f allocations, %.0f frees, peak %s; %.0f blocks (%s) live at exit\n",
             prog_name, num(r, "total_allocations"), num(r, "total_deallocations"), peak,
             num(r, "leaked_blocks"), live);
@@ -170,7 +159,7 @@ static bool summarize(const char *path)
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(l, "function");
         const cJSON *loc = cJSON_GetObjectItemCaseSensitive(l, "location");
         char b[32];
-        human(b, sizeof b, num(l, "bytes"));
+        memscope_human(b, sizeof b, num(l, "bytes"));
         fprintf(stderr, "%s:   %10s in %6.0f blocks from %s%s%s\n", prog_name, b, num(l, "count"),
                 cJSON_IsString(fn) ? fn->valuestring : "?", cJSON_IsString(loc) ? " at " : "",
                 cJSON_IsString(loc) ? loc->valuestring : "");

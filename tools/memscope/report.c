@@ -13,7 +13,7 @@
 
 #include "report.h"
 
-static void human(char *out, size_t n, double b)
+void memscope_human(char *out, size_t n, double b)
 {
     const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
@@ -51,8 +51,8 @@ static void print_replay(const ms_memory_event *ev, size_t n)
     }
     ms_memory_stats st = ms_snapshot_stats(s);
     char peak[32], cur[32];
-    human(peak, sizeof peak, (double)st.peak_memory);
-    human(cur, sizeof cur, (double)st.current_memory);
+    memscope_human(peak, sizeof peak, (double)st.peak_memory);
+    memscope_human(cur, sizeof cur, (double)st.current_memory);
     printf("  replayed: peak %s, %s live in %zu blocks at the end", peak, cur,
            st.active_allocations);
     if (st.unmatched_deallocations)
@@ -75,7 +75,7 @@ static void print_replay(const ms_memory_event *ev, size_t n)
         qsort(sums, ns, sizeof *sums, by_bytes);
         for (size_t i = 0; i < ns && i < 5; i++) {
             char b[32];
-            human(b, sizeof b, (double)sums[i].bytes);
+            memscope_human(b, sizeof b, (double)sums[i].bytes);
             const ms_site *site = sums[i].site;
             if (site)
                 printf("  %10s in %6zu blocks  %s %s %s:%u\n", b, sums[i].count,
@@ -193,7 +193,7 @@ int memscope_cmd_report(int argc, char **argv)
     if (info->complete) {
         const ms_memory_stats *st = &info->stats;
         char peak[32];
-        human(peak, sizeof peak, (double)st->peak_memory);
+        memscope_human(peak, sizeof peak, (double)st->peak_memory);
         printf("  the tracker's figures: %zu allocations, %zu frees, peak %s, %zu live blocks\n",
                st->total_allocations, st->total_deallocations, peak, st->active_allocations);
         if (st->evicted_events)
