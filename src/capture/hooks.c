@@ -29,8 +29,8 @@ __attribute__((visibility("default"))) const char ms__capture_anchor = 1;
 
 #define rec_enter ms__store_tbuf
 
-/* A record of a thread that has handed its buffer back (it is exiting). */
-/* @return whether it was recorded. */
+/* A record of a thread that has handed its buffer back (it is exiting).
+ * @return whether it was recorded. */
 MS_COLD static bool record_late(ms_event_store *s, unsigned type, uintptr_t p, uintptr_t old,
                                 uint64_t size, uint64_t flags)
 {

@@ -4,7 +4,6 @@
  * everything itself (docs/dashboard.md). */
 #include <string.h>
 
-#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "export/export.h"
