@@ -153,6 +153,9 @@ typedef struct ms_memory_stats {
                                       before capture started): not errors */
     uint64_t null_deallocations;   /* free(NULL) and realloc(NULL, 0)-like no-ops */
     uint64_t failed_allocations;   /* malloc-family calls that returned NULL */
+    /* appended with streaming (ms_tracker_with_streaming); 0 without it */
+    uint64_t stream_lost_events; /* events the trace lacks: the disk did not keep up, or a
+                                    write failed (figures stay exact) */
 } ms_memory_stats;
 
 typedef struct ms_active_allocation {
@@ -282,6 +285,24 @@ MS_API ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed);
  *  A failed auto-export prints one line to stderr and sets ms_last_error().
  *  @return t. */
 MS_API ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path);
+
+/** Stream every event to the binary trace `path` (docs/binary-format.md) as
+ *  the program runs: a background thread ("memscope-trace") writes what the
+ *  tracker records, in order, so the file holds the whole history of a long
+ *  run while the tracker's memory stays bounded. The retained event log
+ *  (ms_tracker_with_retained_bytes; at least 16 MiB while streaming) is the
+ *  writer's buffer: a full buffer makes recording wait for the writer, at
+ *  most 250 ms, and past that events are lost to the trace (not to the
+ *  figures), counted in stream_lost_events and marked in the file. The
+ *  trace starts with the events the tracker retains now and is finished
+ *  (samples, totals) by ms_tracker_free or, for the global tracker, at exit;
+ *  a process that dies first leaves a trace that reads up to its last whole
+ *  block. A write error (disk full) stops the writing, prints one line to
+ *  stderr, and counts every later event as lost. Errors: MS_EINVAL (NULL or
+ *  empty path, already streaming), MS_EIO (the file cannot be created; the
+ *  message says why), MS_ENOMEM. On error the tracker is unchanged.
+ *  @return t. */
+MS_API ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path);
 
 /** Bound the retained event log to `bytes` (default 64 MiB; 0 keeps none).
  *  Past it the oldest events are evicted and counted; figures stay exact.
@@ -478,6 +499,10 @@ typedef struct ms_trace_info {
     uint64_t written_at_ns;       /* when it was written, ns since the Unix epoch */
     uint64_t duration_ns;         /* how long the tracker had been running then */
     uint64_t samples_overwritten; /* older system samples the monitor had dropped */
+    /* appended with streaming */
+    bool streamed;        /* written as the run went (ms_tracker_with_streaming) */
+    uint64_t lost_events; /* events the writer could not keep (the disk fell behind), read
+                             so far: their places are marked in the file */
 } ms_trace_info;
 
 typedef enum ms_trace_item_kind { MS_TRACE_EVENT = 1, MS_TRACE_SAMPLE = 2 } ms_trace_item_kind;

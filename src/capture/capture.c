@@ -192,8 +192,19 @@ static void per_pid_path(const char *path, char *out, size_t n)
         snprintf(out, n, "%.*s.%ld%s", (int)(dot - path), path, (long)getpid(), dot);
 }
 
+/* The report's path. A binary trace is streamed as the program runs (the
+ * whole history in bounded memory); the others are written at exit. */
 static void set_output(const char *path)
 {
+    const char *dot = strrchr(path, '.');
+    if (dot && strcmp(dot, ".msb") == 0 && !strchr(dot, '/')) {
+        ms_clear_error();
+        ms_tracker_with_streaming(ms__cap_tracker, path);
+        if (ms_last_error())
+            fprintf(stderr, "memscope: cannot stream a trace to %s: %s\n", path,
+                    ms_last_error_message());
+        return;
+    }
     ms_tracker_with_auto_export(ms__cap_tracker, path);
     if (ms_last_error() && ms_atomic_load_relaxed(&ms__cap_tracker->auto_export) == NULL)
         fprintf(stderr, "memscope: cannot write a report to %s: %s\n", path,
@@ -249,11 +260,13 @@ static void fork_child(void)
         // Not traced: stop, and never write the parent's report.
         capture_off();
         ms__free(ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL));
+        ms__stream_forget(ms__cap_tracker);
         return;
     }
     // Traced (or a program linked with capture): the child writes its own
     // file, never over its parent's.
     char *cur = ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL);
+    ms__stream_forget(ms__cap_tracker); // the parent's writer and file
     const char *base = cfg.output[0] ? cfg.output : cur;
     if (base) {
         char path[4200];

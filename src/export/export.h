@@ -37,5 +37,10 @@ int ms__export_with(ms_tracker *t, const char *path, const char *fn, ms__export_
 /* Write data to path: creates missing parent directories, writes a temporary
  * file beside it, fsyncs, renames. @return 0 or MS_EIO (message set). */
 int ms__write_file_atomic(const char *path, const char *data, size_t len);
+/* Create (truncate) `path` for writing, its parent directories too.
+ * @return the descriptor, or MS_E... (error set). */
+int ms__file_create(const char *path);
+/* Write all of data. @return 0 or the errno that stopped it. */
+int ms__write_all(int fd, const void *data, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
 /* file.c — the one place exports touch the file system: write beside the
- * target, then rename, so a failure never leaves a partial file. */
+ * target, then rename, so a failure never leaves a partial file; and the
+ * streamed trace's file, written in place as the run goes. */
 #include "export/export.h"
 
 #include <errno.h>
@@ -40,6 +41,32 @@ static int make_parents(const char *path)
     return 0;
 }
 
+int ms__write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, p + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+int ms__file_create(const char *path)
+{
+    if (!path || !*path)
+        return ms__fail(MS_EINVAL, "the path is empty");
+    MS_TRY(make_parents(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return ms__fail(MS_EIO, "cannot create %s: %s", path, strerror(errno));
+    return fd;
+}
+
 int ms__write_file_atomic(const char *path, const char *data, size_t len)
 {
     if (!path || !*path)
@@ -52,18 +79,7 @@ int ms__write_file_atomic(const char *path, const char *data, size_t len)
     if (fd < 0)
         return ms__fail(MS_EIO, "cannot write %s: %s", path, strerror(errno));
     fchmod(fd, 0644);
-    size_t off = 0;
-    int err = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            err = w < 0 ? errno : EIO;
-            break;
-        }
-        off += (size_t)w;
-    }
+    int err = ms__write_all(fd, data, len);
     if (!err && fsync(fd) != 0)
         err = errno;
     if (close(fd) != 0 && !err)

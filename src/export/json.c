@@ -47,6 +47,7 @@ static cJSON *stats_json(const ms_memory_stats *s)
     add_u64(o, "unseen_deallocations", s->unseen_deallocations);
     add_u64(o, "null_deallocations", s->null_deallocations);
     add_u64(o, "failed_allocations", s->failed_allocations);
+    add_u64(o, "stream_lost_events", s->stream_lost_events);
     return o;
 }
 

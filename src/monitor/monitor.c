@@ -479,6 +479,32 @@ int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_
     return rc;
 }
 
+int ms__mon_samples_since(ms__mon *m, uint64_t seen, ms_system_snapshot **out, size_t *count,
+                          uint64_t *next, uint64_t *lost)
+{
+    *out = NULL;
+    *count = 0;
+    *lost = 0;
+    pthread_mutex_lock(&M.lock);
+    int rc = 0;
+    uint64_t first = m->overwritten, end = m->overwritten + m->ring_count;
+    if (seen < first) {
+        *lost = first - seen;
+        seen = first;
+    }
+    *next = end > seen ? end : seen;
+    if (end > seen) {
+        size_t k = (size_t)(end - seen);
+        *out = ms__malloc(k * sizeof **out);
+        if (*out)
+            *count = ring_copy(m, *out, k);
+        else
+            rc = ms__fail(MS_ENOMEM, "cannot copy %zu system samples", k);
+    }
+    pthread_mutex_unlock(&M.lock);
+    return rc;
+}
+
 void ms__mon_self_cost(uint64_t *cpu_ns, uint64_t *readings)
 {
     *cpu_ns = ms_atomic_load_relaxed(&M.self_cpu_ns);

@@ -53,6 +53,13 @@ ms_system_snapshot ms__mon_current(ms__mon *m);
  * how many were overwritten. @return 0 or MS_ENOMEM. */
 int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_t *overwritten);
 
+/* The samples of m's history from number `seen` on (numbered from the
+ * first sample m ever kept), oldest first, into *out (ms__malloc; NULL when
+ * none); *next is the number after the newest, *lost how many from `seen`
+ * on were overwritten before this call. @return 0 or MS_ENOMEM. */
+int ms__mon_samples_since(ms__mon *m, uint64_t seen, ms_system_snapshot **out, size_t *count,
+                          uint64_t *next, uint64_t *lost);
+
 /* A tracker rebuilt from a trace: keep `s` (if not NULL) as the next sample
  * of m's history (and its latest), with `overwritten` older ones counted as
  * lost. For a monitor that does not run. @return 0 or MS_ENOMEM. */

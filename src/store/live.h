@@ -145,7 +145,9 @@ static inline const ms_site *ms__pc_site(uintptr_t pc)
 }
 static inline uintptr_t ms__site_pc(const ms_site *s)
 {
-    return ((uintptr_t)s & 1) ? (uintptr_t)s >> 1 : 0;
+    // Sign-extending: a replay's stand-in addresses have their top bits set
+    // (stack/stack.h), which the tag's shift would otherwise lose.
+    return ((uintptr_t)s & 1) ? (uintptr_t)((intptr_t)s >> 1) : 0;
 }
 static inline const ms_site *ms__public_site(const ms_site *s)
 {

@@ -41,7 +41,9 @@ static ms_event_store *registry;
 struct ms__chunk {
     ms__chunk *next;
     size_t n;
-    char pad[MS_CACHE_LINE - sizeof(void *) - sizeof(size_t)];
+    uint64_t seq0;        /* the store's seq of ev[0] */
+    uint64_t lost_before; /* streaming: records lost just before ev[0] */
+    char pad[MS_CACHE_LINE - sizeof(void *) - sizeof(size_t) - 2 * sizeof(uint64_t)];
     ms__rec ev[];
 };
 
@@ -121,6 +123,10 @@ static size_t chunk_bytes(const ms_event_store *s)
 int ms__store_set_retained(ms_event_store *s, size_t bytes)
 {
     pthread_mutex_lock(&s->fold_lock);
+    if (s->streaming) { // the writer reads the chunks
+        pthread_mutex_unlock(&s->fold_lock);
+        return ms__fail(MS_EINVAL, "the retained log cannot change while the tracker streams");
+    }
     // Drop what is retained: the budget applies from here on.
     while (s->oldest) {
         ms__chunk *c = s->oldest;
@@ -148,6 +154,51 @@ int ms__store_set_retained(ms_event_store *s, size_t bytes)
     return 0;
 }
 
+/* Streaming: the oldest chunk may go once the writer has passed it. */
+static bool stream_passed_oldest(ms_event_store *s)
+{
+    return s->oldest->seq0 + s->oldest->n <= ms_atomic_load_acquire(&s->stream_done);
+}
+
+/* After a drain on the writer's thread (under the lock, so the links are
+ * safe to read): a writer at the end of its chunk steps into the next,
+ * passing it. @return true. */
+static bool stream_step(ms_event_store *s)
+{
+    ms__stream_pos *p = s->stream_pos;
+    if (p && p->idx == s->chunk_events && p->c->next) {
+        p->c = p->c->next;
+        p->idx = 0;
+        ms_atomic_store_release(&s->stream_done, p->c->seq0);
+    }
+    return true;
+}
+
+/* Streaming, the log full of chunks the writer still needs: have it drain,
+ * or wait for it (at most MS__STREAM_WAIT_NS, and not again until it has
+ * caught up once: a stalled disk costs each record nothing). */
+static bool stream_make_room(ms_event_store *s)
+{
+    if (stream_passed_oldest(s) ||
+        (s->stream_drain && s->stream_drain(s->stream_ctx, s->oldest->seq0 + s->oldest->n) &&
+         stream_step(s) && stream_passed_oldest(s))) {
+        s->stream_stalled = false;
+        return true;
+    }
+    if (s->stream_stalled)
+        return false;
+    uint64_t deadline = ms__mono_ns() + MS__STREAM_WAIT_NS;
+    const struct timespec pause = {0, 20000};
+    while (!stream_passed_oldest(s)) {
+        if (ms__mono_ns() > deadline) {
+            s->stream_stalled = true;
+            return false;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return true;
+}
+
 static void retain(ms_event_store *s, const ms__rec *r)
 {
     if (s->max_chunks == 0) {
@@ -157,6 +208,12 @@ static void retain(ms_event_store *s, const ms__rec *r)
     ms__chunk *c = s->newest;
     if (!c || c->n == s->chunk_events) {
         if (s->nchunks == s->max_chunks) {
+            if (s->streaming && !stream_make_room(s)) {
+                s->evicted++; // the live state stays exact; the trace says what it lacks
+                s->stream_lost++;
+                s->lost_pending++;
+                return;
+            }
             // Evict the oldest chunk and reuse its memory as the newest.
             c = s->oldest;
             s->oldest = c->next;
@@ -169,11 +226,18 @@ static void retain(ms_event_store *s, const ms__rec *r)
             c = ms__pages_alloc(chunk_bytes(s));
             if (!c) {
                 s->evicted++; // cannot keep it; the live state stays exact
+                if (s->streaming) {
+                    s->stream_lost++;
+                    s->lost_pending++;
+                }
                 return;
             }
         }
         c->next = NULL;
         c->n = 0;
+        c->seq0 = ms_atomic_load_relaxed(&s->seq);
+        c->lost_before = s->lost_pending;
+        s->lost_pending = 0;
         if (s->newest)
             s->newest->next = c;
         else
@@ -183,6 +247,100 @@ static void retain(ms_event_store *s, const ms__rec *r)
     }
     c->ev[c->n++] = *r;
     s->retained++;
+    // The record and any new chunk's link before the count (the writer's acquire).
+    ms_atomic_store_release(&s->seq, ms_atomic_load_relaxed(&s->seq) + 1);
+}
+
+/* ------------------------------------------------------------ streaming */
+
+int ms__store_stream_begin(ms_event_store *s, size_t min_bytes, bool (*drain)(void *, uint64_t),
+                           void *ctx, ms__stream_pos *pos)
+{
+    if (s->retained_budget < min_bytes || s->max_chunks < 2) {
+        int rc = ms__store_set_retained(s, s->retained_budget < min_bytes ? min_bytes
+                                                                          : s->retained_budget);
+        if (rc < 0)
+            return rc;
+        if (s->max_chunks < 2)
+            return ms__fail(MS_EINVAL, "a retained log of %zu bytes is too small to stream",
+                            s->retained_budget);
+    }
+    pthread_mutex_lock(&s->fold_lock);
+    if (s->streaming) {
+        pthread_mutex_unlock(&s->fold_lock);
+        return ms__fail(MS_EINVAL, "the tracker already streams");
+    }
+    if (!s->newest) { // the writer starts in a chunk, never at NULL
+        ms__chunk *c = ms__pages_alloc(chunk_bytes(s));
+        if (!c) {
+            pthread_mutex_unlock(&s->fold_lock);
+            return ms__fail(MS_ENOMEM, "cannot allocate the stream's buffer");
+        }
+        c->next = NULL;
+        c->n = 0;
+        c->seq0 = ms_atomic_load_relaxed(&s->seq);
+        s->oldest = s->newest = c;
+        s->nchunks = 1;
+    }
+    for (ms__chunk *c = s->oldest; c; c = c->next)
+        c->lost_before = 0;
+    *pos = (ms__stream_pos){s->oldest, 0, s->oldest->seq0};
+    s->stream_pos = pos;
+    ms_atomic_store_relaxed(&s->stream_io_lost, 0);
+    ms_atomic_store_release(&s->stream_done, pos->seq);
+    s->streaming = true;
+    s->stream_stalled = false;
+    s->stream_drain = drain;
+    s->stream_ctx = ctx;
+    s->stream_lost = s->lost_pending = 0;
+    s->evicted_before_stream = s->evicted;
+    pthread_mutex_unlock(&s->fold_lock);
+    return 0;
+}
+
+size_t ms__store_stream_take(ms_event_store *s, ms__stream_pos *pos, const ms__rec **run,
+                             uint64_t *lost_before)
+{
+    *lost_before = 0;
+    uint64_t end = ms_atomic_load_acquire(&s->seq);
+    if (pos->seq == end)
+        return 0;
+    if (pos->idx == s->chunk_events) {
+        // Linked before `end` counted past it. The chunk left behind may go.
+        pos->c = pos->c->next;
+        pos->idx = 0;
+        ms_atomic_store_release(&s->stream_done, pos->c->seq0);
+    }
+    if (pos->idx == 0)
+        *lost_before = pos->c->lost_before;
+    size_t n = s->chunk_events - pos->idx;
+    if (end - pos->seq < n)
+        n = (size_t)(end - pos->seq);
+    *run = &pos->c->ev[pos->idx];
+    pos->idx += n;
+    pos->seq += n;
+    return n;
+}
+
+uint64_t ms__store_stream_take_lost(ms_event_store *s)
+{
+    uint64_t n = s->lost_pending;
+    s->lost_pending = 0;
+    return n;
+}
+
+void ms__store_stream_end(ms_event_store *s)
+{
+    s->streaming = false;
+    s->stream_drain = NULL;
+    s->stream_ctx = NULL;
+    s->stream_pos = NULL;
+}
+
+void ms__store_stream_forget(ms_event_store *s)
+{
+    // Only the forking thread runs in the child: no lock is held.
+    ms__store_stream_end(s);
 }
 
 void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
@@ -723,6 +881,14 @@ void ms__store_lock_folded(ms_event_store *s)
 
 void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
 
+void ms__store_try_fold(ms_event_store *s)
+{
+    if (pthread_mutex_trylock(&s->fold_lock) != 0)
+        return; // someone folds now
+    fold_locked(s);
+    pthread_mutex_unlock(&s->fold_lock);
+}
+
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
 {
     ms__seg *g = take_spare(b);
@@ -994,6 +1160,8 @@ static void fork_child(void)
         ms_atomic_store_relaxed(&s->bg_fold, false);   // the folder thread is not in the child
         ms_atomic_store_relaxed(&s->coarse, 0);        // nor its clock: read the tick counter
         ms_atomic_store_relaxed(&s->late_lock, false); // its holder is not in the child either
+        if (s->streaming) // nor the stream's writer: the tracker starts its own (trace/stream.c)
+            ms__store_stream_forget(s);
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
             bool mine = false;
             for (ms__tbuf *m = tl_list; m; m = m->thread_next)
@@ -1114,6 +1282,8 @@ void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out)
     out->dropped_events = ms_atomic_load_relaxed(&s->dropped) + x->dropped_events;
     out->evicted_events = s->evicted + x->evicted_events;
     out->retained_events = s->retained;
+    out->stream_lost_events =
+        s->stream_lost + ms_atomic_load_relaxed(&s->stream_io_lost) + x->stream_lost_events;
     out->sampled_out = s->gone_sampled_out + x->sampled_out;
     out->track_errors = s->gone_errors + x->track_errors;
     out->null_deallocations =

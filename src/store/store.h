@@ -93,6 +93,13 @@ typedef struct ms__tbuf {
 
 typedef struct ms__chunk ms__chunk;
 
+/* Streaming: the writer's place in the retained log (trace/stream.c). */
+typedef struct ms__stream_pos {
+    ms__chunk *c;
+    size_t idx;   /* in c */
+    uint64_t seq; /* of the next record */
+} ms__stream_pos;
+
 struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
     /* The coarse clock, while a background folder runs (0: none, records
@@ -137,9 +144,26 @@ struct ms_event_store {
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
     uint64_t retained, evicted;
-    uint64_t folded;                 /* records folded so far */
-    struct ms_event_store *reg_next; /* the process's store registry (fork) */
-    _Atomic bool late_lock;          /* guards `late` */
+    uint64_t folded; /* records folded so far */
+    /* Streaming (trace/stream.c): a writer follows the retained log, which
+     * then evicts only chunks the writer has passed. `seq` numbers retained
+     * records (published for the writer, release); the writer publishes the
+     * first record it still needs (`stream_done`). A record that finds the
+     * log full of unwritten chunks waits for the writer (`stream_drain`
+     * first: it drains at once when the fold runs on the writer's thread),
+     * at most MS__STREAM_WAIT_NS, then is lost: counted, and the next chunk
+     * says how many went before it. */
+    _Atomic uint64_t seq;
+    _Atomic uint64_t stream_done;
+    bool streaming, stream_stalled;
+    bool (*stream_drain)(void *ctx, uint64_t upto);
+    void *stream_ctx;
+    uint64_t stream_lost, lost_pending; /* lost in all; since the newest chunk began */
+    uint64_t evicted_before_stream;     /* evicted before the stream began */
+    _Atomic uint64_t stream_io_lost;    /* passed by a writer that could not write */
+    ms__stream_pos *stream_pos;         /* the writer's place (its thread, or under the lock) */
+    struct ms_event_store *reg_next;    /* the process's store registry (fork) */
+    _Atomic bool late_lock;             /* guards `late` */
     ms__tbuf *late; /* shared buffer for threads past their exit (ms__store_push_late) */
     _Atomic uint64_t late_null_frees;
 };
@@ -283,6 +307,30 @@ void ms__store_replay(ms_event_store *s, const ms__rec *r);
 uint64_t ms__store_series_width(const ms_event_store *s);
 /* The ticks -> ns map of s's records: the process clock's, or a trace's. */
 const ms__timebase *ms__store_timebase(const ms_event_store *s);
+
+#define MS__STREAM_WAIT_NS 250000000u
+/* Start streaming s from its oldest retained record: at least `min_bytes`
+ * of retained log (the stream's buffer), nothing evicted from here on that
+ * the writer has not passed. `drain(ctx)` is called, under the fold lock,
+ * when the log is full: it writes the records before seq `upto` (the end of the
+ * oldest chunk) and returns true when it could (on the writer's thread),
+ * false to have the fold wait for the writer.
+ * @return 0 or MS_ENOMEM / MS_EINVAL (already streaming). */
+int ms__store_stream_begin(ms_event_store *s, size_t min_bytes, bool (*drain)(void *, uint64_t),
+                           void *ctx, ms__stream_pos *pos);
+/* The next run of published records at pos (lock-free; *run valid until the
+ * writer passes its chunk), and how many records were lost just before it.
+ * @return its length, 0 when the writer has caught up. */
+size_t ms__store_stream_take(ms_event_store *s, ms__stream_pos *pos, const ms__rec **run,
+                             uint64_t *lost_before);
+/* Under the fold lock: records lost since the newest chunk began (taken:
+ * the next call says 0), and stop streaming. */
+uint64_t ms__store_stream_take_lost(ms_event_store *s);
+void ms__store_stream_end(ms_event_store *s);
+/* Fold now if nobody else is (the writer keeps the log current). */
+void ms__store_try_fold(ms_event_store *s);
+/* In a child after fork(): the stream's writer is not there. */
+void ms__store_stream_forget(ms_event_store *s);
 
 /* Under ms__store_lock_folded: */
 typedef void (*ms__rec_visit_fn)(const ms__rec *r, void *ctx);

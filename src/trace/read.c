@@ -431,6 +431,7 @@ static int read_trailer(ms_trace *tr, ms__cursor *c, uint64_t at)
     st->unseen_deallocations = v[15];
     st->null_deallocations = v[16];
     st->failed_allocations = v[17];
+    st->stream_lost_events = v[18];
     if (events != tr->records || samples != tr->sample_records)
         return corrupt(at, "the trailer's totals disagree with the blocks read");
     tr->info.complete = true;
@@ -516,6 +517,14 @@ static int next_block(ms_trace *tr)
     case MS__TB_TRAILER:
         rc = read_trailer(tr, &c, at);
         break;
+    case MS__TB_LOST: {
+        uint64_t n = ms__get_varint(&c);
+        if (c.bad || c.p != c.end || n == 0 || n > UINT64_MAX - tr->info.lost_events)
+            rc = corrupt(at, "an impossible lost-events block");
+        else
+            tr->info.lost_events += n;
+        break;
+    }
     }
     return rc < 0 ? rc : 1;
 }
@@ -577,7 +586,8 @@ int ms__trace_open_stream(FILE *f, const char *path, ms_trace **out)
                 tr->tb.tick0 = ms__le64(h + 48);
                 tr->tb.ns0 = ms__le64(h + 56);
                 tr->series_width = ms__le64(h + 64);
-                tr->captured = h[72] & 1;
+                tr->captured = h[72] & MS__TH_CAPTURED;
+                tr->info.streamed = (h[72] & MS__TH_STREAMED) != 0;
                 memcpy(tr->program, all + sizeof h, plen);
                 tr->program[plen] = '\0';
                 tr->info.program = tr->program;
@@ -585,7 +595,8 @@ int ms__trace_open_stream(FILE *f, const char *path, ms_trace **out)
                 tr->info.sampling.sample_rate = 1.0; // until the CONFIG block says
                 uint64_t w = tr->series_width;
                 if (!(tr->tb.ns_per_tick > 0.0 && tr->tb.ns_per_tick < 1e6) || w == 0 ||
-                    (w & (w - 1)) || w > (UINT64_C(1) << 40) || h[73] != 0 || (h[72] & ~1u))
+                    (w & (w - 1)) || w > (UINT64_C(1) << 40) || h[73] != 0 ||
+                    (h[72] & ~MS__TH_KNOWN))
                     rc = ms__fail(MS_ECORRUPT, "%s: corrupt trace header (timebase)", path);
             }
         }

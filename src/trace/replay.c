@@ -111,7 +111,10 @@ static ms_tracker *from_trace(const char *path)
     }
     ms_event_store *s = t->store;
     const ms_trace_info *info = ms_trace_get_info(tr);
-    ms__store_set_retained(s, (size_t)1 << 40); // every record the trace holds
+    // Every record a trace of the retained log holds, as its tracker had
+    // them; a streamed trace's (any length) in the default budget.
+    if (!info->streamed)
+        ms__store_set_retained(s, (size_t)1 << 40);
     pthread_mutex_lock(&s->fold_lock);
     ms__live_destroy(&s->live);
     s->series_width = ms__trace_series_width(tr);

@@ -31,8 +31,14 @@ enum {
     MS__TB_CONFIG = 6,  /* the sampling configuration */
     MS__TB_TRAILER = 7, /* totals; the last block of a complete trace */
     MS__TB_SYMBOLS = 8, /* new code addresses, symbolized: what stacks are made of */
-    MS__TB_KINDS = 9
+    MS__TB_LOST = 9,    /* streaming: records the writer could not keep, here in the order */
+    MS__TB_KINDS = 10
 };
+
+/* The header's flags byte. */
+#define MS__TH_CAPTURED 0x01u /* the tracker was the one malloc capture records into */
+#define MS__TH_STREAMED 0x02u /* written by the streaming writer, as the run went */
+#define MS__TH_KNOWN 0x03u
 
 /* The header's fixed part (docs/binary-format.md); the program name and a
  * CRC follow. */
@@ -135,6 +141,30 @@ static inline double ms__get_double(ms__cursor *c)
     memcpy(&d, &v, sizeof d);
     return d;
 }
+
+/* The encoder both writers share (write.c): the header, blocks and their
+ * tables into an output buffer the caller empties (len = 0) as it likes. */
+struct ms__rec;
+struct ms__tids;
+struct ms_tracker;
+typedef struct ms__tw ms__tw;
+ms__tw *ms__tw_new(const struct ms__tids *tids);
+void ms__tw_free(ms__tw *w);
+void ms__tw_header(ms__tw *w, struct ms_tracker *t, uint8_t flags /* MS__TH_STREAMED */);
+void ms__tw_config(ms__tw *w, ms_sampling_config cfg, bool is_estimate);
+/* One record, its tables' new entries first; a full EVENTS block goes out. */
+void ms__tw_event(ms__tw *w, const struct ms__rec *r);
+void ms__tw_flush(ms__tw *w); /* the pending tables and events as blocks */
+void ms__tw_lost(ms__tw *w, uint64_t n);
+void ms__tw_samples(ms__tw *w, const ms_system_snapshot *x, size_t n);
+void ms__tw_trailer(ms__tw *w, uint64_t duration_ns, uint64_t samples_overwritten,
+                    const ms_memory_stats *stats);
+ms__buf *ms__tw_out(ms__tw *w);
+uint64_t ms__tw_records(const ms__tw *w); /* event records given so far */
+uint64_t ms__tw_pending(const ms__tw *w); /* of those, not yet in a block */
+uint64_t ms__tw_lost_written(const ms__tw *w);
+/* @return 0, or MS_ENOMEM / MS_ERANGE (error set) if anything failed. */
+int ms__tw_status(const ms__tw *w);
 
 struct ms_trace;
 /* ms_trace_open on an open stream (the fuzzer reads from memory), which the

@@ -89,7 +89,7 @@ static void map_free(id_map *m)
     ms__free(m->ids);
 }
 
-typedef struct writer {
+struct ms__tw {
     ms__buf out;                                  /* the file */
     ms__buf strings, symbols, sites, stacks, evs; /* blocks being filled */
     uint32_t nstrings, nsites, nsymbols;          /* ids given so far */
@@ -103,9 +103,10 @@ typedef struct writer {
     uint64_t prev_tick, prev_tid;
     uintptr_t prev_ptr;
     const ms__tids *tids;
-    uint64_t total_records, blocks;
+    uint64_t total_records, blocks, samples, lost;
     bool oom, too_big;
-} writer;
+};
+typedef struct ms__tw writer;
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -291,9 +292,8 @@ static void flush_events(writer *w)
 /* Encode one retained record (ms__store_visit_retained), as the store holds
  * it: its tick, not ns (the header has the timebase), and its flags, so a
  * replay rebuilds the same live state. */
-static void put_event(const ms__rec *r, void *arg)
+void ms__tw_event(ms__tw *w, const ms__rec *r)
 {
-    writer *w = arg;
     unsigned type = ms__rec_type(r);
     uint64_t tid = ms__tids_get(w->tids, ms__rec_slot(r));
     const ms_site *site = ms__public_site(r->site);
@@ -384,13 +384,14 @@ static void put_stats(ms__buf *b, const ms_memory_stats *st)
                           st->retained_events,      st->ignored_deallocations,
                           st->replaced_allocations, st->track_errors,
                           st->sampled_out,          st->unseen_deallocations,
-                          st->null_deallocations,   st->failed_allocations};
+                          st->null_deallocations,   st->failed_allocations,
+                          st->stream_lost_events};
     ms__put_varint(b, sizeof v / sizeof v[0]);
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         ms__put_varint(b, v[i]);
 }
 
-static void put_header(writer *w, ms_tracker *t)
+void ms__tw_header(ms__tw *w, ms_tracker *t, uint8_t flags)
 {
     char prog[256];
     if (t->trace) // a tracker rebuilt from a trace: the traced process
@@ -401,6 +402,7 @@ static void put_header(writer *w, ms_tracker *t)
     const ms__timebase *tb = ms__store_timebase(t->store);
     bool captured = ms_atomic_load_relaxed(&t->captured);
     ms__buf *b = &w->out;
+    size_t at = b->len;
     ms__buf_put(b, MS__TRACE_MAGIC, 8);
     ms__put_u8(b, MS__TRACE_VERSION & 0xff);
     ms__put_u8(b, MS__TRACE_VERSION >> 8);
@@ -416,17 +418,113 @@ static void put_header(writer *w, ms_tracker *t)
     ms__put_le64(b, tb->tick0);
     ms__put_le64(b, tb->ns0);
     ms__put_le64(b, ms__store_series_width(t->store));
-    ms__put_u8(b, captured ? 1 : 0);
+    ms__put_u8(b, (uint8_t)((captured ? MS__TH_CAPTURED : 0) | flags));
     ms__put_u8(b, 0);
     ms__put_u8(b, (uint8_t)plen);
     ms__put_u8(b, (uint8_t)(plen >> 8));
     ms__buf_put(b, prog, plen);
     if (!b->failed)
-        ms__put_le32(b, ms__trace_crc(b->data, b->len));
+        ms__put_le32(b, ms__trace_crc(b->data + at, b->len - at));
 }
 
-static void writer_free(writer *w)
+void ms__tw_config(ms__tw *w, ms_sampling_config cfg, bool is_estimate)
 {
+    ms__buf b;
+    ms__buf_init(&b);
+    ms__put_double(&b, cfg.sample_rate);
+    ms__put_u8(&b, cfg.capture_call_stack);
+    ms__put_varint(&b, cfg.max_stack_depth);
+    ms__put_u8(&b, is_estimate);
+    w->oom |= b.failed;
+    emit_block(w, MS__TB_CONFIG, &b);
+    ms__buf_free(&b);
+}
+
+void ms__tw_flush(ms__tw *w) { flush_events(w); }
+
+void ms__tw_lost(ms__tw *w, uint64_t n)
+{
+    if (n == 0)
+        return;
+    flush_events(w); // in its place among the events
+    ms__buf b;
+    ms__buf_init(&b);
+    ms__put_varint(&b, n);
+    w->oom |= b.failed;
+    emit_block(w, MS__TB_LOST, &b);
+    ms__buf_free(&b);
+    w->lost += n;
+}
+
+void ms__tw_samples(ms__tw *w, const ms_system_snapshot *x, size_t count)
+{
+    ms__buf b;
+    ms__buf_init(&b);
+    for (size_t i = 0; i < count; i += 4096) {
+        size_t n = count - i < 4096 ? count - i : 4096;
+        b.len = 0;
+        ms__put_varint(&b, n);
+        for (size_t k = 0; k < n; k++)
+            put_sample(&b, &x[i + k]);
+        w->oom |= b.failed;
+        emit_block(w, MS__TB_SAMPLES, &b);
+    }
+    ms__buf_free(&b);
+    w->samples += count;
+}
+
+void ms__tw_trailer(ms__tw *w, uint64_t duration_ns, uint64_t samples_overwritten,
+                    const ms_memory_stats *stats)
+{
+    flush_events(w);
+    ms__buf b;
+    ms__buf_init(&b);
+    ms__put_varint(&b, w->total_records);
+    ms__put_varint(&b, w->samples);
+    ms__put_varint(&b, w->blocks + 1); // this one too
+    ms__put_varint(&b, ms__real_ns());
+    ms__put_varint(&b, duration_ns);
+    ms__put_varint(&b, samples_overwritten);
+    put_stats(&b, stats);
+    ms__buf_put(&b, MS__TRACE_END_MAGIC, 8);
+    w->oom |= b.failed;
+    emit_block(w, MS__TB_TRAILER, &b);
+    ms__buf_free(&b);
+}
+
+ms__buf *ms__tw_out(ms__tw *w) { return &w->out; }
+uint64_t ms__tw_records(const ms__tw *w) { return w->total_records; }
+uint64_t ms__tw_pending(const ms__tw *w) { return w->nevents; }
+uint64_t ms__tw_lost_written(const ms__tw *w) { return w->lost; }
+
+int ms__tw_status(const ms__tw *w)
+{
+    bool oom = w->oom || w->out.failed || w->evs.failed || w->strings.failed || w->symbols.failed ||
+               w->sites.failed || w->stacks.failed;
+    return oom          ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
+           : w->too_big ? ms__fail(MS_ERANGE, "a block of the trace outgrew the format's 16 MiB")
+                        : 0;
+}
+
+ms__tw *ms__tw_new(const ms__tids *tids)
+{
+    ms__tw *w = ms__calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->tids = tids;
+    ms__buf_init(&w->out);
+    ms__buf_init(&w->strings);
+    ms__buf_init(&w->symbols);
+    ms__buf_init(&w->sites);
+    ms__buf_init(&w->stacks);
+    ms__buf_init(&w->evs);
+    return w;
+}
+
+void ms__tw_free(ms__tw *w)
+{
+    if (!w)
+        return;
     ms__buf_free(&w->out);
     ms__buf_free(&w->strings);
     ms__buf_free(&w->symbols);
@@ -440,7 +538,10 @@ static void writer_free(writer *w)
     map_free(&w->site_by_ptr);
     map_free(&w->stack_seen);
     map_free(&w->symbol_by_pc);
+    ms__free(w);
 }
+
+static void visit_event(const ms__rec *r, void *w) { ms__tw_event(w, r); }
 
 /* The whole trace of t into out (ms__export_with). */
 static int build_binary(ms_tracker *t, ms__buf *out)
@@ -450,60 +551,28 @@ static int build_binary(ms_tracker *t, ms__buf *out)
     ms_analysis_report *r = ms__tracker_analyze(t, &snap, &stats);
     if (!r)
         return ms_last_error();
-    writer w = {.tids = t->store->tids};
-    ms__buf_init(&w.out);
-    ms__buf_init(&w.strings);
-    ms__buf_init(&w.symbols);
-    ms__buf_init(&w.sites);
-    ms__buf_init(&w.stacks);
-    ms__buf_init(&w.evs);
-    put_header(&w, t);
-
-    ms_sampling_config cfg = ms__tracker_sampling(t);
-    ms__buf b;
-    ms__buf_init(&b);
-    ms__put_double(&b, cfg.sample_rate);
-    ms__put_u8(&b, cfg.capture_call_stack);
-    ms__put_varint(&b, cfg.max_stack_depth);
-    ms__put_u8(&b, r->is_estimate);
-    emit_block(&w, MS__TB_CONFIG, &b);
-
-    ms__store_lock_folded(t->store);
-    ms__store_visit_retained(t->store, put_event, &w);
-    ms__store_unlock(t->store);
-    flush_events(&w);
-
-    for (size_t i = 0; i < r->system_snapshot_count; i += 4096) {
-        size_t n = r->system_snapshot_count - i < 4096 ? r->system_snapshot_count - i : 4096;
-        b.len = 0;
-        ms__put_varint(&b, n);
-        for (size_t k = 0; k < n; k++)
-            put_sample(&b, &r->system_snapshots[i + k]);
-        emit_block(&w, MS__TB_SAMPLES, &b);
+    ms__tw *w = ms__tw_new(t->store->tids);
+    if (!w) {
+        ms_report_free(r);
+        ms_snapshot_free(snap);
+        return ms__fail(MS_ENOMEM, "out of memory writing the binary trace");
     }
-
-    b.len = 0;
-    ms__put_varint(&b, w.total_records);
-    ms__put_varint(&b, r->system_snapshot_count);
-    ms__put_varint(&b, w.blocks + 1); // this one too
-    ms__put_varint(&b, ms__real_ns());
-    ms__put_varint(&b, (uint64_t)(r->duration_sec * 1e9 + 0.5));
-    ms__put_varint(&b, r->system_snapshots_overwritten);
-    put_stats(&b, &stats);
-    ms__buf_put(&b, MS__TRACE_END_MAGIC, 8);
-    emit_block(&w, MS__TB_TRAILER, &b);
-    bool oom = w.oom || b.failed || w.out.failed || w.evs.failed || w.strings.failed ||
-               w.symbols.failed || w.sites.failed || w.stacks.failed;
-    ms__buf_free(&b);
-    int rc = oom         ? ms__fail(MS_ENOMEM, "out of memory writing the binary trace")
-             : w.too_big ? ms__fail(MS_ERANGE, "a block of the trace outgrew the format's 16 MiB")
-                         : 0;
+    ms__tw_header(w, t, 0);
+    ms__tw_config(w, ms__tracker_sampling(t), r->is_estimate);
+    ms__store_lock_folded(t->store);
+    ms__store_visit_retained(t->store, visit_event, w);
+    ms__store_unlock(t->store);
+    ms__tw_flush(w);
+    ms__tw_samples(w, r->system_snapshots, r->system_snapshot_count);
+    ms__tw_trailer(w, (uint64_t)(r->duration_sec * 1e9 + 0.5), r->system_snapshots_overwritten,
+                   &stats);
+    int rc = ms__tw_status(w);
     if (rc == 0) { // the file is the caller's now
         ms__buf_free(out);
-        *out = w.out;
-        ms__buf_init(&w.out);
+        *out = w->out;
+        ms__buf_init(&w->out);
     }
-    writer_free(&w);
+    ms__tw_free(w);
     ms_report_free(r);
     ms_snapshot_free(snap);
     return rc;

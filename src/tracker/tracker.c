@@ -260,7 +260,7 @@ ms_tracker *ms_tracker_new(void)
 static void global_at_exit(void)
 {
     ms_tracker *t = global_tracker;
-    if (t && ms_atomic_load_relaxed(&t->auto_export)) {
+    if (t && (ms_atomic_load_relaxed(&t->auto_export) || ms_atomic_load_relaxed(&t->stream))) {
         ms__clock_calibrate_at_exit();
         ms__tracker_auto_export(t);
     }
@@ -283,6 +283,7 @@ ms_tracker *ms_tracker_global(void)
 
 void ms__tracker_auto_export(ms_tracker *t)
 {
+    ms__stream_finish(t);
     char *path = ms_atomic_exchange_acq_rel(&t->auto_export, NULL);
     if (!path)
         return;

@@ -21,6 +21,7 @@ struct ms_tracker {
     uint64_t start_ns, start_mono_ns;
     bool is_global;
     _Atomic bool captured; /* the global tracker under malloc capture: TRACK names blocks */
+    _Atomic(struct ms__stream *) stream; /* ms_tracker_with_streaming's writer (trace/stream.c) */
     /* A tracker rebuilt from a trace (ms_tracker_from_trace): the trace it
      * holds (its sites and timebase live there), the traced process, and how
      * long its tracker had run. NULL / 0 otherwise. */
@@ -69,7 +70,13 @@ ms_sampling_config ms__tracker_sampling(ms_tracker *t);
  * and `stats` (optional) receives the exact figures of the same moment. */
 ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep,
                                         ms_memory_stats *stats);
-/* Write and forget the auto-export, if one is set. */
+/* Finish the stream (trailer), then write and forget the auto-export, if
+ * either is set. */
 void ms__tracker_auto_export(ms_tracker *t);
+/* trace/stream.c: finish t's stream, if it has one (the writer stops, the
+ * rest of the log and the trailer are written, the file closed); and, in a
+ * child after fork(), forget its parent's. */
+void ms__stream_finish(ms_tracker *t);
+void ms__stream_forget(ms_tracker *t);
 
 #endif

@@ -43,9 +43,11 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  -o, --output FILE     report path (default memscope-report.json, or\n"
-            "                        memscope-report.html with --format html)\n"
-            "  --format FMT          json or html (the dashboard; bin comes with a later\n"
-            "                        release); default: from FILE's extension\n"
+            "                        memscope-report.html / .msb with --format html / bin)\n"
+            "  --format FMT          json, html (the dashboard) or bin (a binary trace of\n"
+            "                        every event, streamed to the file as the program runs:\n"
+            "                        read it with memscope report); default: from FILE's\n"
+            "                        extension\n"
             "  --sample-rate R       record a share R of allocations, 0 < R <= 1 (default 1)\n"
             "  --stacks N            record N frames of each allocation's call stack\n"
             "                        (default 0: only the calling function)\n"
@@ -120,8 +122,46 @@ static char *report_json(char *text, const char *path)
 }
 
 /* Print a few lines from the report PROG wrote. @return false if unreadable. */
+/* The summary of a binary trace: the run rebuilt from it. */
+static bool summarize_trace(const char *path)
+{
+    ms_tracker *t = ms_tracker_from_trace(path);
+    ms_analysis_report *r = t ? ms_analyze(t) : NULL;
+    if (!r) {
+        ms_tracker_free(t);
+        return false;
+    }
+    char peak[32], live[32];
+    memscope_human(peak, sizeof peak, (double)r->peak_memory_bytes);
+    memscope_human(live, sizeof live, (double)r->leaked_bytes);
+    fprintf(stderr, "%s: %zu allocations, %zu frees, peak %s; %zu blocks (%s) live at exit\n",
+            prog_name, r->total_allocations, r->total_deallocations, peak, r->leaked_blocks, live);
+    for (size_t i = 0; i < r->leak_count && i < 3; i++) {
+        char b[32];
+        memscope_human(b, sizeof b, (double)r->leaks[i].bytes);
+        fprintf(stderr, "%s:   %10s in %6zu blocks from %s%s%s\n", prog_name, b, r->leaks[i].count,
+                r->leaks[i].function ? r->leaks[i].function : "?",
+                r->leaks[i].location ? " at " : "",
+                r->leaks[i].location ? r->leaks[i].location : "");
+    }
+    ms_memory_stats st = ms_tracker_stats(t);
+    if (r->dropped_events)
+        fprintf(stderr, "%s: %llu events could not be recorded (the report misses them)\n",
+                prog_name, (unsigned long long)r->dropped_events);
+    if (st.stream_lost_events)
+        fprintf(stderr, "%s: %llu events are not in the trace (the disk did not keep up)\n",
+                prog_name, (unsigned long long)st.stream_lost_events);
+    ms_report_free(r);
+    ms_tracker_free(t);
+    fprintf(stderr, "%s: trace written to %s (memscope report %s)\n", prog_name, path, path);
+    return true;
+}
+
 static bool summarize(const char *path)
 {
+    const char *ext = strrchr(path, '.');
+    if (ext && strcmp(ext, ".msb") == 0)
+        return summarize_trace(path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return false;
@@ -218,16 +258,17 @@ static int cmd_run(int argc, char **argv)
         format = ext && strcmp(ext, ".html") == 0  ? "html"
                  : ext && strcmp(ext, ".msb") == 0 ? "bin"
                                                    : "json";
-    if (strcmp(format, "bin") == 0)
-        return fail("%s", "--format bin is not available in this release: use json or html");
-    if (strcmp(format, "json") != 0 && strcmp(format, "html") != 0)
+    if (strcmp(format, "json") != 0 && strcmp(format, "html") != 0 && strcmp(format, "bin") != 0)
         return fail("unknown format %s (json, html or bin)", format);
-    if (!output_set && strcmp(format, "html") == 0) {
-        output = "memscope-report.html";
-        ext = ".html";
+    const char *want = strcmp(format, "bin") == 0    ? ".msb"
+                       : strcmp(format, "html") == 0 ? ".html"
+                                                     : ".json";
+    if (!output_set && strcmp(format, "json") != 0) {
+        output = strcmp(format, "bin") == 0 ? "memscope-report.msb" : "memscope-report.html";
+        ext = want;
     }
-    if (!ext || strcmp(ext + 1, format) != 0)
-        return fail("the report path must end in .%s: %s", format, output);
+    if (!ext || strcmp(ext, want) != 0)
+        return fail("the report path must end in %s: %s", want, output);
     if (rate) {
         char *end;
         double r = strtod(rate, &end);

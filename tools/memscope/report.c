@@ -1,8 +1,9 @@
 /* report.c — `memscope report FILE.msb`: reads a binary trace
  * (docs/binary-format.md) through the library's reader, replays its events
  * and prints what the trace holds: the traced program, whether the file is
- * whole, the events by kind, peak and live memory from the replay, the largest
- * live sites, and the tracker's own figures from the trailer. */
+ * whole, the events by kind, peak and live memory from the rebuilt run, its
+ * largest live groups and hotspots, and the tracker's own figures from the
+ * trailer. Memory stays bounded however long the trace. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,70 +25,46 @@ void memscope_human(char *out, size_t n, double b)
     snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
 }
 
-typedef struct site_sum {
-    const ms_site *site;
-    size_t count;
-    uint64_t bytes;
-} site_sum;
-
-static int by_site(const void *a, const void *b)
+/* The run the trace holds, rebuilt by the library (bounded memory: the
+ * replay keeps the live state, not every event): peak, what was live at the
+ * end, where it came from, and the hotspots. */
+static void print_replay(const char *path)
 {
-    const ms_active_allocation *x = a, *y = b;
-    return (x->site > y->site) - (x->site < y->site);
-}
-static int by_bytes(const void *a, const void *b)
-{
-    const site_sum *x = a, *y = b;
-    return (x->bytes < y->bytes) - (x->bytes > y->bytes);
-}
-
-/* Replay the events and print the live state they leave. */
-static void print_replay(const ms_memory_event *ev, size_t n)
-{
-    ms_memory_snapshot *s = ms_snapshot_build_from_events(ev, n);
-    if (!s) {
-        fprintf(stderr, "memscope: cannot replay the events: %s\n", ms_last_error_message());
+    ms_tracker *t = ms_tracker_from_trace(path);
+    ms_analysis_report *r = t ? ms_analyze(t) : NULL;
+    if (!r) {
+        fprintf(stderr, "memscope: cannot replay the trace: %s\n", ms_last_error_message());
+        ms_tracker_free(t);
         return;
     }
-    ms_memory_stats st = ms_snapshot_stats(s);
     char peak[32], cur[32];
-    memscope_human(peak, sizeof peak, (double)st.peak_memory);
-    memscope_human(cur, sizeof cur, (double)st.current_memory);
-    printf("  replayed: peak %s, %s live in %zu blocks at the end", peak, cur,
-           st.active_allocations);
-    if (st.unmatched_deallocations)
-        printf(" (%zu frees of blocks the trace does not hold)", st.unmatched_deallocations);
+    memscope_human(peak, sizeof peak, (double)r->peak_memory_bytes);
+    memscope_human(cur, sizeof cur, (double)r->leaked_bytes);
+    printf("  replayed: peak %s, %s live in %zu blocks at the end%s", peak, cur, r->leaked_blocks,
+           r->is_estimate ? " (estimated from the sample)" : "");
+    if (r->unmatched_deallocations)
+        printf(" (%zu frees of blocks the trace does not hold)", r->unmatched_deallocations);
     printf("\n");
-    size_t na;
-    const ms_active_allocation *a = ms_snapshot_allocations(s, &na);
-    ms_active_allocation *sorted = na ? malloc(na * sizeof *sorted) : NULL;
-    site_sum *sums = na ? calloc(na, sizeof *sums) : NULL;
-    size_t ns = 0;
-    if (sorted && sums) {
-        memcpy(sorted, a, na * sizeof *sorted);
-        qsort(sorted, na, sizeof *sorted, by_site);
-        for (size_t i = 0; i < na; i++) {
-            if (ns == 0 || sums[ns - 1].site != sorted[i].site)
-                sums[ns++].site = sorted[i].site;
-            sums[ns - 1].count++;
-            sums[ns - 1].bytes += sorted[i].size;
-        }
-        qsort(sums, ns, sizeof *sums, by_bytes);
-        for (size_t i = 0; i < ns && i < 5; i++) {
-            char b[32];
-            memscope_human(b, sizeof b, (double)sums[i].bytes);
-            const ms_site *site = sums[i].site;
-            if (site)
-                printf("  %10s in %6zu blocks  %s %s %s:%u\n", b, sums[i].count,
-                       site->name ? site->name : "?", site->func ? site->func : "?",
-                       site->file ? site->file : "?", site->line);
-            else
-                printf("  %10s in %6zu blocks  (not named)\n", b, sums[i].count);
-        }
+    for (size_t i = 0; i < r->leak_count && i < 5; i++) {
+        const ms_leak *l = &r->leaks[i];
+        char b[32];
+        memscope_human(b, sizeof b, (double)l->bytes);
+        printf("  %10s in %6zu blocks  %s%s%s%s%s\n", b, l->count, l->var_name ? l->var_name : "",
+               l->var_name ? " " : "", l->function ? l->function : "(unknown function)",
+               l->location ? " " : "", l->location ? l->location : "");
     }
-    free(sorted);
-    free(sums);
-    ms_snapshot_free(s);
+    if (r->hotspot_count)
+        printf("  hotspots (most bytes allocated):\n");
+    for (size_t i = 0; i < r->hotspot_count && i < 5; i++) {
+        const ms_allocation_hotspot *h = &r->hotspots[i];
+        char b[32];
+        memscope_human(b, sizeof b, (double)h->total_size);
+        printf("  %10s in %6zu allocations  %s %s%s%s\n", b, h->allocation_count, h->var_name,
+               h->function ? h->function : "?", h->location ? " " : "",
+               h->location ? h->location : "");
+    }
+    ms_report_free(r);
+    ms_tracker_free(t);
 }
 
 #define USAGE "usage: memscope report FILE.msb [--json OUT] [--html OUT] [--summary]\n"
@@ -150,36 +127,21 @@ int memscope_cmd_report(int argc, char **argv)
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
         return 1;
     }
-    size_t cap = 1024, n = 0, samples = 0, by_type[3] = {0};
-    ms_memory_event *ev = malloc(cap * sizeof *ev);
+    size_t n = 0, samples = 0, by_type[3] = {0};
     ms_trace_item it;
     int rc;
-    while (ev && (rc = ms_trace_next(tr, &it)) == 1) {
+    while ((rc = ms_trace_next(tr, &it)) == 1) {
         if (it.kind == MS_TRACE_SAMPLE) {
             samples++;
             continue;
         }
-        if (n == cap) {
-            ms_memory_event *grown = realloc(ev, 2 * cap * sizeof *ev);
-            if (!grown) {
-                free(ev);
-                ev = NULL;
-                break;
-            }
-            ev = grown;
-            cap *= 2;
-        }
-        ev[n++] = it.event;
+        n++;
         by_type[it.event.type]++;
     }
-    if (!ev) {
-        fprintf(stderr, "memscope: out of memory reading %s\n", path);
-        ms_trace_close(tr);
-        return 1;
-    }
     const ms_trace_info *info = ms_trace_get_info(tr);
-    printf("memscope: %s: a trace of %s (pid %llu), format %u, %s\n", path,
+    printf("memscope: %s: a trace of %s (pid %llu), format %u%s, %s\n", path,
            info->program[0] ? info->program : "?", (unsigned long long)info->pid, info->version,
+           info->streamed ? ", streamed" : "",
            rc < 0           ? "unreadable past a damaged block"
            : info->complete ? "complete"
                             : "TRUNCATED: read to its last whole block");
@@ -189,7 +151,11 @@ int memscope_cmd_report(int argc, char **argv)
     if (info->sampling.sample_rate < 1.0)
         printf("  sampled at %g: the figures of the sampled blocks only\n",
                info->sampling.sample_rate);
-    print_replay(ev, n);
+    if (info->lost_events)
+        printf("  %llu events are missing: the writer fell behind (the disk did not keep up)\n",
+               (unsigned long long)info->lost_events);
+    if (rc == 0)
+        print_replay(path);
     if (info->complete) {
         const ms_memory_stats *st = &info->stats;
         char peak[32];
@@ -197,8 +163,8 @@ int memscope_cmd_report(int argc, char **argv)
         printf("  the tracker's figures: %zu allocations, %zu frees, peak %s, %zu live blocks\n",
                st->total_allocations, st->total_deallocations, peak, st->active_allocations);
         if (st->evicted_events)
-            printf("  %llu older events had left the tracker's retained log: the replay "
-                   "starts after them\n",
+            printf("  %llu events of the run are not in the trace (older than what it "
+                   "holds, or lost): the replay lacks them\n",
                    (unsigned long long)st->evicted_events);
         if (st->dropped_events)
             printf("  %llu events could not be recorded at all\n",
@@ -206,7 +172,6 @@ int memscope_cmd_report(int argc, char **argv)
     }
     if (rc < 0)
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
-    free(ev);
     ms_trace_close(tr);
     return rc < 0 ? 1 : 0;
 }

@@ -422,6 +422,7 @@
       track_errors: 'TRACK calls refused (see ms_last_error)',
       failed_allocations: 'allocations that failed',
       null_deallocations: 'free(NULL) calls',
+      stream_lost_events: 'events the streamed trace lacks (the disk did not keep up)',
       evicted_events: 'oldest events evicted from the retained log (every figure still counts them)',
     };
     const other = Object.keys(said).filter((k) => Number(stats[k]) > 0).map((k) => int(stats[k]) + ' ' + said[k]);
