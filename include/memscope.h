@@ -291,8 +291,10 @@ MS_API ms_tracker *ms_tracker_with_auto_export(ms_tracker *t, const char *path);
  *  tracker records, in order, so the file holds the whole history of a long
  *  run while the tracker's memory stays bounded. The retained event log
  *  (ms_tracker_with_retained_bytes; at least 16 MiB while streaming) is the
- *  writer's buffer: a full buffer makes recording wait for the writer, at
- *  most 250 ms, and past that events are lost to the trace (not to the
+ *  writer's buffer, and up to 16 MiB of encoded blocks wait for the disk:
+ *  when both are full, recording waits for the writer while it makes
+ *  progress; once it has not for 100 ms (the disk does not keep up), events
+ *  are lost to the trace (not to the
  *  figures), counted in stream_lost_events and marked in the file. The
  *  trace starts with the events the tracker retains now and is finished
  *  (samples, totals) by ms_tracker_free or, for the global tracker, at exit;

@@ -274,6 +274,52 @@ static void report_should_read_a_trace(void **state)
     ms_tracker_free(t);
 }
 
+/* memscope run --format bin streams the run; memscope report reads it back. */
+static void bin_format_should_stream_the_run(void **state)
+{
+    (void)state;
+    char trace[600], out[600], json[600];
+    path_in(trace, sizeof trace, "run.msb");
+    path_in(out, sizeof out, "said.txt");
+    path_in(json, sizeof json, "from-trace.json");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--format",      "bin", "-o",
+                          trace,        "--",  PROGS "/leak37", NULL};
+    assert_int_equal(run_err(argv, NULL, out), 0);
+    char *said = slurp_file(out, NULL);
+    assert_non_null(said);
+    assert_non_null(strstr(said, "blocks (3.6 KiB) live at exit"));
+    assert_non_null(strstr(said, "leak_here"));
+    free(said);
+    const char *rep[] = {MEMSCOPE_CLI, "report", trace, "--json", json, "--summary", NULL};
+    assert_int_equal(run(rep, out), 0);
+    said = slurp_file(out, NULL);
+    assert_non_null(strstr(said, "streamed, complete"));
+    assert_non_null(strstr(said, "leak_here"));
+    assert_non_null(strstr(said, "hotspots"));
+    assert_null(strstr(said, "0x7ff")); // hotspots name functions, not stand-in addresses
+    free(said);
+    cJSON *root = report(json);
+    const cJSON *l = leak_from(root, "leak_here");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 37);
+    assert_int_equal(num(l, "bytes"), 3700);
+    assert_int_equal(num(root, "stats.stream_lost_events"), 0);
+    bool named = false;
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItem(root, "hotspots"))
+    {
+        const cJSON *fn = cJSON_GetObjectItem(h, "function");
+        named |= cJSON_IsString(fn) && strcmp(fn->valuestring, "leak_here") == 0;
+    }
+    assert_true(named);
+    cJSON_Delete(root);
+    // The extension must agree with --format.
+    path_in(trace, sizeof trace, "run.json");
+    const char *wrong[] = {MEMSCOPE_CLI, "run", "--format",      "bin", "-o",
+                           trace,        "--",  PROGS "/leak37", NULL};
+    assert_int_equal(run(wrong, NULL), 2);
+}
+
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 {
     (void)state;
@@ -500,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(leak_should_be_found_with_its_function, setup, teardown),
         cmocka_unit_test_setup_teardown(html_report_should_show_the_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(report_should_read_a_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(bin_format_should_stream_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),

@@ -187,10 +187,17 @@ static bool stream_make_room(ms_event_store *s)
     }
     if (s->stream_stalled)
         return false;
+    // Wait while the writer moves; a writer that has not moved for
+    // MS__STREAM_WAIT_NS is stalled (its disk does not keep up).
     uint64_t deadline = ms__mono_ns() + MS__STREAM_WAIT_NS;
+    uint64_t seen = ms_atomic_load_acquire(&s->stream_done);
     const struct timespec pause = {0, 20000};
     while (!stream_passed_oldest(s)) {
-        if (ms__mono_ns() > deadline) {
+        uint64_t now = ms__mono_ns(), done = ms_atomic_load_acquire(&s->stream_done);
+        if (done != seen) {
+            seen = done;
+            deadline = now + MS__STREAM_WAIT_NS;
+        } else if (now > deadline) {
             s->stream_stalled = true;
             return false;
         }

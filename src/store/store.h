@@ -150,9 +150,10 @@ struct ms_event_store {
      * records (published for the writer, release); the writer publishes the
      * first record it still needs (`stream_done`). A record that finds the
      * log full of unwritten chunks waits for the writer (`stream_drain`
-     * first: it drains at once when the fold runs on the writer's thread),
-     * at most MS__STREAM_WAIT_NS, then is lost: counted, and the next chunk
-     * says how many went before it. */
+     * first: it drains at once when the fold runs on the writer's thread)
+     * while the writer moves; once it has not moved for MS__STREAM_WAIT_NS
+     * (100 ms: other threads' records pile up meanwhile), records are lost: counted, and the next
+     * chunk says how many went before it. */
     _Atomic uint64_t seq;
     _Atomic uint64_t stream_done;
     bool streaming, stream_stalled;
@@ -308,7 +309,7 @@ uint64_t ms__store_series_width(const ms_event_store *s);
 /* The ticks -> ns map of s's records: the process clock's, or a trace's. */
 const ms__timebase *ms__store_timebase(const ms_event_store *s);
 
-#define MS__STREAM_WAIT_NS 250000000u
+#define MS__STREAM_WAIT_NS 100000000u
 /* Start streaming s from its oldest retained record: at least `min_bytes`
  * of retained log (the stream's buffer), nothing evicted from here on that
  * the writer has not passed. `drain(ctx)` is called, under the fold lock,

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,12 +25,24 @@
 
 #define STREAM_MIN_BYTES ((size_t)16 << 20) /* the smallest buffer: ~350 000 records */
 #define WRITE_BYTES ((size_t)1 << 20)       /* write once this much is encoded */
+#define IO_QUEUE_BYTES ((size_t)16 << 20)   /* encoded, waiting for the disk, at most */
 #define IDLE_NS 1000000u                    /* the writer's pause when it has caught up */
 #define FOLD_NS 10000000u                   /* it folds a store nobody folds this often */
 #define FLUSH_NS 100000000u                 /* a partial events block reaches the file this soon */
 #define SAMPLES_NS 100000000u
 
 typedef struct ms__stream ms__stream;
+/* Encoded bytes on their way to the file: the writer thread encodes (and
+ * so passes the retained log's chunks) while the I/O thread waits on the
+ * disk. An encoded event is 5-7 bytes where the log holds 48, so the queue
+ * rides out a slow disk for far more events than the log could. */
+typedef struct io_buf {
+    struct io_buf *next;
+    size_t len;
+    uint64_t records; /* records whose blocks end in this buffer */
+    uint8_t data[];
+} io_buf;
+
 struct ms__stream {
     ms_tracker *t;
     ms_event_store *s;
@@ -37,58 +50,127 @@ struct ms__stream {
     char path[4096];
     ms__tw *w;
     ms__stream_pos pos;
-    pthread_t th;
-    bool started;
+    pthread_t th, io_th;
+    bool io_started;
     _Atomic bool stop, exited;
     uint64_t samples_seen, samples_overwritten;
-    bool failed;            /* a write failed: records are counted, no longer written */
-    uint64_t records_filed; /* records in blocks that reached the file */
-    pid_t pid;              /* of the process whose writer this is */
+    uint64_t records_queued; /* records in blocks handed to the I/O thread (writer) */
+    pid_t pid;               /* of the process whose writer this is */
+    /* A write failed (or no memory for the queue): from then on records are
+     * counted as lost, not written. Set by either thread. */
+    _Atomic bool failed;
+    /* The queue, under io_lock. */
+    pthread_mutex_t io_lock;
+    pthread_cond_t io_work, io_room;
+    io_buf *q_head, *q_tail;
+    size_t q_bytes;
+    bool io_stop;
+    uint64_t bytes_filed; /* the file's length: whole blocks (I/O thread) */
 };
 
 /* The stream whose writer this thread is (its thread, or the one finishing it). */
 static _Thread_local ms__stream *tl_writer;
 
-/* Hand what is encoded to the file. A failure is said once; from then on
- * every record is counted as lost instead. */
+static void stream_failed(ms__stream *st, const char *why)
+{
+    if (!ms_atomic_exchange_acq_rel(&st->failed, true))
+        fprintf(stderr, "memscope: streaming to %s failed: %s; later events are counted as lost\n",
+                st->path, why);
+}
+
+/* Hand the blocks encoded so far to the I/O thread, waiting for room in its
+ * queue: a writer that waits here passes no chunk, so a disk that does not
+ * keep up makes recording wait, and then lose (store.c). */
 static void write_out(ms__stream *st)
 {
     ms__buf *b = ms__tw_out(st->w);
-    if (b->len == 0 || st->failed) {
+    uint64_t done = ms__tw_records(st->w) - ms__tw_pending(st->w);
+    uint64_t records = done - st->records_queued;
+    st->records_queued = done;
+    if (b->len == 0 && records == 0)
+        return;
+    io_buf *q = ms_atomic_load_acquire(&st->failed) ? NULL : ms__malloc(sizeof *q + b->len);
+    if (!q) {
+        if (!ms_atomic_load_acquire(&st->failed))
+            stream_failed(st, "out of memory");
+        ms_atomic_add_relaxed(&st->s->stream_io_lost, records);
         b->len = 0;
         return;
     }
-    int err = ms__write_all(st->fd, b->data, b->len);
+    q->next = NULL;
+    q->len = b->len;
+    q->records = records;
+    memcpy(q->data, b->data, b->len);
     b->len = 0;
-    uint64_t records = ms__tw_records(st->w);
-    if (err == 0) {
-        st->records_filed = records - ms__tw_pending(st->w);
-        return;
-    }
-    st->failed = true;
-    uint64_t lost = records - st->records_filed;
-    ms_atomic_add_relaxed(&st->s->stream_io_lost, lost);
-    fprintf(stderr, "memscope: streaming to %s failed: %s; later events are counted as lost\n",
-            st->path, strerror(err));
+    pthread_mutex_lock(&st->io_lock);
+    while (st->q_head && st->q_bytes + q->len > IO_QUEUE_BYTES)
+        pthread_cond_wait(&st->io_room, &st->io_lock);
+    if (st->q_tail)
+        st->q_tail->next = q;
+    else
+        st->q_head = q;
+    st->q_tail = q;
+    st->q_bytes += q->len;
+    pthread_cond_signal(&st->io_work);
+    pthread_mutex_unlock(&st->io_lock);
 }
 
-/* Write the published records at the writer's place until seq `upto`.
- * @return how many it passed. */
-static uint64_t consume(ms__stream *st, uint64_t upto)
+static void *io_main(void *arg)
+{
+    ms__stream *st = arg;
+    ms__internal_enter();
+    pthread_mutex_lock(&st->io_lock);
+    for (;;) {
+        while (!st->q_head && !st->io_stop)
+            pthread_cond_wait(&st->io_work, &st->io_lock);
+        io_buf *q = st->q_head;
+        if (!q)
+            break; // stopped, and the queue is empty
+        st->q_head = q->next;
+        if (!st->q_head)
+            st->q_tail = NULL;
+        st->q_bytes -= q->len;
+        pthread_cond_broadcast(&st->io_room);
+        pthread_mutex_unlock(&st->io_lock);
+        int err = ms_atomic_load_acquire(&st->failed) ? -1 : ms__write_all(st->fd, q->data, q->len);
+        if (err == 0) {
+            st->bytes_filed += q->len;
+        } else {
+            if (err > 0) {
+                // Cut a partly written block off: the file ends with the
+                // last block that reached it whole (a pipe cannot be cut:
+                // its reader stops at the broken block).
+                int cut = ftruncate(st->fd, (off_t)st->bytes_filed);
+                (void)cut;
+                stream_failed(st, strerror(err));
+            }
+            ms_atomic_add_relaxed(&st->s->stream_io_lost, q->records);
+        }
+        ms__free(q);
+        pthread_mutex_lock(&st->io_lock);
+    }
+    pthread_mutex_unlock(&st->io_lock);
+    return NULL;
+}
+
+/* Write the published records at the writer's place until seq `upto`; to
+ * the file too when `may_write` (never under the fold lock: a slow disk
+ * would hold every fold). @return how many it passed. */
+static uint64_t consume(ms__stream *st, uint64_t upto, bool may_write)
 {
     uint64_t total = 0;
     const ms__rec *run;
     uint64_t lost;
     size_t n;
     while (st->pos.seq < upto && (n = ms__store_stream_take(st->s, &st->pos, &run, &lost)) > 0) {
-        if (st->failed) {
+        if (ms_atomic_load_relaxed(&st->failed)) {
             ms_atomic_add_relaxed(&st->s->stream_io_lost, n);
         } else {
             if (lost) // counted by the store when they were lost; marked here in place
                 ms__tw_lost(st->w, lost);
             for (size_t i = 0; i < n; i++)
                 ms__tw_event(st->w, &run[i]);
-            if (ms__tw_out(st->w)->len >= WRITE_BYTES)
+            if (may_write && ms__tw_out(st->w)->len >= WRITE_BYTES)
                 write_out(st);
         }
         total += n;
@@ -101,8 +183,8 @@ static bool drain(void *ctx, uint64_t upto)
 {
     ms__stream *st = ctx;
     if (tl_writer != st)
-        return false; // another thread folds: it waits for the writer
-    consume(st, upto);
+        return false;         // another thread folds: it waits for the writer
+    consume(st, upto, false); // the writer's loop writes it after the fold
     return true;
 }
 
@@ -114,7 +196,7 @@ static void write_samples(ms__stream *st)
     if (ms__mon_samples_since(&st->t->mon, st->samples_seen, &x, &n, &st->samples_seen, &lost) < 0)
         return; // no memory now: the next round tries again
     st->samples_overwritten += lost;
-    if (n && !st->failed)
+    if (n && !ms_atomic_load_relaxed(&st->failed))
         ms__tw_samples(st->w, x, n);
     ms__free(x);
 }
@@ -127,13 +209,15 @@ static void *writer_main(void *arg)
     uint64_t last_fold = 0, last_flush = ms__mono_ns(), last_samples = 0;
     const struct timespec idle = {0, IDLE_NS};
     while (!ms_atomic_load_acquire(&st->stop)) {
-        uint64_t n = consume(st, UINT64_MAX);
+        uint64_t n = consume(st, UINT64_MAX, true);
         uint64_t now = ms__mono_ns();
-        if (!ms_atomic_load_relaxed(&st->s->bg_fold) && now - last_fold >= FOLD_NS) {
+        if (n < MS__SEG_EVENTS && !ms_atomic_load_relaxed(&st->s->bg_fold) &&
+            now - last_fold >= FOLD_NS) {
             // Records wait in their threads' buffers until a fold: keep the
             // file current when the program's threads fold seldom.
             ms__store_try_fold(st->s);
             last_fold = now;
+            continue; // write what it brought
         }
         if (now - last_samples >= SAMPLES_NS) {
             write_samples(st);
@@ -153,12 +237,34 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* pre: neither thread runs (joined, or a child after fork()). */
 static void stream_free(ms__stream *st)
 {
     if (st->fd >= 0)
         close(st->fd);
+    while (st->q_head) {
+        io_buf *q = st->q_head;
+        st->q_head = q->next;
+        ms__free(q);
+    }
+    pthread_mutex_destroy(&st->io_lock);
+    pthread_cond_destroy(&st->io_work);
+    pthread_cond_destroy(&st->io_room);
     ms__tw_free(st->w);
     ms__free(st);
+}
+
+/* Stop the I/O thread once it has written the queue. */
+static void io_finish(ms__stream *st)
+{
+    if (!st->io_started)
+        return;
+    pthread_mutex_lock(&st->io_lock);
+    st->io_stop = true;
+    pthread_cond_signal(&st->io_work);
+    pthread_mutex_unlock(&st->io_lock);
+    pthread_join(st->io_th, NULL);
+    st->io_started = false;
 }
 
 ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
@@ -187,6 +293,9 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
         st->s = t->store;
         st->fd = -1;
         st->pid = getpid();
+        pthread_mutex_init(&st->io_lock, NULL);
+        pthread_cond_init(&st->io_work, NULL);
+        pthread_cond_init(&st->io_room, NULL);
         snprintf(st->path, sizeof st->path, "%s", path);
         st->w = ms__tw_new(t->store->tids);
         if (!st->w)
@@ -204,18 +313,25 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
     }
     if (rc == 0) {
         int err = ms__write_all(st->fd, ms__tw_out(st->w)->data, ms__tw_out(st->w)->len);
+        st->bytes_filed = ms__tw_out(st->w)->len;
         ms__tw_out(st->w)->len = 0;
         if (err)
             rc = ms__fail(MS_EIO, "cannot write %s: %s", path, strerror(err));
     }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); // the threads take no signal of the program's
+    if (rc == 0) {
+        int e = pthread_create(&st->io_th, NULL, io_main, st);
+        if (e != 0)
+            rc = ms__fail(MS_ENOMEM, "cannot start the stream's writer: %s", strerror(e));
+        else
+            st->io_started = true;
+    }
     if (rc == 0)
         rc = ms__store_stream_begin(t->store, STREAM_MIN_BYTES, drain, st, &st->pos);
     if (rc == 0) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old); // the writer takes no signal of the program's
         int e = pthread_create(&st->th, NULL, writer_main, st);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (e != 0) {
             pthread_mutex_lock(&t->store->fold_lock);
             ms__store_stream_end(t->store);
@@ -223,13 +339,16 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
             rc = ms__fail(MS_ENOMEM, "cannot start the stream's writer: %s", strerror(e));
         } else {
             pthread_setname_np(st->th, "memscope-trace");
-            st->started = true;
+            pthread_setname_np(st->io_th, "memscope-trace-io");
             ms_atomic_store_release(&t->stream, st);
         }
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0 && st) {
-        if (st->fd >= 0)
-            unlink(path); // no trace was started: leave nothing behind
+        io_finish(st);
+        struct stat sb; // no trace was started: leave no file behind (a device stays)
+        if (st->fd >= 0 && fstat(st->fd, &sb) == 0 && S_ISREG(sb.st_mode))
+            unlink(path);
         stream_free(st);
     }
     ms__internal_leave();
@@ -261,7 +380,7 @@ void ms__stream_finish(ms_tracker *t)
     ms_event_store *s = st->s;
     tl_writer = st; // the last folds drain here
     ms__store_lock_folded(s);
-    consume(st, UINT64_MAX);
+    consume(st, UINT64_MAX, false);
     uint64_t lost = ms__store_stream_take_lost(s);
     ms_memory_stats stats;
     ms__store_stats_locked(s, &stats);
@@ -269,17 +388,18 @@ void ms__stream_finish(ms_tracker *t)
     ms__store_stream_end(s);
     ms__store_unlock(s);
     tl_writer = NULL;
-    if (!st->failed)
+    if (!ms_atomic_load_relaxed(&st->failed))
         ms__tw_lost(st->w, lost);
     write_samples(st);
     // The trailer speaks of the trace: what it holds, and what it lacks.
     stats.retained_events = ms__tw_records(st->w);
     stats.evicted_events = evicted_before + stats.stream_lost_events;
     ms__tw_trailer(st->w, ms__mono_ns() - t->start_mono_ns, st->samples_overwritten, &stats);
-    if (ms__tw_status(st->w) < 0 && !st->failed)
-        fprintf(stderr, "memscope: streaming to %s: %s\n", st->path, ms_last_error_message());
+    if (ms__tw_status(st->w) < 0)
+        stream_failed(st, ms_last_error_message());
     write_out(st);
-    if (!st->failed && fsync(st->fd) != 0 && errno != EINVAL)
+    io_finish(st);
+    if (!ms_atomic_load_relaxed(&st->failed) && fsync(st->fd) != 0 && errno != EINVAL)
         fprintf(stderr, "memscope: streaming to %s: %s\n", st->path, strerror(errno));
     stream_free(st);
     ms__internal_leave();
@@ -287,12 +407,10 @@ void ms__stream_finish(ms_tracker *t)
 
 void ms__stream_forget(ms_tracker *t)
 {
-    // A child after fork(): the writer thread is the parent's, and so is the
-    // file; the child closes its descriptor and keeps nothing else of it.
+    // A child after fork(): the writer threads are the parent's, and so is
+    // the file. The child closes its descriptor and leaves the rest as it
+    // is: the queue may have been mid-change when the parent forked.
     ms__stream *st = ms_atomic_exchange_acq_rel(&t->stream, NULL);
-    if (!st)
-        return;
-    ms__internal_enter();
-    stream_free(st);
-    ms__internal_leave();
+    if (st && st->fd >= 0)
+        close(st->fd);
 }
