@@ -279,7 +279,8 @@ static void long_stream_should_keep_memory_bounded(void **state)
     // threads' segments and the writer's buffers.
     print_message("rss: %ld KiB at the start, %ld KiB at most; file %lld bytes\n", base, peak,
                   (long long)file_size(path));
-    assert_true(peak - base < (long)(budget / 1024) + 32 * 1024);
+    if (!UNDER_TSAN && !UNDER_ASAN) // their shadow memory grows with what is touched
+        assert_true(peak - base < (long)(budget / 1024) + 32 * 1024);
     assert_true(grew >= 8); // the file grows as the run goes
     assert_int_equal(st.stream_lost_events, 0);
     counts c = read_all(path);
@@ -377,7 +378,7 @@ static void failed_write_should_be_counted(void **state)
     struct rlimit old, lim;
     getrlimit(RLIMIT_FSIZE, &old);
     lim = old;
-    lim.rlim_cur = 3584 * 1024; // three and a half of the writer's 1 MiB writes
+    lim.rlim_cur = 768 * 1024; // past the writer's first writes
     signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     ms_tracker *t = ms_tracker_new();
@@ -393,7 +394,7 @@ static void failed_write_should_be_counted(void **state)
     assert_true(st.stream_lost_events > 0);
     ms_tracker_free(t);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    assert_true(file_size(path) <= 3584 * 1024);
+    assert_true(file_size(path) <= 768 * 1024);
     counts c = read_all(path);
     assert_int_equal(c.rc, 0);
     assert_false(c.info.complete); // the trailer could not be written

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 static char dir[4096];
 
@@ -132,6 +133,17 @@ static void trace_should_hold_every_event(void **state)
     path_in(path, sizeof path, "run.msb");
     record_run();
     assert_int_equal(ms_export_binary(t, path), 0);
+    // The same without compression (MEMSCOPE_TRACE_ZSTD=0): the other tests
+    // damage and cut both.
+    char plain[4200];
+    path_in(plain, sizeof plain, "run-plain.msb");
+    setenv("MEMSCOPE_TRACE_ZSTD", "0", 1);
+    assert_int_equal(ms_export_binary(t, plain), 0);
+    unsetenv("MEMSCOPE_TRACE_ZSTD");
+    size_t zn = 0, pn = 0;
+    free(slurp_file(path, &zn));
+    free(slurp_file(plain, &pn));
+    assert_true(zn < pn); // compression earns its place
     ms_memory_stats st = ms_tracker_stats(t);
     size_t n = 0;
     ms_memory_event *ev = ms_tracker_events(t, &n);
@@ -204,11 +216,42 @@ static unsigned char *load(const char *path, size_t *n)
     return (unsigned char *)d;
 }
 
-static void truncated_traces_should_read_to_the_last_whole_block(void **state)
+/* The events an EVENTS block holds (its first varint), compressed or not. */
+static size_t events_in(const unsigned char *file, const block_at *b)
 {
-    (void)state;
+    const unsigned char *p = file + b->at + 5;
+    unsigned char *raw = NULL;
+    if (b->kind == 10) { // ZSTD: the inner kind, the raw length, the frame
+        if (p[0] != 4)
+            return 0;
+        size_t rawlen = 0, k = 1;
+        for (unsigned shift = 0;; shift += 7, k++) {
+            rawlen |= (size_t)(p[k] & 0x7f) << shift;
+            if (!(p[k] & 0x80))
+                break;
+        }
+        k++;
+        raw = malloc(rawlen);
+        assert_non_null(raw);
+        assert_int_equal(ZSTD_decompress(raw, rawlen, p + k, b->len - 9 - k), rawlen);
+        p = raw;
+    } else if (b->kind != 4) {
+        return 0;
+    }
+    size_t ev = 0;
+    for (unsigned shift = 0;; shift += 7, p++) {
+        ev |= (size_t)(*p & 0x7f) << shift;
+        if (!(*p & 0x80))
+            break;
+    }
+    free(raw);
+    return ev;
+}
+
+static void cut_at_every_block(const char *name)
+{
     char path[4200], cut[4200];
-    path_in(path, sizeof path, "run.msb");
+    path_in(path, sizeof path, name);
     path_in(cut, sizeof cut, "cut.msb");
     size_t n = 0;
     unsigned char *file = load(path, &n);
@@ -221,18 +264,8 @@ static void truncated_traces_should_read_to_the_last_whole_block(void **state)
     // The events in whole blocks before each offset.
     size_t *before = calloc(nb + 1, sizeof *before);
     assert_non_null(before);
-    for (size_t k = 0; k < nb; k++) {
-        size_t ev = 0;
-        if (blocks[k].kind == 4) { // an events block: its count is its first varint
-            const unsigned char *p = file + blocks[k].at + 5;
-            for (unsigned shift = 0;; shift += 7, p++) {
-                ev |= (size_t)(*p & 0x7f) << shift;
-                if (!(*p & 0x80))
-                    break;
-            }
-        }
-        before[k + 1] = before[k] + ev;
-    }
+    for (size_t k = 0; k < nb; k++)
+        before[k + 1] = before[k] + events_in(file, &blocks[k]);
     assert_int_equal(before[nb], total);
     uint64_t rng = 12345;
     for (size_t k = 0; k <= nb + 200; k++) {
@@ -263,17 +296,23 @@ static void truncated_traces_should_read_to_the_last_whole_block(void **state)
     free(file);
 }
 
-static void damaged_blocks_should_give_a_clear_error(void **state)
+static void truncated_traces_should_read_to_the_last_whole_block(void **state)
 {
     (void)state;
+    cut_at_every_block("run.msb");
+    cut_at_every_block("run-plain.msb");
+}
+
+/* Flip bits in every block of the trace `name`; each kind seen is set. */
+static void damage_every_block(const char *name, bool *seen)
+{
     char path[4200], bad[4200];
-    path_in(path, sizeof path, "run.msb");
+    path_in(path, sizeof path, name);
     path_in(bad, sizeof bad, "bad.msb");
     size_t n = 0;
     unsigned char *file = load(path, &n);
     block_at blocks[4096];
     size_t nb = walk(file, n, blocks, 4096);
-    bool seen[256] = {false};
     for (size_t k = 0; k < nb; k++) {
         seen[blocks[k].kind] = true;
         // A flipped bit anywhere in the block: the checksum (or the length) catches it.
@@ -294,8 +333,25 @@ static void damaged_blocks_should_give_a_clear_error(void **state)
             assert_non_null(strstr(ms_last_error_message(), "offset"));
         }
     }
+    free(file);
+}
+
+static void damaged_blocks_should_give_a_clear_error(void **state)
+{
+    (void)state;
+    bool seen[256] = {false};
+    damage_every_block("run.msb", seen);
+    damage_every_block("run-plain.msb", seen);
     for (unsigned kind = 1; kind <= 8; kind++) // every kind of block was damaged once
         assert_true(seen[kind]);
+    assert_true(seen[10]); // and a compressed one
+    char path[4200], bad[4200];
+    path_in(path, sizeof path, "run-plain.msb");
+    path_in(bad, sizeof bad, "bad.msb");
+    size_t n = 0;
+    unsigned char *file = load(path, &n);
+    block_at blocks[4096];
+    walk(file, n, blocks, 4096);
 
     // An unknown kind and an impossible length, with a valid checksum.
     unsigned char *copy = malloc(n);

@@ -69,6 +69,7 @@ struct ms_trace {
     uint64_t bytes_read, text_bytes;  /* the symbols' text stays in proportion to the file */
     uint8_t *block;                   /* the current block's payload */
     size_t block_cap;
+    ms__zctx z;      /* a compressed block's payload, decompressed */
     rec_item *items; /* decoded from the current events or samples block */
     size_t nitems, next_item, items_cap;
     bool done;
@@ -483,6 +484,13 @@ static int next_block(ms_trace *tr)
         return corrupt(at, "its checksum does not match");
     tr->offset += (uint64_t)len + 9;
     ms__cursor c = {tr->block + 5, tr->block + 5 + len, false};
+    if (kind == MS__TB_ZSTD) {
+        const char *why = ms__trace_unwrap(&tr->z, &c, &kind);
+        if (!why)
+            return ms__fail(MS_ENOMEM, "out of memory reading the trace");
+        if (*why)
+            return corrupt(at, why);
+    }
     int rc = 0;
     switch (kind) {
     case MS__TB_STRINGS:
@@ -682,6 +690,7 @@ void ms_trace_close(ms_trace *tr)
         ms__free(tr->symbols[i]);
     ms__free(tr->symbols);
     ms__free(tr->block);
+    ms__zctx_free(&tr->z);
     ms__free(tr->items);
     ms__free(tr);
 }

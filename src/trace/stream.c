@@ -119,6 +119,10 @@ static void *io_main(void *arg)
 {
     ms__stream *st = arg;
     ms__internal_enter();
+    ms__zctx z = {0};
+    ms__buf zb;
+    ms__buf_init(&zb);
+    int level = ms__trace_zstd_level();
     pthread_mutex_lock(&st->io_lock);
     for (;;) {
         while (!st->q_head && !st->io_stop)
@@ -132,9 +136,17 @@ static void *io_main(void *arg)
         st->q_bytes -= q->len;
         pthread_cond_broadcast(&st->io_room);
         pthread_mutex_unlock(&st->io_lock);
-        int err = ms_atomic_load_acquire(&st->failed) ? -1 : ms__write_all(st->fd, q->data, q->len);
+        // Compressed here, beside the encoder: a spare core does it for free.
+        const uint8_t *data = q->data;
+        size_t len = q->len;
+        zb.len = 0;
+        if (level > 0 && ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
+            data = (const uint8_t *)zb.data;
+            len = zb.len;
+        }
+        int err = ms_atomic_load_acquire(&st->failed) ? -1 : ms__write_all(st->fd, data, len);
         if (err == 0) {
-            st->bytes_filed += q->len;
+            st->bytes_filed += len;
         } else {
             if (err > 0) {
                 // Cut a partly written block off: the file ends with the
@@ -150,6 +162,8 @@ static void *io_main(void *arg)
         pthread_mutex_lock(&st->io_lock);
     }
     pthread_mutex_unlock(&st->io_lock);
+    ms__buf_free(&zb);
+    ms__zctx_free(&z);
     return NULL;
 }
 

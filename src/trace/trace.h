@@ -32,8 +32,26 @@ enum {
     MS__TB_TRAILER = 7, /* totals; the last block of a complete trace */
     MS__TB_SYMBOLS = 8, /* new code addresses, symbolized: what stacks are made of */
     MS__TB_LOST = 9,    /* streaming: records the writer could not keep, here in the order */
-    MS__TB_KINDS = 10
+    MS__TB_ZSTD = 10,   /* another block's payload, compressed with zstd (zblock.c) */
+    MS__TB_KINDS = 11
 };
+
+/* zstd on whole blocks (zblock.c). The default level, and the most a
+ * compressed block may expand (a reader's memory stays in proportion to the
+ * file: a writer keeps a block plain rather than pass it). */
+#define MS__TRACE_ZSTD_DEFAULT 1
+#define MS__TRACE_ZSTD_RATIO 64u
+typedef struct ms__zctx {
+    void *cctx, *dctx; /* ZSTD_CCtx, ZSTD_DCtx, made on first use */
+    void *buf;         /* the (de)compressed payload */
+    size_t cap;
+} ms__zctx;
+/* The level writers use: MEMSCOPE_TRACE_ZSTD (0 = none, 1 .. 19), else the default. */
+int ms__trace_zstd_level(void);
+/* Copy the whole blocks in[0 .. len) to out, each large table, events or
+ * samples block as a ZSTD block when that is smaller. @return 0 or MS_ENOMEM. */
+int ms__trace_compress_blocks(ms__zctx *z, int level, const uint8_t *in, size_t len, ms__buf *out);
+void ms__zctx_free(ms__zctx *z);
 
 /* The header's flags byte. */
 #define MS__TH_CAPTURED 0x01u /* the tracker was the one malloc capture records into */
@@ -165,6 +183,11 @@ uint64_t ms__tw_pending(const ms__tw *w); /* of those, not yet in a block */
 uint64_t ms__tw_lost_written(const ms__tw *w);
 /* @return 0, or MS_ENOMEM / MS_ERANGE (error set) if anything failed. */
 int ms__tw_status(const ms__tw *w);
+
+/* A ZSTD block's payload at c: checked and decompressed; c then reads the
+ * inner payload and *kind is its kind. @return "" on success, NULL out of
+ * memory, else why the block is corrupt. */
+const char *ms__trace_unwrap(ms__zctx *z, struct ms__cursor *c, unsigned *kind);
 
 struct ms_trace;
 /* ms_trace_open on an open stream (the fuzzer reads from memory), which the

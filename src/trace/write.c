@@ -558,6 +558,7 @@ static int build_binary(ms_tracker *t, ms__buf *out)
         return ms__fail(MS_ENOMEM, "out of memory writing the binary trace");
     }
     ms__tw_header(w, t, 0);
+    size_t header_len = ms__tw_out(w)->len;
     ms__tw_config(w, ms__tracker_sampling(t), r->is_estimate);
     ms__store_lock_folded(t->store);
     ms__store_visit_retained(t->store, visit_event, w);
@@ -567,7 +568,14 @@ static int build_binary(ms_tracker *t, ms__buf *out)
     ms__tw_trailer(w, (uint64_t)(r->duration_sec * 1e9 + 0.5), r->system_snapshots_overwritten,
                    &stats);
     int rc = ms__tw_status(w);
-    if (rc == 0) { // the file is the caller's now
+    int level = ms__trace_zstd_level();
+    if (rc == 0 && level > 0) { // the blocks, compressed where that is smaller
+        ms__zctx z = {0};
+        ms__buf_put(out, w->out.data, header_len);
+        rc = ms__trace_compress_blocks(&z, level, (const uint8_t *)w->out.data + header_len,
+                                       w->out.len - header_len, out);
+        ms__zctx_free(&z);
+    } else if (rc == 0) { // the file is the caller's now
         ms__buf_free(out);
         *out = w->out;
         ms__buf_init(&w->out);
