@@ -1,8 +1,14 @@
 /* bench_trace.c — the binary trace of a churn (bench/workloads/churn.c's
- * pattern, through TRACK): 4 M events over 4096 live blocks of mixed sizes,
- * all retained, exported with ms_export_binary and read back with
- * ms_trace_next. Prints bytes per event, the export's and the reader's events
- * per second, without and with 8-frame call stacks. Medians of 3. */
+ * pattern, through TRACK): 4 M events over 4096 live blocks of mixed sizes.
+ * 1. Export: all retained, exported with ms_export_binary and read back with
+ *    ms_trace_next: bytes per event, the export's and the reader's events per
+ *    second, without and with 8-frame call stacks, with zstd (the default)
+ *    and without (MEMSCOPE_TRACE_ZSTD=0).
+ * 2. Streaming: the writer alone (the 4 M events retained first, then
+ *    streamed: events per second from ms_tracker_with_streaming until
+ *    ms_tracker_free has finished the file), and the same churn recorded
+ *    with and without a stream (the program's time, and events lost).
+ * Medians of 3. */
 #define _POSIX_C_SOURCE 200809L
 #include <memscope.h>
 
@@ -35,7 +41,7 @@ __attribute__((noinline)) static void churn(ms_tracker *t)
     }
 }
 
-static void run(bool stacks, const char *path)
+static void run(bool stacks, const char *path, const char *tag0)
 {
     double wr[REPS], rd[REPS], bpe = 0;
     uint64_t events = 0;
@@ -80,9 +86,10 @@ static void run(bool stacks, const char *path)
         }
         ms_tracker_free(t);
     }
-    const char *tag = stacks ? "_stacks8" : "";
-    char name[96];
-    bench_metric_u64(stacks ? "trace_events_stacks8" : "trace_events", events);
+    char tag[32], name[128];
+    snprintf(tag, sizeof tag, "%s%s", stacks ? "_stacks8" : "", tag0);
+    snprintf(name, sizeof name, "trace_events%s", tag);
+    bench_metric_u64(name, events);
     snprintf(name, sizeof name, "trace_bytes_per_event%s", tag);
     bench_metric(name, bpe, 2);
     snprintf(name, sizeof name, "trace_export_events_per_sec%s_median", tag);
@@ -91,12 +98,137 @@ static void run(bool stacks, const char *path)
     bench_metric(name, bench_median(rd, REPS), 0);
 }
 
+static void free_slots(ms_tracker *t)
+{
+    for (size_t k = 0; k < LIVE; k++) {
+        if (slot[k]) {
+            if (t)
+                ms_untrack(t, slot[k]);
+            free(slot[k]);
+            slot[k] = NULL;
+        }
+    }
+}
+
+static double file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (double)sb.st_size : 0.0;
+}
+
+/* The fastest program we have: TRACK and UNTRACK over blocks allocated
+ * once (no malloc in the loop), 2 * PAIRS events. */
+__attribute__((noinline)) static void churn_fast(ms_tracker *t, void **blocks)
+{
+    static const ms_site site = {"buf", "char *", "churn.c", 42, "churn_fast"};
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    for (long i = 0; i < PAIRS; i++) {
+        uint64_t r = bench_rng_next(&rng);
+        size_t k = (size_t)(r % LIVE);
+        ms_track_as(t, blocks[k], 16 + (r >> 56), &site);
+        ms_untrack(t, blocks[k]);
+    }
+}
+
+/* The streaming writer alone, and beside a program recording as fast as it
+ * can (TRACK on this thread; the writer's two threads on the other core). */
+static void run_stream(const char *path, const char *tag)
+{
+    double alone[REPS], bpe = 0, plain[REPS], streamed[REPS];
+    uint64_t events = 0, lost = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        ms_tracker *t = ms_tracker_new();
+        ms_tracker_with_retained_bytes(t, (size_t)512 << 20);
+        churn(t);
+        events = ms_tracker_stats(t).retained_events;
+        uint64_t a = bench_now_ns();
+        ms_tracker_with_streaming(t, path); // starts at the oldest retained event
+        free_slots(t);
+        ms_tracker_free(t); // the writer finishes the file
+        uint64_t b = bench_now_ns();
+        alone[rep] = (double)events / ((double)(b - a) / 1e9);
+        bpe = file_bytes(path) / (double)events;
+
+        t = ms_tracker_new();
+        a = bench_now_ns();
+        churn(t);
+        b = bench_now_ns();
+        plain[rep] = (double)(b - a) / 1e9;
+        free_slots(t);
+        ms_tracker_free(t);
+
+        t = ms_tracker_new();
+        ms_tracker_with_streaming(t, path);
+        a = bench_now_ns();
+        churn(t);
+        b = bench_now_ns();
+        streamed[rep] = (double)(b - a) / 1e9;
+        lost += ms_tracker_stats(t).stream_lost_events;
+        free_slots(t);
+        ms_tracker_free(t);
+    }
+    char name[128];
+    snprintf(name, sizeof name, "stream_bytes_per_event%s", tag);
+    bench_metric(name, bpe, 2);
+    snprintf(name, sizeof name, "stream_writer_events_per_sec%s_median", tag);
+    bench_metric(name, bench_median(alone, REPS), 0);
+    double p = bench_median(plain, REPS), q = bench_median(streamed, REPS);
+    snprintf(name, sizeof name, "stream_program_events_per_sec%s_median", tag);
+    bench_metric(name, (double)events / q, 0);
+    snprintf(name, sizeof name, "stream_program_time_ratio%s_median", tag);
+    bench_metric(name, q / p, 2);
+    snprintf(name, sizeof name, "stream_lost_events%s", tag);
+    bench_metric_u64(name, lost);
+
+    // The fastest program: does the writer keep up on the other core?
+    void **blocks = malloc(LIVE * sizeof *blocks);
+    for (size_t k = 0; k < LIVE; k++)
+        blocks[k] = malloc(64);
+    double fast_plain[REPS], fast_streamed[REPS];
+    lost = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        ms_tracker *t = ms_tracker_new();
+        uint64_t a = bench_now_ns();
+        churn_fast(t, blocks);
+        uint64_t b = bench_now_ns();
+        fast_plain[rep] = (double)(b - a) / 1e9;
+        ms_tracker_free(t);
+        t = ms_tracker_new();
+        ms_tracker_with_streaming(t, path);
+        a = bench_now_ns();
+        churn_fast(t, blocks);
+        b = bench_now_ns();
+        fast_streamed[rep] = (double)(b - a) / 1e9;
+        lost += ms_tracker_stats(t).stream_lost_events;
+        ms_tracker_free(t);
+    }
+    p = bench_median(fast_plain, REPS);
+    q = bench_median(fast_streamed, REPS);
+    snprintf(name, sizeof name, "stream_fast_program_events_per_sec_unstreamed%s_median", tag);
+    bench_metric(name, 2.0 * PAIRS / p, 0);
+    snprintf(name, sizeof name, "stream_fast_program_events_per_sec%s_median", tag);
+    bench_metric(name, 2.0 * PAIRS / q, 0);
+    snprintf(name, sizeof name, "stream_fast_program_time_ratio%s_median", tag);
+    bench_metric(name, q / p, 2);
+    snprintf(name, sizeof name, "stream_fast_lost_events%s", tag);
+    bench_metric_u64(name, lost);
+    for (size_t k = 0; k < LIVE; k++)
+        free(blocks[k]);
+    free(blocks);
+}
+
 int main(int argc, char **argv)
 {
     bench_init_output();
     const char *path = argc > 1 ? argv[1] : "bench-trace.msb";
-    run(false, path);
-    run(true, path);
+    setenv("MEMSCOPE_TRACE_ZSTD", "0", 1);
+    run(false, path, "_plain");
+    run(true, path, "_plain");
+    run_stream(path, "_plain");
+    unsetenv("MEMSCOPE_TRACE_ZSTD"); // zstd level 1, the default
+    run(false, path, "");
+    run(true, path, "");
+    run_stream(path, "");
     unlink(path);
     return 0;
 }

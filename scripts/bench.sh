@@ -52,6 +52,16 @@ for b in "${benches[@]}"; do
   awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
 done
 
+# A whole run's trace (memscope run --format bin) against heaptrack's.
+echo
+echo "## trace-size"
+rc=0
+"$(dirname "$0")/../bench/trace-size.sh" "$build" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  failed+=("trace-size")
+  echo "# trace-size FAILED (exit status $rc)"
+fi
+
 # The dashboard of a 10-million-event run: its size, and its render time in
 # headless chromium when chromium and Node.js are installed.
 echo

@@ -41,6 +41,8 @@ void ms__buf_put(ms__buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+char *ms__buf_reserve(ms__buf *b, size_t n) { return reserve(b, n) ? b->data + b->len : NULL; }
+
 void ms__buf_puts(ms__buf *b, const char *s) { ms__buf_put(b, s, strlen(s)); }
 
 void ms__buf_u64(ms__buf *b, unsigned long long v)

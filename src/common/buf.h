@@ -14,6 +14,9 @@ typedef struct ms__buf {
 void ms__buf_init(ms__buf *b);
 void ms__buf_free(ms__buf *b);
 void ms__buf_put(ms__buf *b, const void *p, size_t n);
+/* Room for n more bytes at data + len (the caller writes them and adds to
+ * len), or NULL (failed set) when it cannot be had. */
+char *ms__buf_reserve(ms__buf *b, size_t n);
 void ms__buf_puts(ms__buf *b, const char *s);
 void ms__buf_u64(ms__buf *b, unsigned long long v); /* fast decimal */
 

@@ -104,6 +104,8 @@ struct ms__tw {
     uintptr_t prev_ptr;
     const ms__tids *tids;
     uint64_t total_records, blocks, samples, lost;
+    const ms_site *last_site; /* the last event's site and its id */
+    uint32_t last_sid, last_stack;
     bool oom, too_big;
 };
 typedef struct ms__tw writer;
@@ -292,6 +294,16 @@ static void flush_events(writer *w)
 /* Encode one retained record (ms__store_visit_retained), as the store holds
  * it: its tick, not ns (the header has the timebase), and its flags, so a
  * replay rebuilds the same live state. */
+static inline uint8_t *put_var(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 void ms__tw_event(ms__tw *w, const ms__rec *r)
 {
     unsigned type = ms__rec_type(r);
@@ -313,30 +325,43 @@ void ms__tw_event(ms__tw *w, const ms__rec *r)
     if (flags)
         head |= MS__TE_FLAGS;
     // Table entries first: they go in the blocks before this events block.
-    uint32_t sid = site ? site_id(w, site) : 0;
-    if (stack)
+    // Runs of one site or one stack are common: the last is remembered.
+    uint32_t sid = 0;
+    if (site) {
+        if (site != w->last_site) {
+            w->last_sid = site_id(w, site);
+            w->last_site = site;
+        }
+        sid = w->last_sid;
+    }
+    if (stack && stack != w->last_stack) {
         note_stack(w, stack);
+        w->last_stack = stack;
+    }
     // A table near a block's limit goes out now: still before its events.
     if (w->strings.len + w->symbols.len + w->sites.len + w->stacks.len > MS__TRACE_MAX_BLOCK / 4)
         emit_tables(w);
-    ms__buf *b = &w->evs;
-    ms__put_u8(b, head);
+    uint8_t *p = (uint8_t *)ms__buf_reserve(&w->evs, 72), *start = p; // head, flags, 7 varints
+    if (!p)
+        return;
+    *p++ = head;
     if (flags)
-        ms__put_u8(b, flags);
-    ms__put_varint(b, ms__zigzag((int64_t)(r->tick - w->prev_tick)));
+        *p++ = flags;
+    p = put_var(p, ms__zigzag((int64_t)(r->tick - w->prev_tick)));
     if (head & MS__TE_THREAD)
-        ms__put_varint(b, tid);
-    ms__put_varint(b, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
+        p = put_var(p, tid);
+    p = put_var(p, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
     if (type != MS_EVENT_DEALLOCATE)
-        ms__put_varint(b, ms__rec_size(r));
+        p = put_var(p, ms__rec_size(r));
     if (type == MS_EVENT_REALLOCATE) {
-        ms__put_varint(b, ms__zigzag((int64_t)(r->old_ptr - r->ptr)));
-        ms__put_varint(b, ms__rec_old_size(r));
+        p = put_var(p, ms__zigzag((int64_t)(r->old_ptr - r->ptr)));
+        p = put_var(p, ms__rec_old_size(r));
     }
     if (sid)
-        ms__put_varint(b, sid);
+        p = put_var(p, sid);
     if (stack)
-        ms__put_varint(b, stack);
+        p = put_var(p, stack);
+    w->evs.len += (size_t)(p - start);
     w->prev_tick = r->tick;
     w->prev_tid = tid;
     w->prev_ptr = r->ptr;
