@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -221,11 +222,16 @@ int main(int argc, char **argv)
 {
     bench_init_output();
     const char *path = argc > 1 ? argv[1] : "bench-trace.msb";
+    // The second half at the level MEMSCOPE_TRACE_ZSTD asks for (default 1).
+    const char *env = getenv("MEMSCOPE_TRACE_ZSTD");
+    char level[16];
+    snprintf(level, sizeof level, "%s", env && *env && strcmp(env, "0") != 0 ? env : "1");
     setenv("MEMSCOPE_TRACE_ZSTD", "0", 1);
     run(false, path, "_plain");
     run(true, path, "_plain");
     run_stream(path, "_plain");
-    unsetenv("MEMSCOPE_TRACE_ZSTD"); // zstd level 1, the default
+    setenv("MEMSCOPE_TRACE_ZSTD", level, 1);
+    printf("# zstd level %s\n", level);
     run(false, path, "");
     run(true, path, "");
     run_stream(path, "");

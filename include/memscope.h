@@ -280,7 +280,9 @@ MS_API ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cf
 MS_API ms_tracker *ms_tracker_with_sampling_seed(ms_tracker *t, uint64_t seed);
 
 /** Write a report to `path` when the tracker is freed (the global tracker: at
- *  process exit). The format comes from the extension; ".json" today.
+ *  process exit). The format comes from the extension: .json, .html or .msb
+ *  (ms_export_binary: what the tracker retains then; for the whole run, see
+ *  ms_tracker_with_streaming).
  *  An unknown extension is MS_ENOTSUP and leaves the tracker unchanged.
  *  A failed auto-export prints one line to stderr and sets ms_last_error().
  *  @return t. */

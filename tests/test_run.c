@@ -313,6 +313,29 @@ static void bin_format_should_stream_the_run(void **state)
     }
     assert_true(named);
     cJSON_Delete(root);
+    // A child streams its own trace only with --follow-children.
+    char sub[600], sub2[600], ft[700];
+    path_in(sub, sizeof sub, "forks");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(ft, sizeof ft, "%s/f.msb", sub);
+    const char *fk[] = {MEMSCOPE_CLI, "run", "--format",      "bin", "-o",
+                        ft,           "--",  PROGS "/forker", NULL};
+    assert_int_equal(run(fk, NULL), 0);
+    assert_int_equal(count_entries(sub), 1);
+    path_in(sub2, sizeof sub2, "forks2");
+    assert_int_equal(mkdir(sub2, 0755), 0);
+    snprintf(ft, sizeof ft, "%s/f.msb", sub2);
+    const char *fk2[] = {MEMSCOPE_CLI, "run", "--follow-children", "--format", "bin", "-o",
+                         ft,           "--",  PROGS "/forker",     NULL};
+    assert_int_equal(run(fk2, NULL), 0);
+    assert_int_equal(count_entries(sub2), 2);
+    const char *rep2[] = {MEMSCOPE_CLI, "report", ft, NULL};
+    assert_int_equal(run(rep2, out), 0);
+    said = slurp_file(out, NULL);
+    assert_non_null(strstr(said, "streamed, complete"));
+    assert_non_null(strstr(said, "4.2 KiB live in 1 blocks")); // the parent's 4321 bytes
+    free(said);
+
     // The extension must agree with --format.
     path_in(trace, sizeof trace, "run.json");
     const char *wrong[] = {MEMSCOPE_CLI, "run", "--format",      "bin", "-o",

@@ -457,7 +457,7 @@ static int read_crafted(const bytes *blocks, bool with_config)
     char path[4200], out[4200];
     path_in(path, sizeof path, "run.msb");
     path_in(out, sizeof out, "crafted.msb");
-    size_t n;
+    size_t n = 0;
     unsigned char *file = load(path, &n);
     block_at first = {0, 0, 0};
     walk(file, n, &first, 1);
@@ -542,6 +542,69 @@ static void crafted_blocks_should_be_refused_by_name(void **state)
     put_block(&b3, 7, &tl);
     assert_int_equal(read_crafted(&b3, true), MS_ECORRUPT);
     assert_non_null(strstr(ms_last_error_message(), "disagree"));
+
+    // LOST: a count of at least one, and nothing after it.
+    bytes lost = {.n = 0}, b4 = {.n = 0};
+    put_var(&lost, 0);
+    put_block(&b4, 9, &lost);
+    assert_int_equal(read_crafted(&b4, true), MS_ECORRUPT);
+    assert_non_null(strstr(ms_last_error_message(), "lost-events"));
+    lost.n = 0;
+    b4.n = 0;
+    put_var(&lost, 3);
+    put_block(&b4, 9, &lost);
+    assert_int_equal(read_crafted(&b4, true), 0);
+
+    // ZSTD: a well-formed one wrapping an events block is read; an inner
+    // kind it cannot hold, a length past 64 times the frame, a frame that
+    // does not say its size or does not decompress, are refused by name.
+    bytes raw = {.n = 0}, plain = {.n = 0};
+    one_event(&plain, 0x04, 16, 0);
+    put(&raw, plain.d + 5, plain.n - 9); // the events block's payload
+    unsigned char frame[256];
+    size_t fl = ZSTD_compress(frame, sizeof frame, raw.d, raw.n, 1);
+    assert_false(ZSTD_isError(fl));
+    static const struct {
+        unsigned inner;
+        uint64_t raw;
+        int cut; /* bytes cut off the frame's end */
+        bool nosize;
+        const char *why;
+    } zc[] = {
+        {4, 0, 0, false, NULL},
+        {10, 0, 0, false, "impossible kind"},
+        {7, 0, 0, false, "impossible kind"},
+        {4, 100000, 0, false, "impossible length"},
+        {4, 0, 3, false, "does not decompress"},
+        {4, 0, 0, true, "does not say its length"},
+    };
+    for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {
+        bytes z = {.n = 0}, b5 = {.n = 0};
+        unsigned char k = (unsigned char)zc[i].inner;
+        put(&z, &k, 1);
+        put_var(&z, zc[i].raw ? zc[i].raw : raw.n);
+        if (zc[i].nosize) { // a frame without its content size
+            ZSTD_CCtx *cc = ZSTD_createCCtx();
+            ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0);
+            unsigned char f2[256];
+            size_t n2 = ZSTD_compress2(cc, f2, sizeof f2, raw.d, raw.n);
+            assert_false(ZSTD_isError(n2));
+            put(&z, f2, n2);
+            ZSTD_freeCCtx(cc);
+        } else {
+            put(&z, frame, fl - (size_t)zc[i].cut);
+        }
+        put_block(&b5, 10, &z);
+        int rc = read_crafted(&b5, true);
+        if (!zc[i].why) {
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_equal(rc, MS_ECORRUPT);
+        if (!strstr(ms_last_error_message(), zc[i].why))
+            fail_msg("zstd case %zu: \"%s\" does not say \"%s\"", i, ms_last_error_message(),
+                     zc[i].why);
+    }
 }
 
 /* Over 65 536 events (several events blocks) from 100 sites (tables that

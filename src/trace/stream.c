@@ -140,7 +140,7 @@ static void *io_main(void *arg)
         const uint8_t *data = q->data;
         size_t len = q->len;
         zb.len = 0;
-        if (level > 0 && ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
+        if (level != 0 && ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
             data = (const uint8_t *)zb.data;
             len = zb.len;
         }

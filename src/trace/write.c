@@ -594,7 +594,7 @@ static int build_binary(ms_tracker *t, ms__buf *out)
                    &stats);
     int rc = ms__tw_status(w);
     int level = ms__trace_zstd_level();
-    if (rc == 0 && level > 0) { // the blocks, compressed where that is smaller
+    if (rc == 0 && level != 0) { // the blocks, compressed where that is smaller
         ms__zctx z = {0};
         ms__buf_put(out, w->out.data, header_len);
         rc = ms__trace_compress_blocks(&z, level, (const uint8_t *)w->out.data + header_len,

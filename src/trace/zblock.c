@@ -24,7 +24,7 @@ int ms__trace_zstd_level(void)
     if (env && *env) {
         char *end;
         long v = strtol(env, &end, 10);
-        if (!*end && v >= 0 && v <= 19)
+        if (!*end && v >= -7 && v <= 19)
             return (int)v;
     }
     return MS__TRACE_ZSTD_DEFAULT;
@@ -55,7 +55,7 @@ int ms__trace_compress_blocks(ms__zctx *z, int level, const uint8_t *in, size_t 
         if (at + whole > len)
             break; // not a whole block: copied as it is below
         bool done = false;
-        if (level > 0 && compressible(kind) && plen >= MIN_PAYLOAD) {
+        if (level != 0 && compressible(kind) && plen >= MIN_PAYLOAD) {
             size_t bound = ZSTD_compressBound(plen);
             if (bound > z->cap) {
                 void *n = ms__realloc(z->buf, bound);

@@ -1,7 +1,8 @@
 /* make_seeds.c — the fuzzer's seed corpus: real traces of small runs.
  * Usage: make_seeds DIR — writes DIR/plain.msb (TRACK, no stacks),
  * DIR/stacks.msb (stacks, reallocations, two threads, a hostile name) and
- * DIR/samples.msb (with system samples). */
+ * DIR/samples.msb (with system samples) and DIR/streamed.msb (streamed, with
+ * blocks large enough to be zstd-compressed). */
 #define _POSIX_C_SOURCE 200809L
 #include <memscope.h>
 
@@ -41,11 +42,19 @@ static void drop(job *j)
     }
 }
 
-static int write_trace(const char *dir, const char *name, bool stacks, bool samples, int n)
+static int write_trace(const char *dir, const char *name, bool stacks, bool samples, int n,
+                       bool stream)
 {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     t = ms_tracker_new();
     if (!t)
         return 1;
+    if (stream && (ms_tracker_with_streaming(t, path), ms_last_error() != 0)) {
+        fprintf(stderr, "make_seeds: %s\n", ms_last_error_message());
+        ms_tracker_free(t);
+        return 1;
+    }
     ms_tracker_with_sampling(t, (ms_sampling_config){1.0, stacks, 8});
     if (samples) {
         ms_tracker_with_monitor_interval(t, 10);
@@ -66,9 +75,7 @@ static int write_trace(const char *dir, const char *name, bool stacks, bool samp
         struct timespec ts = {0, 60000000};
         nanosleep(&ts, NULL);
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = ms_export_binary(t, path);
+    int rc = stream ? 0 : ms_export_binary(t, path);
     if (rc < 0)
         fprintf(stderr, "make_seeds: %s\n", ms_last_error_message());
     drop(&a);
@@ -84,7 +91,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: make_seeds DIR\n");
         return 2;
     }
-    return write_trace(argv[1], "plain.msb", false, false, 50) |
-           write_trace(argv[1], "stacks.msb", true, false, 40) |
-           write_trace(argv[1], "samples.msb", false, true, 10);
+    return write_trace(argv[1], "plain.msb", false, false, 50, false) |
+           write_trace(argv[1], "stacks.msb", true, false, 40, false) |
+           write_trace(argv[1], "samples.msb", false, true, 10, false) |
+           write_trace(argv[1], "streamed.msb", true, false, 600, true);
 }
