@@ -134,13 +134,17 @@ static void *io_main(void *arg)
         if (!st->q_head)
             st->q_tail = NULL;
         st->q_bytes -= q->len;
+        // Behind (a quarter of the queue still waits): write this one plain,
+        // so compression never makes the writer fall behind the program.
+        bool behind = st->q_bytes > IO_QUEUE_BYTES / 4;
         pthread_cond_broadcast(&st->io_room);
         pthread_mutex_unlock(&st->io_lock);
         // Compressed here, beside the encoder: a spare core does it for free.
         const uint8_t *data = q->data;
         size_t len = q->len;
         zb.len = 0;
-        if (level != 0 && ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
+        if (level != 0 && !behind &&
+            ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
             data = (const uint8_t *)zb.data;
             len = zb.len;
         }

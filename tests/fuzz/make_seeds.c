@@ -15,7 +15,7 @@ static ms_tracker *t;
 
 typedef struct job {
     int n;
-    void *kept[64]; /* the blocks left live in the trace, freed after it */
+    void *kept[256]; /* the blocks left live in the trace, freed after it */
     int nkept;
 } job;
 
@@ -28,7 +28,7 @@ __attribute__((noinline)) static void *work(void *arg)
         p = ms_realloc(t, p, 64 + (size_t)i);
         if (i % 4 && p)
             MS_FREE(t, p);
-        else if (p && j->nkept < 64)
+        else if (p && j->nkept < 256)
             j->kept[j->nkept++] = p;
     }
     return NULL;
