@@ -313,6 +313,19 @@ static void bin_format_should_stream_the_run(void **state)
     }
     assert_true(named);
     cJSON_Delete(root);
+    // A fatal signal finishes the trace (the handler takes capture's arena:
+    // the I/O thread must not free its blocks), and the status is the signal's.
+    path_in(trace, sizeof trace, "segv.msb");
+    const char *sv[] = {MEMSCOPE_CLI, "run", "--format",    "bin", "-o",
+                        trace,        "--",  PROGS "/segv", NULL};
+    assert_int_equal(run(sv, NULL), 128 + SIGSEGV);
+    const char *rep3[] = {MEMSCOPE_CLI, "report", trace, NULL};
+    assert_int_equal(run(rep3, out), 0);
+    said = slurp_file(out, NULL);
+    assert_non_null(strstr(said, "streamed, complete"));
+    assert_non_null(strstr(said, "640 B live in 5 blocks"));
+    free(said);
+
     // A child streams its own trace only with --follow-children.
     char sub[600], sub2[600], ft[700];
     path_in(sub, sizeof sub, "forks");

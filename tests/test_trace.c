@@ -575,7 +575,7 @@ static void crafted_blocks_should_be_refused_by_name(void **state)
         {10, 0, 0, false, "impossible kind"},
         {7, 0, 0, false, "impossible kind"},
         {4, 100000, 0, false, "impossible length"},
-        {4, 0, 3, false, "does not decompress"},
+        {4, 0, 3, false, "not one whole frame"},
         {4, 0, 0, true, "does not say its length"},
     };
     for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {

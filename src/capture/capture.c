@@ -143,6 +143,7 @@ static void on_fatal(int sig)
         say(msg);
         alarm(30); // a lock held by a dead thread must not hang the process forever
         ms__clock_calibrate_at_exit(); // no 5 ms wait, here or in a thread calibrating
+        ms__stream_dying();
         ms__tracker_auto_export(ms__cap_tracker);
         errno = saved;
     } else {

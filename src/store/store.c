@@ -188,12 +188,18 @@ static bool stream_make_room(ms_event_store *s)
     if (s->stream_stalled)
         return false;
     // Wait while the writer moves; a writer that has not moved for
-    // MS__STREAM_WAIT_NS is stalled (its disk does not keep up).
+    // MS__STREAM_WAIT_NS is stalled (its disk does not keep up). So is one
+    // the threads' unfolded records pile up behind: the figures come first,
+    // and they would be lost, not only the trace, once the segments run out.
     uint64_t deadline = ms__mono_ns() + MS__STREAM_WAIT_NS;
     uint64_t seen = ms_atomic_load_acquire(&s->stream_done);
     const struct timespec pause = {0, 20000};
     while (!stream_passed_oldest(s)) {
         uint64_t now = ms__mono_ns(), done = ms_atomic_load_acquire(&s->stream_done);
+        if (ms_atomic_load_relaxed(&s->segs_allocated) > MAX_SEGS_PER_STORE / 4) {
+            s->stream_stalled = true;
+            return false;
+        }
         if (done != seen) {
             seen = done;
             deadline = now + MS__STREAM_WAIT_NS;
@@ -887,6 +893,19 @@ void ms__store_lock_folded(ms_event_store *s)
 }
 
 void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
+
+bool ms__store_lock_within(ms_event_store *s, uint64_t ns)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ns / 1000000000u);
+    until.tv_nsec += (long)(ns % 1000000000u);
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    return pthread_mutex_timedlock(&s->fold_lock, &until) == 0;
+}
 
 void ms__store_try_fold(ms_event_store *s)
 {

@@ -151,7 +151,8 @@ struct ms_event_store {
      * first record it still needs (`stream_done`). A record that finds the
      * log full of unwritten chunks waits for the writer (`stream_drain`
      * first: it drains at once when the fold runs on the writer's thread)
-     * while the writer moves; once it has not moved for MS__STREAM_WAIT_NS
+     * while the writer moves and the threads' unfolded segments stay under a
+     * quarter of their bound; once it has not moved for MS__STREAM_WAIT_NS
      * (100 ms: other threads' records pile up meanwhile), records are lost: counted, and the next
      * chunk says how many went before it. */
     _Atomic uint64_t seq;
@@ -328,6 +329,8 @@ size_t ms__store_stream_take(ms_event_store *s, ms__stream_pos *pos, const ms__r
  * the next call says 0), and stop streaming. */
 uint64_t ms__store_stream_take_lost(ms_event_store *s);
 void ms__store_stream_end(ms_event_store *s);
+/* Take the fold lock if it comes within `ns`. @return whether it did. */
+bool ms__store_lock_within(ms_event_store *s, uint64_t ns);
 /* Fold now if nobody else is (the writer keeps the log current). */
 void ms__store_try_fold(ms_event_store *s);
 /* In a child after fork(): the stream's writer is not there. */

@@ -53,6 +53,9 @@ struct ms__stream {
     pthread_t th, io_th;
     bool io_started;
     _Atomic bool stop, exited;
+    _Atomic bool writer_gone; /* finishing: any fold's drain writes (under the lock) */
+    bool direct;              /* finishing after a fatal signal: no I/O thread, write here */
+    int level;                /* zstd's, read when the stream starts */
     uint64_t samples_seen, samples_overwritten;
     uint64_t records_queued; /* records in blocks handed to the I/O thread (writer) */
     pid_t pid;               /* of the process whose writer this is */
@@ -70,6 +73,10 @@ struct ms__stream {
 
 /* The stream whose writer this thread is (its thread, or the one finishing it). */
 static _Thread_local ms__stream *tl_writer;
+/* A fatal signal is being reported (ms__stream_dying): finishing may give up. */
+static _Atomic bool dying;
+/* Starting a stream is one call at a time. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void stream_failed(ms__stream *st, const char *why)
 {
@@ -78,6 +85,9 @@ static void stream_failed(ms__stream *st, const char *why)
                 st->path, why);
 }
 
+static void file_buffer(ms__stream *st, ms__zctx *z, ms__buf *zb, const uint8_t *data, size_t len,
+                        uint64_t records, bool plain);
+
 /* Hand the blocks encoded so far to the I/O thread, waiting for room in its
  * queue: a writer that waits here passes no chunk, so a disk that does not
  * keep up makes recording wait, and then lose (store.c). */
@@ -85,10 +95,21 @@ static void write_out(ms__stream *st)
 {
     ms__buf *b = ms__tw_out(st->w);
     uint64_t done = ms__tw_records(st->w) - ms__tw_pending(st->w);
-    uint64_t records = done - st->records_queued;
-    st->records_queued = done;
+    uint64_t records = done > st->records_queued ? done - st->records_queued : 0;
+    if (done > st->records_queued)
+        st->records_queued = done;
     if (b->len == 0 && records == 0)
         return;
+    if (st->direct) { // the I/O thread has stopped: this thread writes
+        ms__zctx z = {0};
+        ms__buf zb;
+        ms__buf_init(&zb);
+        file_buffer(st, &z, &zb, (const uint8_t *)b->data, b->len, records, false);
+        b->len = 0;
+        ms__buf_free(&zb);
+        ms__zctx_free(&z);
+        return;
+    }
     io_buf *q = ms_atomic_load_acquire(&st->failed) ? NULL : ms__malloc(sizeof *q + b->len);
     if (!q) {
         if (!ms_atomic_load_acquire(&st->failed))
@@ -115,6 +136,33 @@ static void write_out(ms__stream *st)
     pthread_mutex_unlock(&st->io_lock);
 }
 
+/* Compress (unless `plain`) and write one buffer of whole blocks; on a
+ * failure, cut the file back and count its records as lost. */
+static void file_buffer(ms__stream *st, ms__zctx *z, ms__buf *zb, const uint8_t *data, size_t len,
+                        uint64_t records, bool plain)
+{
+    int level = st->level;
+    zb->len = 0;
+    if (level != 0 && !plain && ms__trace_compress_blocks(z, level, data, len, zb) == 0) {
+        data = (const uint8_t *)zb->data;
+        len = zb->len;
+    }
+    int err = ms_atomic_load_acquire(&st->failed) ? -1 : ms__write_all(st->fd, data, len);
+    if (err == 0) {
+        st->bytes_filed += len;
+        return;
+    }
+    if (err > 0) {
+        // Cut a partly written block off: the file ends with the last block
+        // that reached it whole (a pipe cannot be cut: its reader stops at
+        // the broken block).
+        int cut = ftruncate(st->fd, (off_t)st->bytes_filed);
+        (void)cut;
+        stream_failed(st, strerror(err));
+    }
+    ms_atomic_add_relaxed(&st->s->stream_io_lost, records);
+}
+
 static void *io_main(void *arg)
 {
     ms__stream *st = arg;
@@ -122,7 +170,6 @@ static void *io_main(void *arg)
     ms__zctx z = {0};
     ms__buf zb;
     ms__buf_init(&zb);
-    int level = ms__trace_zstd_level();
     pthread_mutex_lock(&st->io_lock);
     for (;;) {
         while (!st->q_head && !st->io_stop)
@@ -134,34 +181,17 @@ static void *io_main(void *arg)
         if (!st->q_head)
             st->q_tail = NULL;
         st->q_bytes -= q->len;
-        // Behind (a quarter of the queue still waits): write this one plain,
-        // so compression never makes the writer fall behind the program.
-        bool behind = st->q_bytes > IO_QUEUE_BYTES / 4;
+        // Behind (a quarter of the queue, or of the retained log, still
+        // waits): write this one plain, so compression, which shares the
+        // writer's core, never makes the writer fall behind the program.
+        ms_event_store *ls = st->s;
+        uint64_t lag = ms_atomic_load_relaxed(&ls->seq) - ms_atomic_load_relaxed(&ls->stream_done);
+        bool behind =
+            st->q_bytes > IO_QUEUE_BYTES / 4 || lag > ls->chunk_events * ls->max_chunks / 4;
         pthread_cond_broadcast(&st->io_room);
         pthread_mutex_unlock(&st->io_lock);
         // Compressed here, beside the encoder: a spare core does it for free.
-        const uint8_t *data = q->data;
-        size_t len = q->len;
-        zb.len = 0;
-        if (level != 0 && !behind &&
-            ms__trace_compress_blocks(&z, level, q->data, q->len, &zb) == 0) {
-            data = (const uint8_t *)zb.data;
-            len = zb.len;
-        }
-        int err = ms_atomic_load_acquire(&st->failed) ? -1 : ms__write_all(st->fd, data, len);
-        if (err == 0) {
-            st->bytes_filed += len;
-        } else {
-            if (err > 0) {
-                // Cut a partly written block off: the file ends with the
-                // last block that reached it whole (a pipe cannot be cut:
-                // its reader stops at the broken block).
-                int cut = ftruncate(st->fd, (off_t)st->bytes_filed);
-                (void)cut;
-                stream_failed(st, strerror(err));
-            }
-            ms_atomic_add_relaxed(&st->s->stream_io_lost, q->records);
-        }
+        file_buffer(st, &z, &zb, q->data, q->len, q->records, behind);
         ms__free(q);
         pthread_mutex_lock(&st->io_lock);
     }
@@ -186,8 +216,18 @@ static uint64_t consume(ms__stream *st, uint64_t upto, bool may_write)
         } else {
             if (lost) // counted by the store when they were lost; marked here in place
                 ms__tw_lost(st->w, lost);
+            uint64_t before = ms__tw_records(st->w);
             for (size_t i = 0; i < n; i++)
                 ms__tw_event(st->w, &run[i]);
+            if (ms_unlikely(ms__tw_failed(st->w))) {
+                // No memory to encode: what is encoded and not queued, and
+                // what could not be encoded, is lost; nothing more is written.
+                uint64_t after = ms__tw_records(st->w);
+                stream_failed(st, "out of memory encoding the trace");
+                ms_atomic_add_relaxed(&st->s->stream_io_lost,
+                                      (after - st->records_queued) + (n - (after - before)));
+                st->records_queued = after;
+            }
             if (may_write && ms__tw_out(st->w)->len >= WRITE_BYTES)
                 write_out(st);
         }
@@ -200,7 +240,7 @@ static uint64_t consume(ms__stream *st, uint64_t upto, bool may_write)
 static bool drain(void *ctx, uint64_t upto)
 {
     ms__stream *st = ctx;
-    if (tl_writer != st)
+    if (tl_writer != st && !ms_atomic_load_acquire(&st->writer_gone))
         return false;         // another thread folds: it waits for the writer
     consume(st, upto, false); // the writer's loop writes it after the fold
     return true;
@@ -299,11 +339,14 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
         ms__fail(MS_EINVAL, "ms_tracker_with_streaming: path too long");
         return t;
     }
+    ms__internal_enter(); // under capture the writer's memory is not the program's
+    pthread_mutex_lock(&start_lock);
     if (ms_atomic_load_acquire(&t->stream)) {
+        pthread_mutex_unlock(&start_lock);
+        ms__internal_leave();
         ms__fail(MS_EINVAL, "ms_tracker_with_streaming: the tracker already streams");
         return t;
     }
-    ms__internal_enter(); // under capture the writer's memory is not the program's
     ms__stream *st = ms__calloc(1, sizeof *st);
     int rc = st ? 0 : ms__fail(MS_ENOMEM, "out of memory starting the stream");
     if (st) {
@@ -311,6 +354,7 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
         st->s = t->store;
         st->fd = -1;
         st->pid = getpid();
+        st->level = ms__trace_zstd_level(); // not in the threads: getenv races setenv
         pthread_mutex_init(&st->io_lock, NULL);
         pthread_cond_init(&st->io_work, NULL);
         pthread_cond_init(&st->io_room, NULL);
@@ -369,34 +413,53 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
             unlink(path);
         stream_free(st);
     }
+    pthread_mutex_unlock(&start_lock);
     ms__internal_leave();
     return t;
 }
 
+void ms__stream_dying(void) { ms_atomic_store_release(&dying, true); }
+
 void ms__stream_finish(ms_tracker *t)
 {
-    if (ms_atomic_load_acquire(&t->stream) && ms_atomic_load_acquire(&t->stream)->pid != getpid()) {
-        ms__stream_forget(t); // a child's copy of its parent's stream
-        return;
-    }
     ms__stream *st = ms_atomic_exchange_acq_rel(&t->stream, NULL);
     if (!st)
         return;
-    ms__internal_enter();
-    ms_atomic_store_release(&st->stop, true);
-    // After a fatal signal the writer may wait on a lock of the dead thread:
-    // give it 2 s, then leave the file as it is (it reads to its last block).
-    for (int i = 0; i < 2000 && !ms_atomic_load_acquire(&st->exited); i++) {
-        const struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
-    if (!ms_atomic_load_acquire(&st->exited)) {
-        ms__internal_leave();
+    if (st->pid != getpid()) { // a child's copy of its parent's stream
+        if (st->fd >= 0)
+            close(st->fd);
         return;
     }
-    pthread_join(st->th, NULL);
+    ms__internal_enter();
+    ms_atomic_store_release(&st->stop, true);
     ms_event_store *s = st->s;
-    tl_writer = st; // the last folds drain here
+    if (ms_atomic_load_acquire(&dying)) {
+        // A fatal signal: the writer, or the lock, may wait on the thread
+        // that died. Give each a second, else leave the file as it is (it
+        // reads to its last whole block) and everything allocated: the
+        // process ends now.
+        for (int i = 0; i < 1000 && !ms_atomic_load_acquire(&st->exited); i++) {
+            const struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+        if (!ms_atomic_load_acquire(&st->exited) || !ms__store_lock_within(s, 1000000000u)) {
+            ms__internal_leave();
+            return;
+        }
+        ms__store_unlock(s);
+    }
+    pthread_join(st->th, NULL);
+    if (ms_atomic_load_acquire(&dying)) {
+        // This thread allocates from capture's crash arena now, whose blocks
+        // the I/O thread must never free: it writes its queue and stops,
+        // and this thread writes the rest itself.
+        io_finish(st);
+        st->direct = true;
+    }
+    // From here the drains of any fold write (all under the lock, as is the
+    // last pass below): no fold waits for a writer that has stopped.
+    ms_atomic_store_release(&st->writer_gone, true);
+    tl_writer = st;
     ms__store_lock_folded(s);
     consume(st, UINT64_MAX, false);
     uint64_t lost = ms__store_stream_take_lost(s);

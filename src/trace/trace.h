@@ -46,7 +46,7 @@ typedef struct ms__zctx {
     void *buf;         /* the (de)compressed payload */
     size_t cap;
 } ms__zctx;
-/* The level writers use: MEMSCOPE_TRACE_ZSTD (0 = none, 1 .. 19), else the default. */
+/* The level writers use: MEMSCOPE_TRACE_ZSTD (0 = none, -7 .. 19), else the default. */
 int ms__trace_zstd_level(void);
 /* Copy the whole blocks in[0 .. len) to out, each large table, events or
  * samples block as a ZSTD block when that is smaller. @return 0 or MS_ENOMEM. */
@@ -181,6 +181,7 @@ ms__buf *ms__tw_out(ms__tw *w);
 uint64_t ms__tw_records(const ms__tw *w); /* event records given so far */
 uint64_t ms__tw_pending(const ms__tw *w); /* of those, not yet in a block */
 uint64_t ms__tw_lost_written(const ms__tw *w);
+bool ms__tw_failed(const ms__tw *w); /* anything failed (sticky) */
 /* @return 0, or MS_ENOMEM / MS_ERANGE (error set) if anything failed. */
 int ms__tw_status(const ms__tw *w);
 

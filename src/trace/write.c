@@ -330,7 +330,7 @@ void ms__tw_event(ms__tw *w, const ms__rec *r)
     if (site) {
         if (site != w->last_site) {
             w->last_sid = site_id(w, site);
-            w->last_site = site;
+            w->last_site = w->last_sid ? site : NULL; // 0: out of memory, not remembered
         }
         sid = w->last_sid;
     }
@@ -520,6 +520,12 @@ void ms__tw_trailer(ms__tw *w, uint64_t duration_ns, uint64_t samples_overwritte
 ms__buf *ms__tw_out(ms__tw *w) { return &w->out; }
 uint64_t ms__tw_records(const ms__tw *w) { return w->total_records; }
 uint64_t ms__tw_pending(const ms__tw *w) { return w->nevents; }
+
+bool ms__tw_failed(const ms__tw *w)
+{
+    return w->oom || w->too_big || w->out.failed || w->evs.failed || w->strings.failed ||
+           w->symbols.failed || w->sites.failed || w->stacks.failed;
+}
 uint64_t ms__tw_lost_written(const ms__tw *w) { return w->lost; }
 
 int ms__tw_status(const ms__tw *w)

@@ -20,7 +20,7 @@ static bool compressible(unsigned kind)
 
 int ms__trace_zstd_level(void)
 {
-    const char *env = getenv("MEMSCOPE_TRACE_ZSTD"); // once a trace: an export, a stream
+    const char *env = getenv("MEMSCOPE_TRACE_ZSTD"); // once an export, once a stream
     if (env && *env) {
         char *end;
         long v = strtol(env, &end, 10);
@@ -107,6 +107,8 @@ const char *ms__trace_unwrap(ms__zctx *z, ms__cursor *c, unsigned *kind)
     unsigned long long size = ZSTD_getFrameContentSize(c->p, flen);
     if (size != raw)
         return "a compressed block whose frame does not say its length";
+    if (ZSTD_findFrameCompressedSize(c->p, flen) != flen)
+        return "a compressed block that is not one whole frame";
     if (raw > z->cap) {
         void *n = ms__realloc(z->buf, raw);
         if (!n)

@@ -78,5 +78,8 @@ void ms__tracker_auto_export(ms_tracker *t);
  * child after fork(), forget its parent's. */
 void ms__stream_finish(ms_tracker *t);
 void ms__stream_forget(ms_tracker *t);
+/* A fatal signal is being reported: a finish may give up rather than wait on
+ * a lock of the thread that died (capture's handler calls it). */
+void ms__stream_dying(void);
 
 #endif
