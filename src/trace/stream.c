@@ -27,7 +27,7 @@
 #define WRITE_BYTES ((size_t)1 << 20)       /* write once this much is encoded */
 #define IO_QUEUE_BYTES ((size_t)16 << 20)   /* encoded, waiting for the disk, at most */
 #define IDLE_NS 1000000u                    /* the writer's pause when it has caught up */
-#define FOLD_NS 10000000u                   /* it folds a store nobody folds this often */
+#define FOLD_NS 10000000u                   /* it folds a store nobody has folded for this long */
 #define FLUSH_NS 100000000u                 /* a partial events block reaches the file this soon */
 #define SAMPLES_NS 100000000u
 
@@ -264,17 +264,23 @@ static void *writer_main(void *arg)
     ms__stream *st = arg;
     ms__internal_enter(); // nothing this thread allocates is the program's
     tl_writer = st;
-    uint64_t last_fold = 0, last_flush = ms__mono_ns(), last_samples = 0;
+    uint64_t last_flush = ms__mono_ns(), last_samples = 0;
+    uint64_t seen_seq = 0, seq_moved = ms__mono_ns();
     const struct timespec idle = {0, IDLE_NS};
     while (!ms_atomic_load_acquire(&st->stop)) {
         uint64_t n = consume(st, UINT64_MAX, true);
-        uint64_t now = ms__mono_ns();
-        if (n < MS__SEG_EVENTS && !ms_atomic_load_relaxed(&st->s->bg_fold) &&
-            now - last_fold >= FOLD_NS) {
-            // Records wait in their threads' buffers until a fold: keep the
-            // file current when the program's threads fold seldom.
+        uint64_t now = ms__mono_ns(), seq = ms_atomic_load_relaxed(&st->s->seq);
+        if (seq != seen_seq) {
+            seen_seq = seq;
+            seq_moved = now;
+        }
+        if (!ms_atomic_load_relaxed(&st->s->bg_fold) && now - seq_moved >= FOLD_NS) {
+            // Records wait in their threads' buffers until a fold: when no
+            // fold has brought any for a while, fold, so the file stays
+            // current. Not while the program folds: folding from two cores
+            // would move the live state between them at every fold.
             ms__store_try_fold(st->s);
-            last_fold = now;
+            seq_moved = now;
             continue; // write what it brought
         }
         if (now - last_samples >= SAMPLES_NS) {
