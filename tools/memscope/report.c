@@ -149,7 +149,8 @@ int memscope_cmd_report(int argc, char **argv)
            by_type[MS_EVENT_ALLOCATE], by_type[MS_EVENT_DEALLOCATE], by_type[MS_EVENT_REALLOCATE],
            samples);
     if (info->sampling.sample_rate < 1.0)
-        printf("  sampled at %g: the figures of the sampled blocks only\n",
+        printf("  sampled at %g: the figures of the sampled blocks only (the frees above include\n"
+               "  some of blocks sampling left out, which the replay ignores)\n",
                info->sampling.sample_rate);
     if (info->lost_events)
         printf("  %llu events are missing: the writer fell behind (the disk did not keep up)\n",
@@ -160,7 +161,8 @@ int memscope_cmd_report(int argc, char **argv)
         const ms_memory_stats *st = &info->stats;
         char peak[32];
         memscope_human(peak, sizeof peak, (double)st->peak_memory);
-        printf("  the tracker's figures: %zu allocations, %zu frees, peak %s, %zu live blocks\n",
+        printf("  the tracker's figures%s: %zu allocations, %zu frees, peak %s, %zu live blocks\n",
+               info->sampling.sample_rate < 1.0 ? " (of the sampled blocks, not scaled)" : "",
                st->total_allocations, st->total_deallocations, peak, st->active_allocations);
         if (st->evicted_events)
             printf("  %llu events of the run are not in the trace (older than what it "
