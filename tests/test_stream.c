@@ -86,16 +86,8 @@ static counts read_all(const char *path)
 
 static cJSON *load_json(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)n + 1);
+    char *text = slurp_file(path, NULL);
     assert_non_null(text);
-    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = 0;
-    fclose(f);
     cJSON *j = cJSON_Parse(text);
     free(text);
     assert_non_null(j);
@@ -180,17 +172,7 @@ static void stream_should_hold_every_event_in_order(void **state)
             continue;
         }
         assert_true(i < n);
-        const ms_memory_event *a = &ev[i++], *b = &it.event;
-        assert_int_equal(a->timestamp, b->timestamp);
-        assert_int_equal(a->type, b->type);
-        assert_int_equal(a->ptr, b->ptr);
-        assert_int_equal(a->old_ptr, b->old_ptr);
-        assert_int_equal(a->size, b->size);
-        assert_int_equal(a->old_size, b->old_size);
-        assert_int_equal(a->thread_id, b->thread_id);
-        assert_int_equal(a->site == NULL, b->site == NULL);
-        if (a->site)
-            assert_string_equal(a->site->name, b->site->name);
+        assert_same_event(&ev[i++], &it.event);
     }
     assert_int_equal(rc, 0);
     assert_int_equal(i, n);

@@ -165,22 +165,7 @@ static void trace_should_hold_every_event(void **state)
             continue;
         }
         assert_true(i < n);
-        const ms_memory_event *a = &ev[i++], *b = &it.event;
-        assert_int_equal(a->timestamp, b->timestamp);
-        assert_int_equal(a->type, b->type);
-        assert_int_equal(a->ptr, b->ptr);
-        assert_int_equal(a->old_ptr, b->old_ptr);
-        assert_int_equal(a->size, b->size);
-        assert_int_equal(a->old_size, b->old_size);
-        assert_int_equal(a->thread_id, b->thread_id);
-        assert_int_equal(a->site == NULL, b->site == NULL);
-        if (a->site) {
-            assert_string_equal(a->site->name, b->site->name);
-            assert_string_equal(a->site->type, b->site->type);
-            assert_string_equal(a->site->file, b->site->file);
-            assert_string_equal(a->site->func, b->site->func);
-            assert_int_equal(a->site->line, b->site->line);
-        }
+        assert_same_event(&ev[i++], &it.event);
         if (it.stack_id) {
             const char *const *frames;
             size_t depth = ms_trace_stack(tr, it.stack_id, &frames);

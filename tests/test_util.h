@@ -3,6 +3,8 @@
 #ifndef MS_TEST_UTIL_H
 #define MS_TEST_UTIL_H
 
+#include <memscope.h>
+
 #include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -91,6 +93,26 @@ static inline char *slurp_file(const char *path, size_t *len)
             *len = n;
     }
     return buf;
+}
+
+/* Two events are the same one: every field, and the site's text. */
+static inline void assert_same_event(const ms_memory_event *a, const ms_memory_event *b)
+{
+    assert_int_equal(a->timestamp, b->timestamp);
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->ptr, b->ptr);
+    assert_int_equal(a->old_ptr, b->old_ptr);
+    assert_int_equal(a->size, b->size);
+    assert_int_equal(a->old_size, b->old_size);
+    assert_int_equal(a->thread_id, b->thread_id);
+    assert_int_equal(a->site == NULL, b->site == NULL);
+    if (a->site) {
+        assert_string_equal(a->site->name, b->site->name);
+        assert_string_equal(a->site->type, b->site->type);
+        assert_string_equal(a->site->file, b->site->file);
+        assert_string_equal(a->site->func, b->site->func);
+        assert_int_equal(a->site->line, b->site->line);
+    }
 }
 
 /* The report JSON a memscope HTML dashboard embeds (a copy: free it), NULL

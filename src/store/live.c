@@ -475,7 +475,6 @@ bool ms__live_apply(ms__live *l, const ms__rec *r)
                 if (l->sampling) { // the block was not sampled: neither is its move
                     if ((ms__rec_flags(r) & MS__RF_FILTERED) && l->filter)
                         ms__filter_release(l->filter, r->ptr); // counted by the hook
-
                     return true;
                 }
             }

@@ -160,28 +160,30 @@ static bool stream_passed_oldest(ms_event_store *s)
     return s->oldest->seq0 + s->oldest->n <= ms_atomic_load_acquire(&s->stream_done);
 }
 
-/* After a drain on the writer's thread (under the lock, so the links are
- * safe to read): a writer at the end of its chunk steps into the next,
- * passing it. @return true. */
-static bool stream_step(ms_event_store *s)
+/* Have the writer write the oldest chunk here, if the fold runs where it
+ * can (its thread, or once it has stopped): then a writer at the end of its
+ * chunk steps into the next (under the lock, so the links are safe to
+ * read), passing it. */
+static void stream_drain_here(ms_event_store *s)
 {
+    if (!s->stream_drain(s->stream_ctx, s->oldest->seq0 + s->oldest->n))
+        return;
     ms__stream_pos *p = s->stream_pos;
-    if (p && p->idx == s->chunk_events && p->c->next) {
+    if (p->idx == s->chunk_events && p->c->next) {
         p->c = p->c->next;
         p->idx = 0;
         ms_atomic_store_release(&s->stream_done, p->c->seq0);
     }
-    return true;
 }
 
 /* Streaming, the log full of chunks the writer still needs: have it drain,
- * or wait for it (at most MS__STREAM_WAIT_NS, and not again until it has
- * caught up once: a stalled disk costs each record nothing). */
+ * or wait for it while it moves; once it is stalled, not again until it
+ * has passed the oldest chunk (a stalled disk costs each record nothing). */
 static bool stream_make_room(ms_event_store *s)
 {
-    if (stream_passed_oldest(s) ||
-        (s->stream_drain && s->stream_drain(s->stream_ctx, s->oldest->seq0 + s->oldest->n) &&
-         stream_step(s) && stream_passed_oldest(s))) {
+    if (!stream_passed_oldest(s))
+        stream_drain_here(s);
+    if (stream_passed_oldest(s)) {
         s->stream_stalled = false;
         return true;
     }
@@ -212,6 +214,33 @@ static bool stream_make_room(ms_event_store *s)
     return true;
 }
 
+/* A record the retained log cannot keep: the live state stays exact; a
+ * stream counts it, and its next chunk says it is missing. */
+static void lose(ms_event_store *s)
+{
+    s->evicted++;
+    if (s->streaming) {
+        s->stream_lost++;
+        s->lost_pending++;
+    }
+}
+
+/* c, empty, as the newest chunk: its first record will be the next seq. */
+static void chunk_start(ms_event_store *s, ms__chunk *c)
+{
+    c->next = NULL;
+    c->n = 0;
+    c->seq0 = ms_atomic_load_relaxed(&s->seq);
+    c->lost_before = s->lost_pending;
+    s->lost_pending = 0;
+    if (s->newest)
+        s->newest->next = c;
+    else
+        s->oldest = c;
+    s->newest = c;
+    s->nchunks++;
+}
+
 static void retain(ms_event_store *s, const ms__rec *r)
 {
     if (s->max_chunks == 0) {
@@ -222,9 +251,7 @@ static void retain(ms_event_store *s, const ms__rec *r)
     if (!c || c->n == s->chunk_events) {
         if (s->nchunks == s->max_chunks) {
             if (s->streaming && !stream_make_room(s)) {
-                s->evicted++; // the live state stays exact; the trace says what it lacks
-                s->stream_lost++;
-                s->lost_pending++;
+                lose(s);
                 return;
             }
             // Evict the oldest chunk and reuse its memory as the newest.
@@ -238,25 +265,11 @@ static void retain(ms_event_store *s, const ms__rec *r)
         } else {
             c = ms__pages_alloc(chunk_bytes(s));
             if (!c) {
-                s->evicted++; // cannot keep it; the live state stays exact
-                if (s->streaming) {
-                    s->stream_lost++;
-                    s->lost_pending++;
-                }
+                lose(s);
                 return;
             }
         }
-        c->next = NULL;
-        c->n = 0;
-        c->seq0 = ms_atomic_load_relaxed(&s->seq);
-        c->lost_before = s->lost_pending;
-        s->lost_pending = 0;
-        if (s->newest)
-            s->newest->next = c;
-        else
-            s->oldest = c;
-        s->newest = c;
-        s->nchunks++;
+        chunk_start(s, c);
     }
     c->ev[c->n++] = *r;
     s->retained++;
@@ -289,11 +302,7 @@ int ms__store_stream_begin(ms_event_store *s, size_t min_bytes, bool (*drain)(vo
             pthread_mutex_unlock(&s->fold_lock);
             return ms__fail(MS_ENOMEM, "cannot allocate the stream's buffer");
         }
-        c->next = NULL;
-        c->n = 0;
-        c->seq0 = ms_atomic_load_relaxed(&s->seq);
-        s->oldest = s->newest = c;
-        s->nchunks = 1;
+        chunk_start(s, c);
     }
     for (ms__chunk *c = s->oldest; c; c = c->next)
         c->lost_before = 0;
@@ -348,12 +357,6 @@ void ms__store_stream_end(ms_event_store *s)
     s->stream_drain = NULL;
     s->stream_ctx = NULL;
     s->stream_pos = NULL;
-}
-
-void ms__store_stream_forget(ms_event_store *s)
-{
-    // Only the forking thread runs in the child: no lock is held.
-    ms__store_stream_end(s);
 }
 
 void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
@@ -1187,7 +1190,7 @@ static void fork_child(void)
         ms_atomic_store_relaxed(&s->coarse, 0);        // nor its clock: read the tick counter
         ms_atomic_store_relaxed(&s->late_lock, false); // its holder is not in the child either
         if (s->streaming) // nor the stream's writer: the tracker starts its own (trace/stream.c)
-            ms__store_stream_forget(s);
+            ms__store_stream_end(s);
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
             bool mine = false;
             for (ms__tbuf *m = tl_list; m; m = m->thread_next)

@@ -333,8 +333,6 @@ void ms__store_stream_end(ms_event_store *s);
 bool ms__store_lock_within(ms_event_store *s, uint64_t ns);
 /* Fold now if nobody else is (the writer keeps the log current). */
 void ms__store_try_fold(ms_event_store *s);
-/* In a child after fork(): the stream's writer is not there. */
-void ms__store_stream_forget(ms_event_store *s);
 
 /* Under ms__store_lock_folded: */
 typedef void (*ms__rec_visit_fn)(const ms__rec *r, void *ctx);

@@ -426,14 +426,22 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
 
 void ms__stream_dying(void) { ms_atomic_store_release(&dying, true); }
 
+/* A child's copy of its parent's stream (after fork()): the writer threads
+ * are the parent's, and so is the file. The child closes its descriptor and
+ * leaves the rest as it is: the queue may have been mid-change at the fork. */
+static void forget_copy(ms__stream *st)
+{
+    if (st && st->fd >= 0)
+        close(st->fd);
+}
+
 void ms__stream_finish(ms_tracker *t)
 {
     ms__stream *st = ms_atomic_exchange_acq_rel(&t->stream, NULL);
     if (!st)
         return;
-    if (st->pid != getpid()) { // a child's copy of its parent's stream
-        if (st->fd >= 0)
-            close(st->fd);
+    if (st->pid != getpid()) {
+        forget_copy(st);
         return;
     }
     ms__internal_enter();
@@ -492,12 +500,4 @@ void ms__stream_finish(ms_tracker *t)
     ms__internal_leave();
 }
 
-void ms__stream_forget(ms_tracker *t)
-{
-    // A child after fork(): the writer threads are the parent's, and so is
-    // the file. The child closes its descriptor and leaves the rest as it
-    // is: the queue may have been mid-change when the parent forked.
-    ms__stream *st = ms_atomic_exchange_acq_rel(&t->stream, NULL);
-    if (st && st->fd >= 0)
-        close(st->fd);
-}
+void ms__stream_forget(ms_tracker *t) { forget_copy(ms_atomic_exchange_acq_rel(&t->stream, NULL)); }

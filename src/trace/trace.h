@@ -86,16 +86,20 @@ static inline void ms__put_le64(ms__buf *b, uint64_t v)
     ms__put_le32(b, (uint32_t)v);
     ms__put_le32(b, (uint32_t)(v >> 32));
 }
+/* v as a varint at p (room for 10 bytes). @return the byte after it. */
+static inline uint8_t *ms__varint_to(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
 static inline void ms__put_varint(ms__buf *b, uint64_t v)
 {
     uint8_t x[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        x[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    x[n++] = (uint8_t)v;
-    ms__buf_put(b, x, n);
+    ms__buf_put(b, x, (size_t)(ms__varint_to(x, v) - x));
 }
 static inline uint64_t ms__zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t ms__unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
@@ -224,5 +228,9 @@ const struct ms__timebase *ms__trace_timebase(const struct ms_trace *tr);
 
 /* CRC-32 (zlib's, the IEEE polynomial) of a block's kind, length and payload. */
 uint32_t ms__trace_crc(const void *data, size_t len);
+/* Append one block: kind, length, `prefix` then `payload` as its payload, and
+ * the checksum. @return false if out failed (an allocation). */
+bool ms__trace_put_block(ms__buf *out, unsigned kind, const void *prefix, size_t plen,
+                         const void *payload, size_t len);
 
 #endif

@@ -17,6 +17,20 @@
 #include "trace/trace.h"
 #include "tracker/tracker.h"
 
+bool ms__trace_put_block(ms__buf *out, unsigned kind, const void *prefix, size_t plen,
+                         const void *payload, size_t len)
+{
+    size_t at = out->len;
+    ms__put_u8(out, (uint8_t)kind);
+    ms__put_le32(out, (uint32_t)(plen + len));
+    if (plen)
+        ms__buf_put(out, prefix, plen);
+    ms__buf_put(out, payload, len);
+    if (!out->failed)
+        ms__put_le32(out, ms__trace_crc(out->data + at, out->len - at));
+    return !out->failed;
+}
+
 uint32_t ms__trace_crc(const void *data, size_t len)
 {
     uLong c = crc32(0L, Z_NULL, 0);
@@ -246,14 +260,8 @@ static void emit_block(writer *w, unsigned kind, const ms__buf *payload)
         w->too_big = true;
         return;
     }
-    size_t at = w->out.len;
-    ms__put_u8(&w->out, (uint8_t)kind);
-    ms__put_le32(&w->out, (uint32_t)payload->len);
-    ms__buf_put(&w->out, payload->data, payload->len);
-    if (w->out.failed)
-        return;
-    ms__put_le32(&w->out, ms__trace_crc(w->out.data + at, w->out.len - at));
-    w->blocks++;
+    if (ms__trace_put_block(&w->out, kind, NULL, 0, payload->data, payload->len))
+        w->blocks++;
 }
 
 /* A table block: its entry count, then the entries. */
@@ -294,16 +302,6 @@ static void flush_events(writer *w)
 /* Encode one retained record (ms__store_visit_retained), as the store holds
  * it: its tick, not ns (the header has the timebase), and its flags, so a
  * replay rebuilds the same live state. */
-static inline uint8_t *put_var(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 void ms__tw_event(ms__tw *w, const ms__rec *r)
 {
     unsigned type = ms__rec_type(r);
@@ -347,20 +345,20 @@ void ms__tw_event(ms__tw *w, const ms__rec *r)
     *p++ = head;
     if (flags)
         *p++ = flags;
-    p = put_var(p, ms__zigzag((int64_t)(r->tick - w->prev_tick)));
+    p = ms__varint_to(p, ms__zigzag((int64_t)(r->tick - w->prev_tick)));
     if (head & MS__TE_THREAD)
-        p = put_var(p, tid);
-    p = put_var(p, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
+        p = ms__varint_to(p, tid);
+    p = ms__varint_to(p, ms__zigzag((int64_t)(r->ptr - w->prev_ptr)));
     if (type != MS_EVENT_DEALLOCATE)
-        p = put_var(p, ms__rec_size(r));
+        p = ms__varint_to(p, ms__rec_size(r));
     if (type == MS_EVENT_REALLOCATE) {
-        p = put_var(p, ms__zigzag((int64_t)(r->old_ptr - r->ptr)));
-        p = put_var(p, ms__rec_old_size(r));
+        p = ms__varint_to(p, ms__zigzag((int64_t)(r->old_ptr - r->ptr)));
+        p = ms__varint_to(p, ms__rec_old_size(r));
     }
     if (sid)
-        p = put_var(p, sid);
+        p = ms__varint_to(p, sid);
     if (stack)
-        p = put_var(p, stack);
+        p = ms__varint_to(p, stack);
     w->evs.len += (size_t)(p - start);
     w->prev_tick = r->tick;
     w->prev_tid = tid;

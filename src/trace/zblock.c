@@ -30,18 +30,6 @@ int ms__trace_zstd_level(void)
     return MS__TRACE_ZSTD_DEFAULT;
 }
 
-static void put_block(ms__buf *out, unsigned kind, const void *payload, size_t len,
-                      const void *prefix, size_t plen)
-{
-    size_t at = out->len;
-    ms__put_u8(out, (uint8_t)kind);
-    ms__put_le32(out, (uint32_t)(len + plen));
-    ms__buf_put(out, prefix, plen);
-    ms__buf_put(out, payload, len);
-    if (!out->failed)
-        ms__put_le32(out, ms__trace_crc(out->data + at, out->len - at));
-}
-
 int ms__trace_compress_blocks(ms__zctx *z, int level, const uint8_t *in, size_t len, ms__buf *out)
 {
     if (!z->cctx && !(z->cctx = ZSTD_createCCtx()))
@@ -65,16 +53,11 @@ int ms__trace_compress_blocks(ms__zctx *z, int level, const uint8_t *in, size_t 
                 z->cap = bound;
             }
             size_t c = ZSTD_compressCCtx(z->cctx, z->buf, z->cap, payload, plen, level);
-            uint8_t prefix[11];
-            size_t np = 0;
-            prefix[np++] = (uint8_t)kind;
-            for (size_t v = plen;; v >>= 7) { // varint: the payload's length
-                prefix[np++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
-                if (v < 0x80)
-                    break;
-            }
+            uint8_t prefix[11]; // the inner kind, the payload's length
+            prefix[0] = (uint8_t)kind;
+            size_t np = (size_t)(ms__varint_to(prefix + 1, plen) - prefix);
             if (!ZSTD_isError(c) && c + np < plen && plen <= MS__TRACE_ZSTD_RATIO * c) {
-                put_block(out, MS__TB_ZSTD, z->buf, c, prefix, np);
+                ms__trace_put_block(out, MS__TB_ZSTD, prefix, np, z->buf, c);
                 done = true;
             }
         }
