@@ -20,6 +20,8 @@
 #include <cmocka.h>
 #include <memscope.h>
 
+#include "common/heap.h" // capture's sampled-block header
+
 static ms_memory_stats stats(void) { return ms_tracker_stats(ms_tracker_global()); }
 
 /* The live blocks whose allocating function is `fn`: count and bytes. */
@@ -412,6 +414,104 @@ static void sampled_reallocs_should_leave_nothing_live(void **state)
     ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
 }
 
+/* While sampling, a sampled block carries a header below the program's
+ * pointer (common/heap.h). Through every entry point it must behave as
+ * glibc's own block (alignment, zeroing, usable size, contents kept by
+ * realloc, TRACK's pointer check), exactly the blocks with a header are
+ * recorded, and their frees close them, also once sampling is off. */
+static void sampled_blocks_should_behave_as_glibcs(void **state)
+{
+    (void)state;
+    ms_tracker *g = ms_tracker_global();
+    ms_tracker_with_sampling_seed(g, 5);
+    ms_tracker_with_sampling(g, (ms_sampling_config){0.5, false, 0});
+    enum { N = 900, KINDS = 9 };
+    static void *p[N];
+    static size_t n[N];
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), headers = 0;
+    ms_memory_stats a = stats();
+    for (int i = 0; i < N; i++) {
+        size_t sz = 1 + (size_t)i * 37 % 3000, align = 16;
+        switch (i % KINDS) {
+        case 0:
+            p[i] = malloc(sz);
+            break;
+        case 1:
+            p[i] = calloc(sz, 1);
+            break;
+        case 2:
+            assert_int_equal(posix_memalign(&p[i], 64, sz), 0), align = 64;
+            break;
+        case 3:
+            p[i] = aligned_alloc(256, sz), align = 256;
+            break;
+        case 4:
+            p[i] = memalign(4096, sz), align = 4096;
+            break;
+        case 5:
+            p[i] = valloc(sz), align = page;
+            break;
+        case 6:
+            p[i] = pvalloc(sz), align = page;
+            break;
+        case 7:
+            p[i] = realloc(NULL, sz);
+            break;
+        default:
+            p[i] = reallocarray(NULL, sz, 1);
+            break;
+        }
+        assert_non_null(p[i]);
+        assert_int_equal((uintptr_t)p[i] % align, 0);
+        if (i % KINDS == 1)
+            for (size_t k = 0; k < sz; k++)
+                assert_int_equal(((unsigned char *)p[i])[k], 0);
+        size_t usable = malloc_usable_size(p[i]);
+        assert_true(usable >= (i % KINDS == 6 ? (sz + page - 1) / page * page : sz));
+        memset(p[i], i & 0xff, usable); // all of it is the program's
+        headers += ms__sampled_off(p[i]) != 0;
+        n[i] = sz;
+    }
+    ms_memory_stats b = stats();
+    assert_int_equal(b.total_allocations - a.total_allocations, headers);
+    assert_in_range(headers, N / 4, 3 * N / 4);
+    for (int i = 0; i < N; i++)
+        TRACK(g, p[i]); // a header is no reason to reject the pointer
+    // Growing and shrinking keep the contents, and the sampling decision.
+    for (int i = 0; i < N; i++) {
+        bool had = ms__sampled_off(p[i]) != 0;
+        for (int round = 0; round < 2; round++) {
+            size_t to = round == 0 ? n[i] * 3 + 5000 : n[i] / 2 + 1;
+            void *q = realloc(p[i], to);
+            assert_non_null(q);
+            for (size_t k = 0; k < (to < n[i] ? to : n[i]); k++)
+                if (((unsigned char *)q)[k] != (i & 0xff))
+                    fail_msg("block %d (kind %d, %zu B, header %d), round %d: byte %zu is %d", i,
+                             i % KINDS, n[i], had, round, k, ((unsigned char *)q)[k]);
+            assert_int_equal(ms__sampled_off(q) != 0, had);
+            memset(q, i & 0xff, to);
+            p[i] = q;
+            n[i] = to;
+        }
+    }
+    ms_memory_stats c = stats();
+    assert_int_equal(c.track_errors, a.track_errors);
+    assert_int_equal(c.active_allocations, b.active_allocations);
+    // Half freed while sampling, the rest (by realloc to 0 or free) after.
+    for (int i = 0; i < N / 2; i++)
+        free(p[i]);
+    ms_tracker_with_sampling(g, (ms_sampling_config){1.0, false, 0});
+    for (int i = N / 2; i < N; i++)
+        if (i % 2)
+            free(p[i]);
+        else
+            assert_null(realloc(p[i], 0));
+    ms_memory_stats d = stats();
+    assert_int_equal(d.active_allocations, a.active_allocations);
+    assert_int_equal(d.current_memory, a.current_memory);
+    assert_int_equal(d.unmatched_deallocations, a.unmatched_deallocations);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +525,7 @@ int main(void)
         cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
         cmocka_unit_test(reused_addresses_should_not_record_unsampled_frees),
         cmocka_unit_test(sampled_reallocs_should_leave_nothing_live),
+        cmocka_unit_test(sampled_blocks_should_behave_as_glibcs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -491,6 +491,11 @@ static void bad_usage_should_say_why(void **state)
 
 /* Run `prog args` natively and under memscope; the outputs must be equal and
  * the report valid with at least `min_allocs` allocations. */
+/* Run prog natively, under `memscope run`, and under `memscope run
+ * --sample-rate 0.3`: the same output each time, and a report of at least
+ * `min_allocs` allocations (a third of them when sampled). Sampled blocks
+ * carry a header the program must never see; every free recorded under
+ * sampling is of a sampled block (none ignored). */
 static void real_program(const char *prog, const char *const args[], double min_allocs)
 {
     if (access(prog, X_OK) != 0) {
@@ -501,27 +506,42 @@ static void real_program(const char *prog, const char *const args[], double min_
     path_in(native, sizeof native, "native.out");
     path_in(traced, sizeof traced, "traced.out");
     path_in(out, sizeof out, "real.json");
-    const char *argv[16] = {prog}, *targv[24] = {MEMSCOPE_CLI, "run", "-o", out, "--", prog};
+    const char *argv[16] = {prog};
     int n = 0;
-    for (; args[n]; n++) {
+    for (; args[n]; n++)
         argv[1 + n] = args[n];
-        targv[6 + n] = args[n];
-    }
     assert_int_equal(run(argv, native), 0);
-    assert_int_equal(run(targv, traced), 0);
-    char *a = slurp_file(native, NULL), *b = slurp_file(traced, NULL);
+    char *a = slurp_file(native, NULL);
     assert_non_null(a);
-    assert_non_null(b);
-    assert_string_equal(a, b);
+    for (int sampled = 0; sampled < 2; sampled++) {
+        const char *targv[24] = {MEMSCOPE_CLI, "run", "-o", out};
+        int k = 4;
+        if (sampled) {
+            targv[k++] = "--sample-rate";
+            targv[k++] = "0.3";
+        }
+        targv[k++] = "--";
+        for (int i = 0; i < n + 1; i++)
+            targv[k++] = argv[i];
+        assert_int_equal(run(targv, traced), 0);
+        char *b = slurp_file(traced, NULL);
+        assert_non_null(b);
+        assert_string_equal(a, b);
+        free(b);
+        cJSON *root = report(out);
+        double allocs = num(root, "stats.total_allocations");
+        if (allocs < (sampled ? min_allocs / 4 : min_allocs))
+            fail_msg("%s%s: only %.0f allocations recorded", prog, sampled ? " (sampled)" : "",
+                     allocs);
+        assert_int_equal(num(root, "stats.dropped_events"), 0);
+        assert_int_equal(num(root, "stats.ignored_deallocations"), 0);
+        assert_int_equal(num(root, "stats.unmatched_deallocations"), 0);
+        if (sampled)
+            assert_true(num(root, "stats.sampled_out") > allocs);
+        cJSON_Delete(root);
+        unlink(out);
+    }
     free(a);
-    free(b);
-    cJSON *root = report(out);
-    double allocs = num(root, "report.total_allocations");
-    if (allocs < min_allocs)
-        fail_msg("%s: only %.0f allocations recorded", prog, allocs);
-    assert_int_equal(num(root, "stats.dropped_events"), 0);
-    cJSON_Delete(root);
-    unlink(out);
 }
 
 static void sort_should_run_unchanged(void **state)

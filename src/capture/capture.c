@@ -19,6 +19,7 @@
 
 _Atomic unsigned ms__cap_mode = MS__CAP_INIT;
 ms_tracker *ms__cap_tracker;
+uint64_t ms__cap_store_id;
 
 static _Atomic int init_state;          /* 0: not started, 1: starting, 2: done */
 static _Thread_local bool tl_starting;  /* this thread is starting capture */
@@ -31,6 +32,41 @@ static struct {
     bool configured;
     char output[4096]; /* the report path as configured ("" for none) */
 } cfg;
+
+/* MEMSCOPE_SAMPLE_RATE and MEMSCOPE_STACKS, applied to t if set. `warn`:
+ * say so on stderr when one is ignored (not at the first malloc: stdio may
+ * not be ready). */
+static void env_sampling(ms_tracker *t, bool warn)
+{
+    ms_sampling_config sc = ms__tracker_sampling(t);
+    const char *rate = getenv("MEMSCOPE_SAMPLE_RATE");
+    const char *stacks = getenv("MEMSCOPE_STACKS");
+    if (rate && *rate) {
+        char *end;
+        double r = strtod(rate, &end);
+        if (*end || !(r > 0.0 && r <= 1.0)) {
+            if (warn)
+                fprintf(stderr, "memscope: MEMSCOPE_SAMPLE_RATE=%s is not in (0, 1]: ignored\n",
+                        rate);
+        } else {
+            sc.sample_rate = r;
+        }
+    }
+    if (stacks && *stacks) {
+        char *end;
+        long d = strtol(stacks, &end, 10);
+        if (*end || d < 0 || d > (long)MS__STACK_MAX_DEPTH) {
+            if (warn)
+                fprintf(stderr, "memscope: MEMSCOPE_STACKS=%s is not in 0..%u: ignored\n", stacks,
+                        MS__STACK_MAX_DEPTH);
+        } else {
+            sc.capture_call_stack = d > 0;
+            sc.max_stack_depth = (size_t)d;
+        }
+    }
+    if ((rate && *rate) || (stacks && *stacks))
+        ms_tracker_with_sampling(t, sc);
+}
 
 /* ---------------------------------------------------------------- start */
 
@@ -57,7 +93,11 @@ unsigned ms__cap_slow_state(void)
     ms__internal_enter();
     ms_tracker *t = ms_tracker_global();
     if (t) {
+        // Sampling from the first block on: a block recorded before would
+        // have to go into the sampled filter (hooks.c).
+        env_sampling(t, false);
         ms__cap_tracker = t;
+        ms__cap_store_id = t->store->id;
         ms_atomic_store_relaxed(&t->captured, true);
         ms_atomic_store_relaxed(&ms__capture_on, true);
     }
@@ -308,30 +348,7 @@ __attribute__((constructor(101))) static void capture_configure(void)
         return;
     }
 
-    ms_sampling_config sc = ms__tracker_sampling(t);
-    const char *rate = getenv("MEMSCOPE_SAMPLE_RATE");
-    const char *stacks = getenv("MEMSCOPE_STACKS");
-    if (rate && *rate) {
-        char *end;
-        double r = strtod(rate, &end);
-        if (*end || !(r > 0.0 && r <= 1.0))
-            fprintf(stderr, "memscope: MEMSCOPE_SAMPLE_RATE=%s is not in (0, 1]: ignored\n", rate);
-        else
-            sc.sample_rate = r;
-    }
-    if (stacks && *stacks) {
-        char *end;
-        long d = strtol(stacks, &end, 10);
-        if (*end || d < 0 || d > (long)MS__STACK_MAX_DEPTH)
-            fprintf(stderr, "memscope: MEMSCOPE_STACKS=%s is not in 0..%u: ignored\n", stacks,
-                    MS__STACK_MAX_DEPTH);
-        else {
-            sc.capture_call_stack = d > 0;
-            sc.max_stack_depth = (size_t)d;
-        }
-    }
-    if ((rate && *rate) || (stacks && *stacks))
-        ms_tracker_with_sampling(t, sc);
+    env_sampling(t, true);
     // The retained event log serves ms_tracker_events(); a run's report does
     // not read it, so `memscope run` keeps none unless asked.
     const char *keep = getenv("MEMSCOPE_RETAINED_BYTES");

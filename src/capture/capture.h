@@ -23,6 +23,10 @@ enum {
 
 extern _Atomic unsigned ms__cap_mode;
 extern ms_tracker *ms__cap_tracker;
+/* Its store's id, which the thread-local buffer cache keys on (the store
+ * never changes): the hooks find their buffer without going through the
+ * tracker. */
+extern uint64_t ms__cap_store_id;
 
 /* Start capture (first hook call) or tell the crash-reporting thread apart.
  * @return MS__CAP_OFF, MS__CAP_ON or MS__CAP_ARENA for the calling thread. */

@@ -17,6 +17,7 @@
 #include "capture/capture.h"
 #include "capture/real.h"
 #include "common/alloc.h"
+#include "common/heap.h"
 #include "store/filter.h"
 
 #define HOOK __attribute__((visibility("default"), noinline))
@@ -27,7 +28,13 @@
  * even when the program itself never calls malloc. */
 __attribute__((visibility("default"))) const char ms__capture_anchor = 1;
 
-#define rec_enter ms__store_tbuf
+/* The calling thread's buffer in the capture tracker's store (s), or NULL. */
+static inline ms__tbuf *rec_enter(ms_event_store *s)
+{
+    if (ms_likely(ms__tl_cache.id == ms__cap_store_id))
+        return ms__tl_cache.buf;
+    return ms__store_tbuf_slow(s);
+}
 
 /* A record of a thread that has handed its buffer back (it is exiting).
  * @return whether it was recorded. */
@@ -45,7 +52,8 @@ MS_COLD static void count_failed(void)
         ms_atomic_add_relaxed(&b->failed_allocs, 1);
 }
 
-/* Record the allocation of `n` bytes at p by the caller (fp, ret). */
+/* Record the allocation of `n` bytes at p by the caller (fp, ret): every
+ * allocation under full capture, a sampled one while sampling. */
 static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret)
 {
     if (ms_unlikely(ms__tl_internal))
@@ -60,25 +68,18 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
     ms_event_store *s = t->store;
     ms__tbuf *b = rec_enter(s);
     if (ms_likely(b)) {
-        uint64_t flags = MS__RF_CAPTURED;
-        if (ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) {
-            if (ms__tracker_skip(t, b))
-                goto out;
-            ms__filter_add(s->filter, (uintptr_t)p);
-            flags |= MS__RF_FILTERED;
-        }
         uint32_t stack = ms__tracker_stack(t, b, fp, ret, true);
         ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n,
-                       ms__rec_extra(stack, flags), NULL);
+                       ms__rec_extra(stack, MS__RF_CAPTURED), NULL);
     } else if (!ms_atomic_load_relaxed(&t->sampling_on)) {
         record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n, 0);
     }
-out:
     ms__internal_leave();
 }
 
-/* Record the free of p (before the real free). */
-static inline void record_free(void *p)
+/* Record the free of p (before the real free). `sampled`: p carries a
+ * sampled header, so it was recorded whatever the sampling is now. */
+static inline void record_free(void *p, bool sampled)
 {
     if (ms_unlikely(ms__tl_internal))
         return;
@@ -94,15 +95,20 @@ static inline void record_free(void *p)
         ms__internal_leave();
         return;
     }
-    // While sampling, a block that was not sampled is skipped for one load; a
-    // sampled one leaves the filter now, before its address can be reused.
+    // While sampling, a block without a header was not sampled, unless the
+    // filter holds it (recorded before sampling began): it leaves the filter
+    // now, before its address can be reused. (So does a sampled block that
+    // sampling, switched off and on again, put there.)
     uint64_t flags = MS__RF_CAPTURED;
-    if (ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) {
+    if ((sampled || ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) &&
+        ms_unlikely(ms_atomic_load_relaxed(&t->filter_used))) {
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
-        if (v == MS__FILTER_NO)
+        if (v == MS__FILTER_NO && !sampled)
             return;
         if (v == MS__FILTER_TAKEN)
             flags |= MS__RF_TAKEN;
+    } else if (!sampled && ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) {
+        return;
     }
     ms__internal_enter();
     ms__tbuf *b = rec_enter(s);
@@ -123,6 +129,118 @@ static inline void record_free(void *p)
     ms__internal_leave();
 }
 
+/* ------------------------------------------------------ sampled blocks
+ *
+ * While capture samples, the decision is taken before the real allocation,
+ * and a sampled block is made `off` bytes larger: the program's pointer is
+ * `off` bytes into glibc's block (16, or the alignment asked for), with
+ * {off, MS__SAMPLED_MAGIC} in the two words below it (common/heap.h). free()
+ * tells a sampled block by the word below the pointer, which glibc's free
+ * reads next anyway (its chunk size): no table, nothing of ours to miss in
+ * the cache, and exact. A block keeps its header, and so its sampling, through
+ * realloc, and after sampling is switched off. */
+
+/* Set (for good) once a sampled header exists: until then no free looks. */
+static _Atomic bool headers;
+
+/* Is the capture hook of this thread sampling? */
+static inline bool sampling_now(void)
+{
+    return !ms__tl_internal && ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on);
+}
+
+/* While sampling: is the allocation about to be made sampled? (Not: counted
+ * as sampled out.) The countdown of ms__tracker_skip, on the buffer the TLS
+ * cache holds; the rest out of line. */
+MS_COLD static bool sample_slow(void)
+{
+    ms_tracker *t = ms__cap_tracker;
+    ms__internal_enter();
+    ms__tbuf *b = rec_enter(t->store);
+    bool yes = b && !ms__tracker_skip(t, b);
+    ms__internal_leave();
+    return yes;
+}
+
+static inline bool sample_next(void)
+{
+    if (ms_likely(ms__tl_cache.id == ms__cap_store_id)) {
+        ms__tbuf *b = ms__tl_cache.buf;
+        uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
+        if (ms_likely(left > 0)) {
+            ms_atomic_store_relaxed(&b->skips_left, left - 1);
+            return false;
+        }
+    }
+    return sample_slow();
+}
+
+/* While sampling, is p's free skipped? (It has no header, and the filter
+ * holds no block: p was not sampled.) */
+static inline bool skip_free(void)
+{
+    return ms_unlikely(ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on)) &&
+           ms_likely(!ms_atomic_load_relaxed(&ms__cap_tracker->filter_used));
+}
+
+/* The offset of p into glibc's block when p is a sampled block, else 0. */
+static inline size_t header_off(const void *p)
+{
+    if (ms_likely(!ms_atomic_load_relaxed(&headers)) || !p)
+        return 0;
+    return ms__sampled_off(p);
+}
+
+/* The offset that keeps a block aligned to `align` (a power of two) with room
+ * for the header. */
+static inline size_t header_room(size_t align) { return align < 16 ? 16 : align; }
+
+static inline void *put_header(void *q, size_t off)
+{
+    uint64_t *p = (uint64_t *)((char *)q + off);
+    p[-2] = off;
+    p[-1] = MS__SAMPLED_MAGIC;
+    if (!ms_atomic_load_relaxed(&headers))
+        ms_atomic_store_relaxed(&headers, true);
+    return p;
+}
+
+/* A sampled block: `room` usable bytes aligned to `align` (zeroed when
+ * `zero`), recorded as an allocation of `n` bytes. */
+static void *sampled_alloc(size_t room, size_t align, bool zero, size_t n, const void *fp,
+                           uintptr_t ret)
+{
+    while (align & (align - 1)) // memalign rounds an odd alignment up to a power of two
+        align += align & -align;
+    size_t off = header_room(align);
+    void *q = NULL;
+    if (off > MS__SAMPLED_MAX_OFF || room > SIZE_MAX - off)
+        errno = ENOMEM;
+    else if (off > 16)
+        q = ms__real_memalign(off, room + off);
+    else
+        q = zero ? ms__real_calloc(1, room + off) : ms__real_malloc(room + off);
+    void *p = q ? put_header(q, off) : NULL;
+    record_alloc(p, n, fp, ret);
+    return p;
+}
+
+/* realloc of a sampled block, unrecorded: it keeps its header. */
+static void *realloc_header(void *p, size_t n, size_t off)
+{
+    void *q = (char *)p - off;
+    if (n == 0) { // glibc's realloc(p, 0) frees p and returns NULL
+        ms__real_free(q);
+        return NULL;
+    }
+    if (n > SIZE_MAX - off) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    q = ms__real_realloc(q, n + off); // the header moves with the contents
+    return q ? (char *)q + off : NULL;
+}
+
 /* ------------------------------------------------------------ the hooks */
 
 HOOK void *malloc(size_t n)
@@ -130,6 +248,8 @@ HOOK void *malloc(size_t n)
     unsigned m = ms__cap_state();
     if (ms_unlikely(m == MS__CAP_ARENA))
         return ms__arena_alloc(n, 16);
+    if (m == MS__CAP_ON && ms_unlikely(sampling_now()))
+        return sample_next() ? sampled_alloc(n, 16, false, n, FRAME, CALLER) : ms__real_malloc(n);
     void *p = ms__real_malloc(n);
     if (m == MS__CAP_ON)
         record_alloc(p, n, FRAME, CALLER);
@@ -141,21 +261,33 @@ HOOK void free(void *p)
     unsigned m = ms__cap_state();
     if (ms_unlikely(m == MS__CAP_ARENA))
         return; // the process is about to die: never touch glibc's heap again
-    if (m == MS__CAP_ON)
-        record_free(p);
+    size_t off = header_off(p);
+    if (ms_unlikely(off)) {
+        if (m == MS__CAP_ON)
+            record_free(p, true);
+        ms__real_free((char *)p - off);
+        return;
+    }
+    if (m == MS__CAP_ON && !skip_free())
+        record_free(p, false);
     ms__real_free(p);
 }
 
 HOOK void *calloc(size_t count, size_t size)
 {
     unsigned m = ms__cap_state();
+    size_t n;
     if (ms_unlikely(m == MS__CAP_ARENA)) {
-        size_t n;
         if (__builtin_mul_overflow(count, size, &n)) {
             errno = ENOMEM;
             return NULL;
         }
         return ms__arena_alloc(n, 16); // fresh pages are zero
+    }
+    if (m == MS__CAP_ON && ms_unlikely(sampling_now())) {
+        if (!sample_next() || __builtin_mul_overflow(count, size, &n))
+            return ms__real_calloc(count, size); // (an overflow fails there, as it should)
+        return sampled_alloc(n, 16, true, n, FRAME, CALLER);
     }
     void *p = ms__real_calloc(count, size);
     if (m == MS__CAP_ON)
@@ -163,18 +295,27 @@ HOOK void *calloc(size_t count, size_t size)
     return p;
 }
 
-/* realloc(p, n) of a block: the record's tick is taken before the old block
- * can be handed to another thread. */
-static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
+/* The real realloc of p (with a header `off` bytes below it, or none). */
+static inline void *real_realloc_at(void *p, size_t n, size_t off)
+{
+    return off ? realloc_header(p, n, off) : ms__real_realloc(p, n);
+}
+
+/* realloc(p, n) of a block, n > 0: the record's tick is taken before the old
+ * block can be handed to another thread. `off`: p's sampled header, or 0. */
+static void *realloc_recorded(void *p, size_t n, size_t off, const void *fp, uintptr_t ret)
 {
     ms_tracker *t = ms__cap_tracker;
     ms_event_store *s = t->store;
-    bool sampling = ms_atomic_load_relaxed(&t->sampling_on);
-    // While sampling, a block that was not sampled stays unsampled when it
-    // moves; a sampled one leaves the filter before the call (its address may
-    // be reused at once) and comes back if the call fails.
+    // While sampling, a block without a header stays unsampled when it moves,
+    // unless the filter holds it (recorded before sampling began): then it
+    // leaves the filter before the call (its address may be reused at once)
+    // and comes back, at its new address, after.
+    bool filtered = !off && ms_atomic_load_relaxed(&t->sampling_on);
     uint64_t taken = 0;
-    if (sampling) {
+    if (filtered) {
+        if (ms_likely(!ms_atomic_load_relaxed(&t->filter_used)))
+            return ms__real_realloc(p, n);
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
         if (v == MS__FILTER_NO)
             return ms__real_realloc(p, n);
@@ -186,9 +327,9 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     uint64_t tick;
     if (!b || !ms__store_begin(s, b, MS_EVENT_REALLOCATE, &tick)) {
         // Exiting thread: free then allocate, each recorded on its side of the call.
-        if (!b && !sampling && ms__store_thread_exited()) {
+        if (!b && !filtered && ms__store_thread_exited()) {
             record_late(s, MS_EVENT_DEALLOCATE, (uintptr_t)p, 0, 0, 0);
-            void *q = ms__real_realloc(p, n);
+            void *q = real_realloc_at(p, n, off);
             if (q)
                 record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)q, 0, n, 0);
             ms__internal_leave();
@@ -197,11 +338,11 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
         if (taken) // unrecorded: the live state still holds p, so the filter does
             ms__filter_add(s->filter, (uintptr_t)p);
         ms__internal_leave();
-        return ms__real_realloc(p, n);
+        return real_realloc_at(p, n, off);
     }
     // p's address is recorded, never read after the real call.
     uintptr_t old = (uintptr_t)p;
-    void *q = ms__real_realloc(p, n);
+    void *q = real_realloc_at(p, n, off);
     if (!q) { // failed: the old block is untouched, nothing happened
         ms__store_abort(b);
         if (taken)
@@ -211,7 +352,7 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
         return NULL;
     }
     uint64_t flags = MS__RF_CAPTURED;
-    if (sampling) { // after a "maybe" the move is counted: the fold may take it back
+    if (filtered) { // after a "maybe" the move is counted: the fold may take it back
         if (taken)
             ms__filter_add(s->filter, (uintptr_t)q);
         else
@@ -237,30 +378,38 @@ static void *realloc_recorded(void *p, size_t n, const void *fp, uintptr_t ret)
     return q;
 }
 
-HOOK void *realloc(void *p, size_t n)
+/* realloc and reallocarray, for the caller (fp, ret). */
+static inline void *realloc_hook(void *p, size_t n, const void *fp, uintptr_t ret)
 {
     unsigned m = ms__cap_state();
+    size_t off = header_off(p);
     if (ms_unlikely(m == MS__CAP_ARENA)) {
         void *q = ms__arena_alloc(n, 16);
         if (q && p) {
-            size_t old = ms__arena_owns(p) ? ms__arena_size(p) : ms__real_usable_size(p);
+            size_t old = ms__arena_owns(p)  ? ms__arena_size(p)
+                         : ms_unlikely(off) ? ms__real_usable_size((char *)p - off) - off
+                                            : ms__real_usable_size(p);
             memcpy(q, p, old < n ? old : n);
         }
         return q;
     }
     if (m != MS__CAP_ON || ms__tl_internal)
-        return ms__real_realloc(p, n);
+        return real_realloc_at(p, n, off);
     if (!p) { // realloc(NULL, n) is malloc(n)
+        if (ms_unlikely(ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on)))
+            return sample_next() ? sampled_alloc(n, 16, false, n, fp, ret) : ms__real_malloc(n);
         void *q = ms__real_realloc(NULL, n);
-        record_alloc(q, n, FRAME, CALLER);
+        record_alloc(q, n, fp, ret);
         return q;
     }
     if (n == 0) { // glibc frees the block and returns NULL
-        record_free(p);
-        return ms__real_realloc(p, 0);
+        record_free(p, off != 0);
+        return real_realloc_at(p, 0, off);
     }
-    return realloc_recorded(p, n, FRAME, CALLER);
+    return realloc_recorded(p, n, off, fp, ret);
 }
+
+HOOK void *realloc(void *p, size_t n) { return realloc_hook(p, n, FRAME, CALLER); }
 
 HOOK void *reallocarray(void *p, size_t count, size_t size)
 {
@@ -269,30 +418,20 @@ HOOK void *reallocarray(void *p, size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    unsigned m = ms__cap_state();
-    if (ms_unlikely(m == MS__CAP_ARENA))
-        return realloc(p, n);
-    if (m != MS__CAP_ON || ms__tl_internal)
-        return ms__real_realloc(p, n);
-    if (!p) {
-        void *q = ms__real_realloc(NULL, n);
-        record_alloc(q, n, FRAME, CALLER);
-        return q;
-    }
-    if (n == 0) {
-        record_free(p);
-        return ms__real_realloc(p, 0);
-    }
-    return realloc_recorded(p, n, FRAME, CALLER);
+    return realloc_hook(p, n, FRAME, CALLER);
 }
 
-/* The aligned family: glibc's memalign does the work for all of them. */
-static inline void *aligned(size_t alignment, size_t n, const void *fp, uintptr_t ret)
+/* The aligned family: glibc's memalign does the work for all of them. `room`
+ * is what to allocate (pvalloc rounds it up), `n` what to record. */
+static inline void *aligned(size_t alignment, size_t room, size_t n, const void *fp, uintptr_t ret)
 {
     unsigned m = ms__cap_state();
     if (ms_unlikely(m == MS__CAP_ARENA))
-        return ms__arena_alloc(n, alignment);
-    void *p = ms__real_memalign(alignment, n);
+        return ms__arena_alloc(room, alignment);
+    if (m == MS__CAP_ON && ms_unlikely(sampling_now()))
+        return sample_next() ? sampled_alloc(room, alignment, false, n, fp, ret)
+                             : ms__real_memalign(alignment, room);
+    void *p = ms__real_memalign(alignment, room);
     if (m == MS__CAP_ON)
         record_alloc(p, n, fp, ret);
     return p;
@@ -303,7 +442,7 @@ HOOK int posix_memalign(void **out, size_t alignment, size_t n)
     if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0)
         return EINVAL;
     int saved = errno;
-    void *p = aligned(alignment, n, FRAME, CALLER);
+    void *p = aligned(alignment, n, n, FRAME, CALLER);
     if (!p) {
         errno = saved; // posix_memalign reports through its result, not errno
         return ENOMEM;
@@ -314,32 +453,22 @@ HOOK int posix_memalign(void **out, size_t alignment, size_t n)
 
 HOOK void *aligned_alloc(size_t alignment, size_t n)
 {
-    return aligned(alignment, n, FRAME, CALLER);
+    return aligned(alignment, n, n, FRAME, CALLER);
 }
 
-HOOK void *memalign(size_t alignment, size_t n) { return aligned(alignment, n, FRAME, CALLER); }
+HOOK void *memalign(size_t alignment, size_t n) { return aligned(alignment, n, n, FRAME, CALLER); }
 
-HOOK void *valloc(size_t n)
-{
-    unsigned m = ms__cap_state();
-    if (ms_unlikely(m == MS__CAP_ARENA))
-        return ms__arena_alloc(n, (size_t)sysconf(_SC_PAGESIZE));
-    void *p = ms__real_valloc(n);
-    if (m == MS__CAP_ON)
-        record_alloc(p, n, FRAME, CALLER);
-    return p;
-}
+HOOK void *valloc(size_t n) { return aligned((size_t)sysconf(_SC_PAGESIZE), n, n, FRAME, CALLER); }
 
 HOOK void *pvalloc(size_t n)
 {
-    unsigned m = ms__cap_state();
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (ms_unlikely(m == MS__CAP_ARENA))
-        return ms__arena_alloc(n ? (n + page - 1) & ~(page - 1) : page, page);
-    void *p = ms__real_pvalloc(n);
-    if (m == MS__CAP_ON)
-        record_alloc(p, n, FRAME, CALLER);
-    return p;
+    if (n > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t room = n ? (n + page - 1) & ~(page - 1) : page;
+    return aligned(page, room, n, FRAME, CALLER);
 }
 
 HOOK size_t malloc_usable_size(void *p)
@@ -348,5 +477,8 @@ HOOK size_t malloc_usable_size(void *p)
         return 0;
     if (ms_unlikely(ms__arena_owns(p)))
         return ms__arena_size(p);
+    size_t off = header_off(p);
+    if (ms_unlikely(off))
+        return ms__real_usable_size((char *)p - off) - off;
     return ms__real_usable_size(p);
 }

@@ -14,16 +14,12 @@ extern void __libc_free(void *p);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
 extern void *__libc_memalign(size_t alignment, size_t n);
-extern void *__libc_valloc(size_t n);
-extern void *__libc_pvalloc(size_t n);
 
 #define ms__real_malloc __libc_malloc
 #define ms__real_free __libc_free
 #define ms__real_calloc __libc_calloc
 #define ms__real_realloc __libc_realloc
 #define ms__real_memalign __libc_memalign
-#define ms__real_valloc __libc_valloc
-#define ms__real_pvalloc __libc_pvalloc
 
 /* glibc's malloc_usable_size (found with dlsym(RTLD_NEXT) on first use). */
 size_t ms__real_usable_size(void *p);

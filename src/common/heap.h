@@ -6,6 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Capture's sampled blocks (capture/hooks.c): the program's pointer p is
+ * `off` bytes into glibc's block, and the two words below p hold
+ * {off, MS__SAMPLED_MAGIC}. Bit 3 of the magic is set, which it never is in
+ * the size word glibc keeps below each of its blocks (chunk sizes are
+ * multiples of 16), so the word below a pointer tells the two apart. */
+#define MS__SAMPLED_MAGIC UINT64_C(0x6d73616d706c6508)
+#define MS__SAMPLED_MAX_OFF ((size_t)1 << 30) /* the largest alignment sampled with a header */
+
+/* @return the offset of a sampled block's pointer into glibc's block, or 0
+ * for any other block. pre: p is a live block of the process's allocator. */
+static inline size_t ms__sampled_off(const void *p)
+{
+    const uint64_t *w = (const uint64_t *)((uintptr_t)p - 16); // below the block
+    return w[1] == MS__SAMPLED_MAGIC ? (size_t)w[0] : 0;
+}
+
 /* @return 0 and the block's usable size in *size, or MS_ENOTHEAP when `p` is
  * provably not a live heap block (misaligned, in the calling thread's stack, in
  * the program image, or a header the allocator would not accept).

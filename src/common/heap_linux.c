@@ -175,7 +175,12 @@ static bool read_words(uintptr_t lo, uintptr_t hi, size_t *out)
     return safe_read(lo, out, hi - lo);
 }
 
-int ms__heap_block_size(uintptr_t a, size_t *size)
+static int glibc_block_size(uintptr_t a, size_t *size, bool inner);
+
+int ms__heap_block_size(uintptr_t a, size_t *size) { return glibc_block_size(a, size, false); }
+
+/* `inner`: a is the glibc block below a sampled block's pointer. */
+static int glibc_block_size(uintptr_t a, size_t *size, bool inner)
 {
     const void *p = (const void *)a;
     const size_t W = sizeof(size_t);
@@ -203,6 +208,15 @@ int ms__heap_block_size(uintptr_t a, size_t *size)
     size_t hdr[2];
     if (!read_words(chunk, a, hdr))
         return MS_ENOTHEAP;
+    if (hdr[1] == MS__SAMPLED_MAGIC && !inner) {
+        // A block capture sampled: its header says where glibc's block starts.
+        size_t off = hdr[0];
+        if (off < 2 * W || off % (2 * W) != 0 || off > MS__SAMPLED_MAX_OFF || off >= a ||
+            glibc_block_size(a - off, size, true) != 0 || *size < off)
+            return MS_ENOTHEAP;
+        *size -= off;
+        return 0;
+    }
     size_t csize = hdr[1] & ~(size_t)7;
     if (hdr[1] & 2) { // IS_MMAPPED: the chunk and its span are page-aligned
         size_t prev = hdr[0];

@@ -346,17 +346,20 @@ static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     return true;
 }
 
-void ms__live_filter_all(ms__live *l)
+size_t ms__live_filter_all(ms__live *l)
 {
+    size_t added = 0;
     if (!l->filter)
-        return;
+        return 0;
     for (size_t i = 0; i < l->bcap; i++) {
         ms__block *b = &l->blocks[i];
         if (b->ptr && (b->stack & MS__BF_CAPTURED) && !(b->stack & MS__BF_FILTERED)) {
             ms__filter_add(l->filter, b->ptr);
             b->stack |= MS__BF_FILTERED;
+            added++;
         }
     }
+    return added;
 }
 
 void ms__live_unknown_free(ms__live *l, const ms__rec *r)

@@ -95,8 +95,8 @@ void ms__live_destroy(ms__live *l);
  * address while wait_taken is set (then `taken` is set). */
 bool ms__live_apply(ms__live *l, const ms__rec *r);
 /* Put every live block capture recorded into the sampled filter (sampling
- * starts: their frees must still be recorded). */
-void ms__live_filter_all(ms__live *l);
+ * starts: their frees must still be recorded). @return how many it added. */
+size_t ms__live_filter_all(ms__live *l);
 /* Count the free `r` of an address that was not live (unmatched; ignored
  * while sampling; unseen when capture recorded it). */
 void ms__live_unknown_free(ms__live *l, const ms__rec *r);

@@ -322,6 +322,7 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
         return t;
     }
     bool sampling = cfg.sample_rate < 1.0;
+    bool was_sampling = ms_atomic_load_relaxed(&t->sampling_on);
     ms_atomic_store_relaxed(&t->sample_rate, cfg.sample_rate);
     ms_atomic_store_relaxed(&t->capture_call_stack, cfg.capture_call_stack);
     ms_atomic_store_relaxed(&t->max_stack_depth, cfg.max_stack_depth);
@@ -329,11 +330,13 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
     ms_atomic_store_relaxed(&t->sampling_on, sampling);
     // Frees of unknown blocks are expected while sampling (they were not sampled).
     ms_event_store *s = t->store;
-    if (sampling && ms_atomic_load_relaxed(&t->captured)) {
-        // Capture skips the free of a block whose address is not in the
-        // sampled filter: hand it the blocks recorded before sampling began.
+    if (sampling && !was_sampling && ms_atomic_load_relaxed(&t->captured)) {
+        // While sampling, capture skips the free of a block that has no
+        // sampled header and is not in the filter: hand the filter the
+        // blocks recorded before sampling began.
         ms__store_lock_folded(s);
-        ms__live_filter_all(&s->live);
+        if (ms__live_filter_all(&s->live) > 0)
+            ms_atomic_store_relaxed(&t->filter_used, true);
     } else {
         pthread_mutex_lock(&s->fold_lock);
     }

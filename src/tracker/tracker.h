@@ -12,7 +12,12 @@ struct ms_tracker {
     ms_event_store *store;
     /* The configuration is atomics, not a lock, so that no lock of ours can
      * be held across fork(). Each is written by the builders, read relaxed. */
-    _Atomic bool sampling_on;   /* off: every TRACK is recorded */
+    _Atomic bool sampling_on; /* off: every TRACK is recorded */
+    /* Under capture: the store's sampled filter holds blocks recorded before
+     * sampling was switched on, whose frees must be recorded (capture/hooks.c;
+     * the blocks sampled since carry a header). Beside sampling_on: free()
+     * reads both. */
+    _Atomic bool filter_used;
     _Atomic double log1m_rate;  /* ln(1 - rate): the gaps between sampled TRACKs */
     _Atomic double sample_rate; /* for reports */
     _Atomic bool capture_call_stack;
