@@ -164,8 +164,8 @@ MS_COLD static bool sample_slow(void)
 
 static inline bool sample_next(void)
 {
-    if (ms_likely(ms__tl_cache.id == ms__cap_store_id)) {
-        ms__tbuf *b = ms__tl_cache.buf;
+    ms__tbuf *b = ms__tl_cache.buf;
+    if (ms_likely(ms__tl_cache.id == ms__cap_store_id && b)) {
         uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
         if (ms_likely(left > 0)) {
             ms_atomic_store_relaxed(&b->skips_left, left - 1);
@@ -214,7 +214,7 @@ static void *sampled_alloc(size_t room, size_t align, bool zero, size_t n, const
         align += align & -align;
     size_t off = header_room(align);
     void *q = NULL;
-    if (off > MS__SAMPLED_MAX_OFF || room > SIZE_MAX - off)
+    if (room > SIZE_MAX - off)
         errno = ENOMEM;
     else if (off > 16)
         q = ms__real_memalign(off, room + off);
@@ -285,8 +285,13 @@ HOOK void *calloc(size_t count, size_t size)
         return ms__arena_alloc(n, 16); // fresh pages are zero
     }
     if (m == MS__CAP_ON && ms_unlikely(sampling_now())) {
-        if (!sample_next() || __builtin_mul_overflow(count, size, &n))
-            return ms__real_calloc(count, size); // (an overflow fails there, as it should)
+        if (!sample_next())
+            return ms__real_calloc(count, size);
+        if (__builtin_mul_overflow(count, size, &n)) {
+            errno = ENOMEM;
+            record_alloc(NULL, 0, FRAME, CALLER); // counted as failed
+            return NULL;
+        }
         return sampled_alloc(n, 16, true, n, FRAME, CALLER);
     }
     void *p = ms__real_calloc(count, size);
@@ -428,9 +433,13 @@ static inline void *aligned(size_t alignment, size_t room, size_t n, const void 
     unsigned m = ms__cap_state();
     if (ms_unlikely(m == MS__CAP_ARENA))
         return ms__arena_alloc(room, alignment);
-    if (m == MS__CAP_ON && ms_unlikely(sampling_now()))
-        return sample_next() ? sampled_alloc(room, alignment, false, n, fp, ret)
-                             : ms__real_memalign(alignment, room);
+    // Alignments above MS__SAMPLED_MAX_ALIGN are never sampled: the header
+    // would cost a whole alignment of memory.
+    if (m == MS__CAP_ON && ms_unlikely(sampling_now())) {
+        if (alignment <= MS__SAMPLED_MAX_ALIGN && sample_next())
+            return sampled_alloc(room, alignment, false, n, fp, ret);
+        return ms__real_memalign(alignment, room);
+    }
     void *p = ms__real_memalign(alignment, room);
     if (m == MS__CAP_ON)
         record_alloc(p, n, fp, ret);

@@ -12,7 +12,8 @@
  * the size word glibc keeps below each of its blocks (chunk sizes are
  * multiples of 16), so the word below a pointer tells the two apart. */
 #define MS__SAMPLED_MAGIC UINT64_C(0x6d73616d706c6508)
-#define MS__SAMPLED_MAX_OFF ((size_t)1 << 30) /* the largest alignment sampled with a header */
+#define MS__SAMPLED_MAX_ALIGN ((size_t)1 << 16)   /* the largest alignment capture samples */
+#define MS__SAMPLED_MAX_OFF MS__SAMPLED_MAX_ALIGN /* so the largest offset a header holds */
 
 /* @return the offset of a sampled block's pointer into glibc's block, or 0
  * for any other block. pre: p is a live block of the process's allocator. */

@@ -1,6 +1,8 @@
-/* filter.h — which addresses hold a sampled block. While capture samples,
- * free() must skip the blocks that were not sampled without looking them up:
- * the filter answers in one load. Depends on common/atomic.h.
+/* filter.h — which addresses hold a block whose free must be recorded
+ * though it carries no sampled header: when sampling is switched on under
+ * capture at run time, the blocks recorded before (capture/hooks.c; a block
+ * sampled since carries a header, common/heap.h). free() of a block without a
+ * header asks the filter, in one load. Depends on common/atomic.h.
  *
  * A slot is 32 bits and covers 16-byte granules of address space. It holds
  * 0 (no sampled block), or the *tag* of the one sampled block hashed there (the
