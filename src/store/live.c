@@ -302,8 +302,9 @@ static uint32_t block_stack(const ms__rec *r, uint32_t stack)
 }
 
 /* @return false, with nothing changed and l->taken set, for a captured block
- * at an address another thread's block holds, while l->wait_taken is set and
- * the caller `may_wait`. */
+ * at an address a live block holds, while l->wait_taken is set and the
+ * caller `may_wait`. (Even the same thread's block: another thread may have
+ * freed it at the same coarse tick, its record merging later.) */
 static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site,
                        uint32_t stack, bool may_wait)
 {
@@ -311,8 +312,7 @@ static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t si
     ms__block *b = probe_for_insert(l, ptr, &found);
     if (!b)
         return true;
-    if (found && ms_unlikely(l->wait_taken) && may_wait && (stack & MS__BF_CAPTURED) &&
-        ms__block_slot(b) != ms__rec_slot(r)) {
+    if (found && ms_unlikely(l->wait_taken) && may_wait && (stack & MS__BF_CAPTURED)) {
         l->taken = true;
         return false;
     }

@@ -366,6 +366,17 @@ void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
             fn(&c->ev[i], ctx);
 }
 
+/* Raise the coarse clock to `to` unless it is already there. @return its
+ * value after. Only ever raised (a compare-and-swap: the folder and the
+ * recording threads both raise it). */
+static uint64_t coarse_raise(ms_event_store *s, uint64_t to)
+{
+    uint64_t seen = ms_atomic_load_relaxed(&s->coarse);
+    while (seen < to && !ms_atomic_cas_acq_rel(&s->coarse, &seen, to)) {
+    }
+    return seen < to ? to : seen;
+}
+
 /* ------------------------------------------------------------------ fold */
 
 /* The next published, unfolded record of b, or NULL. Recycles segments the
@@ -589,6 +600,15 @@ static bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool
     } else if (s->live.taken) { // it waits (a taken address)
         s->live.taken = false;
         return false;
+    } else if (s->coarse_fold) {
+        // A free of an address not live, under the coarse clock: its
+        // allocation, if any, has an older or equal tick and is published, so
+        // it comes in this fold, later in the merge only if its buffer waits
+        // or merges later at the same tick. Wait for it, as for a taken address.
+        if (!force)
+            return false;
+        ms__live_unknown_free(&s->live, x);
+        retain(s, x);
     } else if (!held_put(s, x, order)) { // no memory to hold it: count it now
         ms__live_unknown_free(&s->live, x);
         retain(s, x);
@@ -774,6 +794,7 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
     // published, and folding them in tick order is final.
     uint64_t watermark = ms__ticks_ordered();
     uint64_t coarse = ms_atomic_load_relaxed(&s->coarse);
+    s->coarse_fold = coarse != 0;
     bool barrier = true;
     if (coarse != 0) {
         if (!fresh && watermark - s->barrier_tick < ms__clock_ticks_per_ms_pow2()) {
@@ -784,9 +805,7 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
             // watermark. A record the barrier does not show in flight reads
             // the new value or a later one.
             s->barrier_tick = watermark;
-            if (watermark <= coarse)
-                watermark = coarse + 1;
-            ms_atomic_store_relaxed(&s->coarse, watermark);
+            watermark = coarse_raise(s, watermark > coarse ? watermark : coarse + 1);
         }
     }
     if (barrier)
@@ -916,6 +935,15 @@ void ms__store_try_fold(ms_event_store *s)
         return; // someone folds now
     fold_locked(s);
     pthread_mutex_unlock(&s->fold_lock);
+}
+
+uint64_t ms__store_bump_coarse(ms_event_store *s, ms__tbuf *b, uint64_t seen)
+{
+    b->coarse_left = MS__COARSE_BUMP - 1;
+    uint64_t now = ms__ticks();
+    // The record takes the clock's value after, which every record made
+    // after it (on any thread that learns of this one) reads or passes.
+    return now > seen ? coarse_raise(s, now) : seen;
 }
 
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)

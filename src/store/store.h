@@ -48,8 +48,9 @@ enum { MS__TB_THREAD_GONE = 1, MS__TB_STORE_GONE = 2 };
 typedef struct ms__tbuf {
     /* Owner thread only. */
     ms__seg *cur;
-    uint32_t idx;  /* mirror of cur->count */
-    uint32_t slot; /* the thread's id slot */
+    uint32_t idx;         /* mirror of cur->count */
+    uint32_t slot;        /* the thread's id slot */
+    uint32_t coarse_left; /* records until this thread advances the coarse clock */
     uint64_t last_tick;
     uint64_t rng;               /* sampling generator state */
     uint64_t rng_gen;           /* seed generation the state came from */
@@ -135,6 +136,7 @@ struct ms_event_store {
     size_t nwaiting;                       /* buffers waiting (store.c: taken addresses) */
     uint64_t barrier_tick, safe_watermark; /* the last barrier under the coarse clock */
     bool recheck;                          /* a record was applied while some wait */
+    bool coarse_fold; /* this fold's records took the coarse clock: frees wait, not held */
     /* Frees of addresses that were not live, held for MS__HOLD_TICKS in case
      * the allocation, from another thread, carries a slightly newer tick.
      * Open addressing by address; folder only. */
@@ -203,6 +205,16 @@ bool ms__store_thread_exited(void);
 bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
                          uint64_t size, uint64_t old_size);
 
+/* Under the coarse clock each thread advances the clock itself every this
+ * many records, to the tick counter's value: a tick then spans a few dozen
+ * records of each thread, not the folder's whole millisecond (or more, when
+ * the folder is descheduled), and the fold's merge has little to order by
+ * registration alone (store.c: taken addresses). */
+#define MS__COARSE_BUMP 64u
+/* @return the tick for a record: the coarse clock advanced to the tick
+ * counter, if that is later than `seen` (its value just loaded). */
+uint64_t ms__store_bump_coarse(ms_event_store *s, ms__tbuf *b, uint64_t seen);
+
 /* Slow path of a push: the current segment is full. @return false when the
  * record must be dropped (counted by the caller). */
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b);
@@ -247,6 +259,8 @@ static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type
     uint64_t t = ms_atomic_load_relaxed(&s->coarse);
     if (t == 0)
         t = type == MS_EVENT_REALLOCATE || ms__need_fence ? ms__ticks_ordered() : ms__ticks();
+    else if (ms_unlikely(b->coarse_left-- == 0))
+        t = ms__store_bump_coarse(s, b, t);
     if (ms_unlikely(t < b->last_tick)) // keep each thread's ticks monotonic
         t = b->last_tick;
     b->last_tick = t;
