@@ -100,15 +100,15 @@ static inline void record_free(void *p, bool sampled)
     // now, before its address can be reused. (So does a sampled block that
     // sampling, switched off and on again, put there.)
     uint64_t flags = MS__RF_CAPTURED;
-    if ((sampled || ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) &&
-        ms_unlikely(ms_atomic_load_relaxed(&t->filter_used))) {
+    bool filter_decides = !sampled && ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on));
+    if (ms_unlikely(ms_atomic_load_relaxed(&t->filter_used)) && (sampled || filter_decides)) {
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
-        if (v == MS__FILTER_NO && !sampled)
+        if (v == MS__FILTER_NO && filter_decides)
             return;
         if (v == MS__FILTER_TAKEN)
             flags |= MS__RF_TAKEN;
-    } else if (!sampled && ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on))) {
-        return;
+    } else if (filter_decides) {
+        return; // no filter: not sampled
     }
     ms__internal_enter();
     ms__tbuf *b = rec_enter(s);
@@ -225,6 +225,12 @@ static void *sampled_alloc(size_t room, size_t align, bool zero, size_t n, const
     return p;
 }
 
+/* malloc(n) while sampling, for the caller (fp, ret). */
+static inline void *malloc_sampling(size_t n, const void *fp, uintptr_t ret)
+{
+    return sample_next() ? sampled_alloc(n, 16, false, n, fp, ret) : ms__real_malloc(n);
+}
+
 /* realloc of a sampled block, unrecorded: it keeps its header. */
 static void *realloc_header(void *p, size_t n, size_t off)
 {
@@ -249,7 +255,7 @@ HOOK void *malloc(size_t n)
     if (ms_unlikely(m == MS__CAP_ARENA))
         return ms__arena_alloc(n, 16);
     if (m == MS__CAP_ON && ms_unlikely(sampling_now()))
-        return sample_next() ? sampled_alloc(n, 16, false, n, FRAME, CALLER) : ms__real_malloc(n);
+        return malloc_sampling(n, FRAME, CALLER);
     void *p = ms__real_malloc(n);
     if (m == MS__CAP_ON)
         record_alloc(p, n, FRAME, CALLER);
@@ -402,7 +408,7 @@ static inline void *realloc_hook(void *p, size_t n, const void *fp, uintptr_t re
         return real_realloc_at(p, n, off);
     if (!p) { // realloc(NULL, n) is malloc(n)
         if (ms_unlikely(ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on)))
-            return sample_next() ? sampled_alloc(n, 16, false, n, fp, ret) : ms__real_malloc(n);
+            return malloc_sampling(n, fp, ret);
         void *q = ms__real_realloc(NULL, n);
         record_alloc(q, n, fp, ret);
         return q;

@@ -600,16 +600,14 @@ static bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool
     } else if (s->live.taken) { // it waits (a taken address)
         s->live.taken = false;
         return false;
-    } else if (s->coarse_fold) {
+    } else if (s->coarse_fold && !force) {
         // A free of an address not live, under the coarse clock: its
         // allocation, if any, has an older or equal tick and is published, so
         // it comes in this fold, later in the merge only if its buffer waits
         // or merges later at the same tick. Wait for it, as for a taken address.
-        if (!force)
-            return false;
-        ms__live_unknown_free(&s->live, x);
-        retain(s, x);
-    } else if (!held_put(s, x, order)) { // no memory to hold it: count it now
+        return false;
+    } else if (s->coarse_fold || !held_put(s, x, order)) {
+        // Forced, or no memory to hold it: a free of an unknown block, now.
         ms__live_unknown_free(&s->live, x);
         retain(s, x);
     }
