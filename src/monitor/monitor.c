@@ -154,6 +154,15 @@ static void monitor_init(void)
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
+/* Take M.lock, the fork handlers registered first: a thread that reads
+ * samples (the trace writer, say) may hold it while another thread forks,
+ * and the child must not inherit it locked. */
+static void lock_M(void)
+{
+    pthread_once(&init_once, monitor_init);
+    pthread_mutex_lock(&M.lock);
+}
+
 /* ------------------------------------------------------------ latch */
 
 void ms__mon_publish(ms__mon *m, const ms_system_snapshot *s)
@@ -266,7 +275,7 @@ static void wait_until(uint64_t due_ns)
 static void *sampler_main(void *arg)
 {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     while (M.gen == gen) {
         uint64_t now = ms__mono_ns(), due = UINT64_MAX;
         for (ms__mon *m = M.list; m; m = m->next)
@@ -286,7 +295,7 @@ static void *sampler_main(void *arg)
         read_gpu(&cur);
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        pthread_mutex_lock(&M.lock);
+        lock_M();
         if (M.gen != gen)
             break;
         ms_atomic_store_relaxed(&M.self_cpu_ns,
@@ -343,9 +352,8 @@ static bool end_if_idle(pthread_t *thread)
 
 int ms__mon_start(ms__mon *m)
 {
-    pthread_once(&init_once, monitor_init);
     // The thread first, so that the baseline counts it like every sample.
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     int rc = m->active || M.running ? 0 : start_thread();
     bool done = m->active || rc < 0;
     pthread_mutex_unlock(&M.lock);
@@ -359,7 +367,7 @@ int ms__mon_start(ms__mon *m)
 
     pthread_t idle;
     bool join = false;
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     if (m->active) // another thread started it meanwhile
         goto out;
     if (!m->ring && (rc = ring_resize(m, history_of(m))) < 0)
@@ -388,7 +396,7 @@ out:
 
 void ms__mon_stop(ms__mon *m)
 {
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     if (!m->active) {
         pthread_mutex_unlock(&M.lock);
         return;
@@ -420,7 +428,7 @@ int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
     if (interval_ms == 0 || interval_ms > MS__MON_MAX_INTERVAL_MS)
         return ms__fail(MS_ERANGE, "monitor interval %u ms is outside 1 .. %u", interval_ms,
                         MS__MON_MAX_INTERVAL_MS);
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     m->interval_ms = interval_ms;
     if (m->active) { // the next sample comes one new interval after the last
         m->next_due = m->prev.mono_ns + interval_ns(m);
@@ -432,7 +440,7 @@ int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
 
 int ms__mon_replay(ms__mon *m, const ms_system_snapshot *s, uint64_t overwritten)
 {
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     int rc = m->ring || !s ? 0 : ring_resize(m, history_of(m));
     if (rc == 0) {
         if (s)
@@ -450,7 +458,7 @@ int ms__mon_set_history(ms__mon *m, size_t samples)
     if (samples == 0 || samples > MS__MON_MAX_HISTORY)
         return ms__fail(MS_ERANGE, "monitor history of %zu samples is outside 1 .. %zu", samples,
                         MS__MON_MAX_HISTORY);
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     int rc = 0;
     if (m->ring && samples != m->ring_cap)
         rc = ring_resize(m, samples);
@@ -465,7 +473,7 @@ int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_
     *out = NULL;
     *count = 0;
     *overwritten = 0;
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     int rc = 0;
     if (m->ring_count > 0) {
         *out = ms__malloc(m->ring_count * sizeof **out);
@@ -485,7 +493,7 @@ int ms__mon_samples_since(ms__mon *m, uint64_t seen, ms_system_snapshot **out, s
     *out = NULL;
     *count = 0;
     *lost = 0;
-    pthread_mutex_lock(&M.lock);
+    lock_M();
     int rc = 0;
     uint64_t first = m->overwritten, end = m->overwritten + m->ring_count;
     if (seen < first) {
