@@ -38,7 +38,8 @@ int main(void)
     TRACK(t, data);
 
     /* Work for a while: 32 blocks of 1 MiB, filled and summed over and over
-     * until half a second has passed, so the monitor has samples to show. */
+     * until half a second has passed and the monitor has taken 3 samples (a
+     * loaded machine may run it late; 10 s at most), so it has samples to show. */
     enum { BLOCKS = 32, BLOCK = 1 << 20 };
     unsigned char *table[BLOCKS];
     for (int i = 0; i < BLOCKS; i++) {
@@ -49,10 +50,16 @@ int main(void)
         TRACK(t, table[i]);
     }
     unsigned long long sum = 0;
-    for (double end = now_sec() + 0.5; now_sec() < end;)
+    uint64_t seen = ms_current_system_snapshot(t).timestamp;
+    int samples = 0;
+    for (double start = now_sec(); now_sec() < start + (samples < 3 ? 10.0 : 0.5);) {
         for (int i = 0; i < BLOCKS; i++)
             for (int j = 0; j < BLOCK; j += 64)
                 sum += table[i][j];
+        uint64_t at = ms_current_system_snapshot(t).timestamp;
+        samples += at != seen;
+        seen = at;
+    }
 
     /* The current system snapshot: never blocks. */
     ms_system_snapshot snapshot = ms_current_system_snapshot(t);

@@ -210,7 +210,15 @@ static void report_should_read_a_trace(void **state)
         else
             MS_FREE(t, p);
     }
-    usleep(70000); // system samples
+    // Two system samples after the baseline (waited for, not slept for: a
+    // loaded machine may run the sampler late).
+    uint64_t seen = ms_current_system_snapshot(t).timestamp;
+    for (int i = 0, samples = 0; i < 20000 && samples < 2; i++) {
+        usleep(1000);
+        uint64_t at = ms_current_system_snapshot(t).timestamp;
+        samples += at != seen;
+        seen = at;
+    }
     ms_tracker_stop_system_monitoring(t);
     assert_int_equal(ms_export_binary(t, trace), 0);
     const char *argv[] = {MEMSCOPE_CLI, "report", trace, NULL};
