@@ -19,6 +19,7 @@ int ms__live_init(ms__live *l, uint64_t series_width)
 {
     memset(l, 0, sizeof *l);
     l->bcap = MIN_BLOCKS;
+    l->bshift = 64u - (unsigned)__builtin_ctzll(MIN_BLOCKS);
     l->site_list_cap = MIN_SITES;
     l->site_index_cap = 2 * MIN_SITES;
     while (l->width_shift < 62 && (UINT64_C(1) << l->width_shift) < series_width)
@@ -70,7 +71,7 @@ void ms__live_stats(const ms__live *l, ms_memory_stats *out)
 
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr)
 {
-    for (size_t i = hash_ptr(ptr, l->bcap);; i = (i + 1) & (l->bcap - 1)) {
+    for (size_t i = ms__hash_ptr_shift(ptr, l->bshift);; i = (i + 1) & (l->bcap - 1)) {
         if (l->blocks[i].ptr == ptr)
             return &l->blocks[i];
         if (l->blocks[i].ptr == 0)
@@ -95,12 +96,14 @@ static bool grow_blocks(ms__live *l)
     ms__pages_free(l->blocks, l->bcap * sizeof *l->blocks);
     l->blocks = nb;
     l->bcap = ncap;
+    l->bshift--;
     return true;
 }
 
 /* @return the slot holding `ptr` (*found) or the empty slot where it goes, or
  * NULL when the table is full and cannot grow. */
-static ms__block *probe_for_insert(ms__live *l, uintptr_t ptr, bool *found)
+static inline __attribute__((always_inline)) ms__block *probe_for_insert(ms__live *l, uintptr_t ptr,
+                                                                         bool *found)
 {
     // Keep the load at or under 0.7 so probes stay short.
     if ((l->bcount + 1) * 10 > l->bcap * 7 && !grow_blocks(l)) {
@@ -108,7 +111,7 @@ static ms__block *probe_for_insert(ms__live *l, uintptr_t ptr, bool *found)
         if (l->bcount + 1 >= l->bcap) // truly full: refuse rather than loop
             return NULL;
     }
-    size_t i = hash_ptr(ptr, l->bcap);
+    size_t i = ms__hash_ptr_shift(ptr, l->bshift);
     while (l->blocks[i].ptr != 0 && l->blocks[i].ptr != ptr)
         i = (i + 1) & (l->bcap - 1);
     *found = l->blocks[i].ptr == ptr;
@@ -116,12 +119,12 @@ static ms__block *probe_for_insert(ms__live *l, uintptr_t ptr, bool *found)
 }
 
 /* Backward-shift deletion: pull later members of the probe run into the hole. */
-static void remove_block(ms__live *l, ms__block *b)
+static inline __attribute__((always_inline)) void remove_block(ms__live *l, ms__block *b)
 {
     size_t mask = l->bcap - 1;
     size_t hole = (size_t)(b - l->blocks);
     for (size_t i = (hole + 1) & mask; l->blocks[i].ptr != 0; i = (i + 1) & mask) {
-        size_t home = hash_ptr(l->blocks[i].ptr, l->bcap);
+        size_t home = ms__hash_ptr_shift(l->blocks[i].ptr, l->bshift);
         if (ms__probe_may_move(hole, i, home)) {
             l->blocks[hole] = l->blocks[i];
             hole = i;
@@ -242,29 +245,45 @@ static void series_coarsen(ms__live *l)
     l->npoints = out;
 }
 
-static void series_note(ms__live *l, uint64_t tick)
+static __attribute__((noinline)) void series_note_slow(ms__live *l, uint64_t tick)
 {
     if (l->npoints == 0) {
         l->origin = tick;
         l->series[0] = (ms__point){tick, l->current, l->current};
         l->npoints = 1;
+    } else {
+        uint64_t rel = tick > l->origin ? tick - l->origin : 0;
+        for (;;) {
+            uint64_t span_start = l->origin + (rel >> l->width_shift << l->width_shift);
+            if (span_start <= l->series[l->npoints - 1].tick || l->npoints < MS__SERIES_CAP) {
+                series_add(l, span_start);
+                break;
+            }
+            series_coarsen(l);
+        }
+    }
+    // Every point starts at the origin plus a multiple of the width, so a
+    // tick before this lands in the last point (series_add's first case).
+    l->series_next = l->series[l->npoints - 1].tick + (UINT64_C(1) << l->width_shift);
+}
+
+static inline void series_note(ms__live *l, uint64_t tick)
+{
+    if (ms_likely(tick < l->series_next)) { // the last point's span, most of the time
+        ms__point *last = &l->series[l->npoints - 1];
+        if (l->current > last->max)
+            last->max = l->current;
+        last->last = l->current;
         return;
     }
-    uint64_t rel = tick > l->origin ? tick - l->origin : 0;
-    for (;;) {
-        uint64_t span_start = l->origin + (rel >> l->width_shift << l->width_shift);
-        if (span_start <= l->series[l->npoints - 1].tick || l->npoints < MS__SERIES_CAP) {
-            series_add(l, span_start);
-            return;
-        }
-        series_coarsen(l);
-    }
+    series_note_slow(l, tick);
 }
 
 /* --------------------------------------------------------------- apply */
 
 /* Close b; `r` is the record that ends it (NULL: replaced by a new block). */
-static void close_block(ms__live *l, ms__block *b, const ms__rec *r)
+static inline __attribute__((always_inline)) void close_block(ms__live *l, ms__block *b,
+                                                              const ms__rec *r)
 {
     uint64_t size = ms__block_size(b);
     ms__thread_stat *owner = thread_stat(l, ms__block_slot(b));
@@ -289,8 +308,13 @@ static uint32_t rec_site(ms__live *l, const ms__rec *r, uint32_t stack)
 {
     if (r->site || !stack || !(ms__rec_flags(r) & MS__RF_CAPTURED))
         return site_idx(l, r->site);
+    if (stack == l->last_stack)
+        return l->last_stack_site;
     uintptr_t pc = ms__stack_top(stack);
-    return pc ? site_idx(l, ms__pc_site(pc)) : 0;
+    uint32_t idx = pc ? site_idx(l, ms__pc_site(pc)) : 0;
+    l->last_stack = stack;
+    l->last_stack_site = idx;
+    return idx;
 }
 
 /* The block flags and stack id an allocation record gives its block. */
@@ -305,8 +329,10 @@ static uint32_t block_stack(const ms__rec *r, uint32_t stack)
  * at an address a live block holds, while l->wait_taken is set and the
  * caller `may_wait`. (Even the same thread's block: another thread may have
  * freed it at the same coarse tick, its record merging later.) */
-static bool open_block(ms__live *l, const ms__rec *r, uintptr_t ptr, uint64_t size, uint32_t site,
-                       uint32_t stack, bool may_wait)
+static inline __attribute__((always_inline)) bool open_block(ms__live *l, const ms__rec *r,
+                                                             uintptr_t ptr, uint64_t size,
+                                                             uint32_t site, uint32_t stack,
+                                                             bool may_wait)
 {
     bool found;
     ms__block *b = probe_for_insert(l, ptr, &found);

@@ -58,12 +58,14 @@ static inline unsigned ms__size_bucket(uint64_t size)
 typedef struct ms__live {
     ms__block *blocks;
     size_t bcap, bcount;      /* bcap is a power of two */
+    unsigned bshift;          /* 64 - log2(bcap): ms__hash_ptr_shift's shift for `blocks` */
     ms__site_stat *site_list; /* dense, index-stable; [0] is the unnamed site */
     size_t site_count, site_list_cap;
     uint32_t *site_index; /* open addressing by site pointer: index + 1, 0 empty */
     size_t site_index_cap;
     const ms_site *last_site; /* one-entry cache: consecutive events share sites */
     uint32_t last_site_idx;
+    uint32_t last_stack, last_stack_site; /* one-entry cache: a stack's top frame's site */
     ms__thread_stat *threads; /* MS__TIDS_CAP entries, by slot (pages, touched lazily) */
     uint16_t *thread_used;    /* slots in first-use order */
     size_t thread_used_count;
@@ -80,6 +82,7 @@ typedef struct ms__live {
     ms__point *series;
     size_t npoints;
     unsigned width_shift; /* a point spans 1 << width_shift ticks */
+    uint64_t series_next; /* where the last point's span ends (0: no point yet) */
     uint64_t origin;
     bool failed; /* a table could not grow: figures may be incomplete */
     /* The store's sampled filter (ms__filter), or NULL: closing a block that
@@ -100,14 +103,17 @@ size_t ms__live_filter_all(ms__live *l);
 /* Count the free `r` of an address that was not live (unmatched; ignored
  * while sampling; unseen when capture recorded it). */
 void ms__live_unknown_free(ms__live *l, const ms__rec *r);
-/* Blocks near each other in memory land near each other in the table (an
- * allocator hands out neighbours in a row), while 64 KiB regions are scattered
- * by Fibonacci hashing, so strides of any power of two do not cluster.
- * pre: cap is a power of two. */
+/* Fibonacci hashing: the top bits of the address times 2^64 / phi, so that
+ * addresses at strides of any power of two do not cluster. `shift` is 64 -
+ * log2(the table's capacity); ms__hash_ptr takes the capacity itself
+ * (pre: a power of two). */
+static inline size_t ms__hash_ptr_shift(uintptr_t p, unsigned shift)
+{
+    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> shift);
+}
 static inline size_t ms__hash_ptr(uintptr_t p, size_t cap)
 {
-    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
-    return (size_t)(((uint64_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+    return ms__hash_ptr_shift(p, 64u - (unsigned)__builtin_ctzll((unsigned long long)cap));
 }
 
 /* Backward-shift deletion in linear probing: may the entry at `i`, whose home
@@ -121,7 +127,7 @@ static inline bool ms__probe_may_move(size_t hole, size_t i, size_t home)
 /* Hint that a record for `ptr` will be applied soon (prefetches its slot). */
 static inline void ms__live_prefetch(const ms__live *l, uintptr_t ptr)
 {
-    __builtin_prefetch(&l->blocks[ms__hash_ptr(ptr, l->bcap)]);
+    __builtin_prefetch(&l->blocks[ms__hash_ptr_shift(ptr, l->bshift)]);
 }
 /* @return the live block at ptr, or NULL. */
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);

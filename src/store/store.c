@@ -241,12 +241,20 @@ static void chunk_start(ms_event_store *s, ms__chunk *c)
     s->nchunks++;
 }
 
-static void retain(ms_event_store *s, const ms__rec *r)
+static __attribute__((noinline)) void retain_in_log(ms_event_store *s, const ms__rec *r);
+
+/* Keep r in the retained log (or count it evicted at once when there is none,
+ * as under `memscope run`: that case stays inline in the fold's loop). */
+static inline void retain(ms_event_store *s, const ms__rec *r)
 {
-    if (s->max_chunks == 0) {
+    if (ms_likely(s->max_chunks == 0))
         s->evicted++;
-        return;
-    }
+    else
+        retain_in_log(s, r);
+}
+
+static void retain_in_log(ms_event_store *s, const ms__rec *r)
+{
     ms__chunk *c = s->newest;
     if (!c || c->n == s->chunk_events) {
         if (s->nchunks == s->max_chunks) {
@@ -568,9 +576,12 @@ static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
  * recorded (every record older than the watermark is published), and the
  * allocation replaces the block, as it would have at once. */
 
-/* Apply one record from the buffer registered `order`-th. @return false when
- * it must wait (a taken address), unless `force`. */
-static bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
+static bool fold_settle(ms_event_store *s, const ms__rec *x, uint64_t order, bool force,
+                        bool applied);
+
+/* The case of a held free (or the address of one), apart from the fold's loop. */
+static __attribute__((noinline)) bool fold_apply_held(ms_event_store *s, const ms__rec *x,
+                                                      uint64_t order, bool force)
 {
     ms__held *h = held_find(s, x->ptr);
     unsigned type = ms__rec_type(x);
@@ -595,6 +606,29 @@ static bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool
     s->live.wait_taken = !force;
     bool applied = ms__live_apply(&s->live, x);
     s->live.wait_taken = true;
+    return fold_settle(s, x, order, force, applied);
+}
+
+/* Apply one record from the buffer registered `order`-th. @return false when
+ * it must wait (a taken address), unless `force`. */
+static inline bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t order, bool force)
+{
+    if (ms_unlikely(s->held_count != 0))
+        return fold_apply_held(s, x, order, force);
+    s->live.wait_taken = !force;
+    bool applied = ms__live_apply(&s->live, x);
+    s->live.wait_taken = true;
+    if (ms_likely(applied)) {
+        retain(s, x);
+        return true;
+    }
+    return fold_settle(s, x, order, force, false);
+}
+
+/* What becomes of a record once ms__live_apply has seen it. */
+static __attribute__((noinline)) bool fold_settle(ms_event_store *s, const ms__rec *x,
+                                                  uint64_t order, bool force, bool applied)
+{
     if (applied) {
         retain(s, x);
     } else if (s->live.taken) { // it waits (a taken address)
