@@ -52,11 +52,13 @@ typedef struct ms__tbuf {
     uint32_t slot;        /* the thread's id slot */
     uint32_t coarse_left; /* records until this thread advances the coarse clock */
     uint64_t last_tick;
-    uint64_t rng;               /* sampling generator state */
-    uint64_t rng_gen;           /* seed generation the state came from */
-    uint64_t ext_tid;           /* last thread id given to ms_event_store_record (UINT64_MAX:
-                                   none yet) ... */
-    uint32_t ext_slot;          /* ... and its slot */
+    uint64_t rng;          /* sampling generator state */
+    uint64_t rng_gen;      /* seed generation the state came from */
+    uint64_t ext_tid;      /* last thread id given to ms_event_store_record (UINT64_MAX:
+                              none yet) ... */
+    uint32_t ext_slot;     /* ... and its slot */
+    uint32_t caller_stack; /* the caller-only stack of `caller_pc` (0: none yet) */
+    uintptr_t caller_pc;
     struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
     _Atomic uint32_t own_count; /* how many (the folder reads it) */
     /* Single writer (owner), read by the folder: relaxed is enough.

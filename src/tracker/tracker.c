@@ -106,7 +106,17 @@ uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t
         size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
         return ms__stack_intern(b, frames, depth);
     }
-    return caller_only && ret ? ms__stack_intern(b, &ret, 1) : 0;
+    if (!caller_only || !ret)
+        return 0;
+    // Consecutive allocations mostly come from one call site: skip the hash.
+    if (b && ret == b->caller_pc && b->caller_stack)
+        return b->caller_stack;
+    uint32_t id = ms__stack_intern(b, &ret, 1);
+    if (b) {
+        b->caller_pc = ret;
+        b->caller_stack = id;
+    }
+    return id;
 }
 
 /* ------------------------------------------------------- recording path */
