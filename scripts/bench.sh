@@ -52,6 +52,18 @@ for b in "${benches[@]}"; do
   awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
 done
 
+# The fold once more, by the recording thread itself over a live set that stays
+# in its caches, and its instructions per record (callgrind: a count that other
+# programs on a shared machine do not move).
+echo
+echo "## fold-inline"
+rc=0
+"$build/bench/bench_fold" --inline --live 256 || rc=$?
+[ "$rc" -eq 0 ] || { failed+=("bench_fold --inline"); echo "# bench_fold --inline FAILED"; }
+rc=0
+"$(dirname "$0")/../bench/fold-instructions.sh" "$build" || rc=$?
+[ "$rc" -eq 0 ] || { failed+=("fold-instructions"); echo "# fold-instructions FAILED"; }
+
 # A whole run's trace (memscope run --format bin) against heaptrack's.
 echo
 echo "## trace-size"

@@ -98,8 +98,8 @@ MS_NOINLINE bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b)
 
 #define skip_by_sampling ms__tracker_skip
 
-uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
-                           bool caller_only)
+uint32_t ms__tracker_stack_slow(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
+                                bool caller_only)
 {
     if (ms_atomic_load_relaxed(&t->capture_call_stack)) {
         uintptr_t frames[MS__STACK_MAX_DEPTH];
@@ -108,9 +108,6 @@ uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t
     }
     if (!caller_only || !ret)
         return 0;
-    // Consecutive allocations mostly come from one call site: skip the hash.
-    if (b && ret == b->caller_pc && b->caller_stack)
-        return b->caller_stack;
     uint32_t id = ms__stack_intern(b, &ret, 1);
     if (b) {
         b->caller_pc = ret;

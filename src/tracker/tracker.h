@@ -67,8 +67,22 @@ static inline bool ms__tracker_skip(ms_tracker *t, ms__tbuf *b)
  * address `ret`, as the tracker's config asks: the whole stack (up to
  * max_stack_depth) when capture_call_stack is set, else only `ret` when
  * `caller_only`, else none (0). */
-uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
-                           bool caller_only);
+/* Its work past the two cases inline below (no stacks; the caller of the
+ * thread's last allocation again). */
+uint32_t ms__tracker_stack_slow(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
+                                bool caller_only);
+static inline uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
+                                         bool caller_only)
+{
+    if (ms_likely(!ms_atomic_load_relaxed(&t->capture_call_stack))) {
+        if (!caller_only || !ret)
+            return 0;
+        // Consecutive allocations mostly come from one call site: skip the hash.
+        if (ms_likely(b && ret == b->caller_pc && b->caller_stack))
+            return b->caller_stack;
+    }
+    return ms__tracker_stack_slow(t, b, fp, ret, caller_only);
+}
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t);
 /* Analyse; when `keep` is not NULL, the snapshot used is handed to the caller,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The fold's instructions per captured record, counted by callgrind (valgrind):
+# bench_fold --inline over a small live set, so the figure is the code's own,
+# not the machine's (the same on a busy machine as on an idle one). Prints
+#   fold_instructions_per_record: N   (the fold's loop, ms__live_apply included)
+#   live_apply_instructions_per_record: N
+# Usage: bench/fold-instructions.sh [BUILD_DIR]. Needs valgrind (Debian: valgrind).
+set -euo pipefail
+build=${1:-build}
+if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_annotate >/dev/null 2>&1; then
+  echo "# fold-instructions: valgrind is not installed (apt-get install valgrind); skipped"
+  exit 0
+fi
+pairs=200000
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+valgrind --tool=callgrind --callgrind-out-file="$out" \
+  "$build/bench/bench_fold" --inline --live 256 --pairs "$pairs" --reps 1 >/dev/null 2>&1
+# Inclusive counts by function; records = 2 per pair (the first round's frees
+# of empty slots are not pushed: fewer than 256 of 400 000).
+callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk -v n=$((2 * pairs)) '
+  function count(s) { gsub(",", "", s); return s + 0 }
+  /:fold_locked_at / && !fold { fold = count($1) }
+  /:ms__live_apply / && !apply { apply = count($1) }
+  END {
+    if (!fold || !apply) { print "# fold-instructions: no fold in the profile" > "/dev/stderr"; exit 1 }
+    printf "# callgrind, bench_fold --inline --live 256 --pairs %d: instructions per record\n", n / 2
+    printf "fold_instructions_per_record: %.0f\n", fold / n
+    printf "live_apply_instructions_per_record: %.0f\n", apply / n
+  }'
