@@ -5,9 +5,11 @@
  * is its word offset. An open-addressing index of ids finds them. The index
  * never resizes in place: when it is half full a table twice the size is
  * filled from it and published with a compare-and-swap; the older tables stay
- * (and are searched) so an insert racing with the switch is never lost. Two
+ * (and are searched) so an insert racing with the switch is never lost. A
+ * slot holds the entry's whole hash beside its id, so a lookup reads the index
+ * only, never the arena (for many distinct stacks, each was a cache miss). Two
  * threads that insert the same new stack at once end with one id: the loser of
- * the slot's compare-and-swap finds the winner's entry there. */
+ * the compare-and-swap on the slot's hash waits for the winner's id there. */
 #include "stack/stack.h"
 
 #include <execinfo.h>
@@ -23,14 +25,18 @@
 #define ARENA_WORDS ((size_t)1 << 27) /* ids fit the block's 30 bits */
 #define FIRST_CAP 4096u
 
+/* An index slot: the entry's hash (0 = empty; claimed by a compare-and-swap),
+ * then its id | depth << 32 (0 until the claimer publishes it). */
+typedef struct islot {
+    _Atomic uint64_t hash;
+    _Atomic uint64_t entry;
+} islot;
+
 typedef struct tbl {
     size_t cap; /* a power of two */
     _Atomic size_t count;
     struct tbl *older;
-    /* (the entry's hash, upper 32 bits) | its id; 0 = empty. A probe that
-     * meets another stack's slot is told by the tag, without reading the
-     * arena, which for many distinct stacks is far out of the cache. */
-    _Atomic uint64_t slot[];
+    islot slot[];
 } tbl;
 
 static _Atomic(uintptr_t *) arena;
@@ -201,7 +207,7 @@ static uintptr_t *get_arena(void)
 
 static tbl *tbl_new(size_t cap)
 {
-    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(uint64_t));
+    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(islot));
     if (t)
         t->cap = cap;
     return t;
@@ -217,36 +223,48 @@ static tbl *get_newest(void)
         return NULL;
     if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
                                                  memory_order_acquire)) {
-        ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(uint64_t));
+        ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(islot));
         return expect;
     }
     return n;
 }
 
-static uint64_t slot_of(uint64_t h, uint32_t id) { return (h & ~UINT64_C(0xFFFFFFFF)) | id; }
-static uint32_t slot_id(uint64_t v) { return (uint32_t)v; }
+static uint64_t entry_of(uint32_t id, size_t depth) { return id | (uint64_t)depth << 32; }
 
-/* Is the slot value v the entry of this stack? Its tag, then its whole 64-bit
- * hash and depth: as in the threads' caches, 64-bit hashes of distinct stacks
- * do not meet in practice, so the frames themselves are not compared (for
- * many distinct stacks that read was most of an interning's cost). */
-static bool same(const uintptr_t *a, uint64_t v, uint64_t h, size_t depth)
+/* The id in a published slot whose hash matched: 0 if the depth differs too
+ * (64-bit hashes of distinct stacks do not meet in practice, as in the
+ * threads' caches, so the frames themselves are not compared). */
+static uint32_t entry_id(uint64_t e, size_t depth) { return (e >> 32) == depth ? (uint32_t)e : 0; }
+
+/* The slot's entry once its claimer has published it: it does so right after
+ * its compare-and-swap, so this waits for a few instructions of another
+ * thread, unless that thread was preempted there. @return 0 if it still is
+ * unpublished after a bounded wait. */
+static uint64_t entry_wait(islot *sl)
 {
-    if ((v >> 32) != (h >> 32))
-        return false;
-    uint32_t id = slot_id(v);
-    return a[id] == h && a[id + 1] == depth;
+    for (int spin = 0; spin < 4096; spin++) {
+        uint64_t e = ms_atomic_load_acquire(&sl->entry);
+        if (e)
+            return e;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        ms_compiler_barrier();
+#endif
+    }
+    return 0;
 }
 
-static uint32_t find_in(const tbl *t, const uintptr_t *a, uint64_t h, size_t depth)
+static uint32_t find_in(const tbl *t, uint64_t h, size_t depth)
 {
     size_t mask = t->cap - 1;
+    islot *slot = ((tbl *)(uintptr_t)t)->slot;
     for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
-        uint64_t v = ms_atomic_load_acquire(&((tbl *)(uintptr_t)t)->slot[i]);
-        if (v == 0)
+        uint64_t sh = ms_atomic_load_acquire(&slot[i].hash);
+        if (sh == 0)
             return 0;
-        if (same(a, v, h, depth))
-            return slot_id(v);
+        if (sh == h) // unpublished yet: the caller inserts, and waits there
+            return entry_id(ms_atomic_load_acquire(&slot[i].entry), depth);
     }
     return 0;
 }
@@ -259,16 +277,21 @@ static void maybe_grow(tbl *t)
     tbl *n = tbl_new(t->cap * 2);
     if (!n)
         return; // stays usable up to full; inserts then fail, counted
-    uintptr_t *a = ms_atomic_load_acquire(&arena);
     size_t mask = n->cap - 1, copied = 0;
     for (size_t i = 0; i < t->cap; i++) {
-        uint64_t v = ms_atomic_load_acquire(&t->slot[i]);
-        if (v == 0)
+        uint64_t h = ms_atomic_load_acquire(&t->slot[i].hash);
+        if (h == 0)
             continue;
-        size_t j = (size_t)a[slot_id(v)] & mask;
-        while (ms_atomic_load_relaxed(&n->slot[j]) != 0)
+        // A slot its claimer never published is left out: that stack gets a
+        // second entry when next interned, which costs arena words only.
+        uint64_t e = entry_wait(&t->slot[i]);
+        if (e == 0)
+            continue;
+        size_t j = (size_t)h & mask;
+        while (ms_atomic_load_relaxed(&n->slot[j].hash) != 0)
             j = (j + 1) & mask;
-        ms_atomic_store_relaxed(&n->slot[j], v);
+        ms_atomic_store_relaxed(&n->slot[j].hash, h);
+        ms_atomic_store_relaxed(&n->slot[j].entry, e);
         copied++;
     }
     ms_atomic_store_relaxed(&n->count, copied);
@@ -276,7 +299,7 @@ static void maybe_grow(tbl *t)
     tbl *expect = t;
     if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
                                                  memory_order_acquire))
-        ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(uint64_t));
+        ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(islot));
 }
 
 static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth)
@@ -296,21 +319,29 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
         for (size_t i = (size_t)h & mask, probes = 0;; i = (i + 1) & mask) {
             if (++probes > t->cap)
                 return 0; // filled up meanwhile and could not grow
-            uint64_t v = ms_atomic_load_acquire(&t->slot[i]);
-            if (v == 0) {
+            islot *sl = &t->slot[i];
+            uint64_t sh = ms_atomic_load_acquire(&sl->hash);
+            if (sh == 0) {
                 uint64_t want = 0;
                 if (atomic_compare_exchange_strong_explicit(
-                        &t->slot[i], &want, slot_of(h, (uint32_t)at), memory_order_acq_rel,
-                        memory_order_acquire)) {
+                        &sl->hash, &want, h, memory_order_acq_rel, memory_order_acquire)) {
+                    // The arena entry before the id (the readers' acquire).
+                    ms_atomic_store_release(&sl->entry, entry_of((uint32_t)at, depth));
                     ms_atomic_add_relaxed(&t->count, 1);
                     ms_atomic_add_relaxed(&nstacks, 1);
                     maybe_grow(t);
                     return (uint32_t)at;
                 }
-                v = want; // another thread took the slot: is it the same stack?
+                sh = want; // another thread took the slot: is it the same stack?
             }
-            if (same(a, v, h, depth))
-                return slot_id(v); // our arena words are wasted, the id is shared
+            if (sh == h) {
+                uint64_t e = entry_wait(sl);
+                if (e == 0) // its claimer is stalled: ours is a valid entry too
+                    return (uint32_t)at;
+                uint32_t id = entry_id(e, depth);
+                if (id)
+                    return id; // our arena words are wasted, the id is shared
+            }
         }
     }
 }
@@ -329,7 +360,7 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
     tbl *t = a ? get_newest() : NULL;
     uint32_t id = 0;
     for (; t && !id; t = t->older)
-        id = find_in(t, a, h, depth);
+        id = find_in(t, h, depth);
     if (!id && a && ms_atomic_load_acquire(&newest))
         id = insert(a, h, frames, depth);
     if (!id) {

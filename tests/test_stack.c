@@ -1,0 +1,125 @@
+/* test_stack.c — the stack table (src/stack/stack.c): one id per distinct
+ * stack, the frames it stands for given back by id, and the same answers when
+ * four threads intern the same new stacks at once while the index grows from
+ * its first 4096 slots past 65 536 (its slots are claimed by a
+ * compare-and-swap on the hash and published with the id just after). */
+#include <setjmp.h> /* cmocka needs these first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack/stack.h"
+
+enum { THREADS = 4, STACKS = 40000 };
+
+/* Stack k: 1 to 20 frames that no other k shares (frame 0 differs by k). */
+static size_t make_stack(uint32_t k, uintptr_t *f)
+{
+    size_t depth = 1 + k % 20;
+    for (size_t i = 0; i < depth; i++)
+        f[i] = 0x400000u + ((uintptr_t)k << 8) + i * 16;
+    return depth;
+}
+
+static void stack_should_read_back(uint32_t id, uint32_t k)
+{
+    uintptr_t want[MS__STACK_MAX_DEPTH];
+    size_t depth = make_stack(k, want);
+    const uintptr_t *got = NULL;
+    assert_int_equal(ms__stack_get(id, &got), depth);
+    assert_memory_equal(got, want, depth * sizeof *want);
+    assert_true(ms__stack_top(id) == want[0]);
+}
+
+static void stacks_should_intern_once_and_read_back(void **state)
+{
+    (void)state;
+    uint64_t before = ms__stack_count();
+    static uint32_t ids[1000];
+    for (uint32_t k = 0; k < 1000; k++) {
+        uintptr_t f[MS__STACK_MAX_DEPTH];
+        size_t depth = make_stack(1000000 + k, f);
+        ids[k] = ms__stack_intern(NULL, f, depth);
+        assert_int_not_equal(ids[k], 0);
+        assert_int_equal(ms__stack_intern(NULL, f, depth), ids[k]); // found, not added
+        for (uint32_t j = 0; j < k; j += 97)
+            assert_int_not_equal(ids[j], ids[k]);
+    }
+    assert_int_equal(ms__stack_count() - before, 1000);
+    for (uint32_t k = 0; k < 1000; k++)
+        stack_should_read_back(ids[k], 1000000 + k);
+    // Prefixes and extensions of a stack are stacks of their own.
+    uintptr_t f[MS__STACK_MAX_DEPTH];
+    size_t depth = make_stack(1000019, f); // 20 frames
+    assert_int_not_equal(ms__stack_intern(NULL, f, depth - 1), ids[19]);
+    assert_int_equal(ms__stack_intern(NULL, f, 0), 0);
+}
+
+static uint32_t shared_ids[THREADS][STACKS];
+static pthread_barrier_t start;
+
+static void *intern_all(void *arg)
+{
+    unsigned me = (unsigned)(uintptr_t)arg;
+    pthread_barrier_wait(&start);
+    // Each thread in its own order, so that first inserts race everywhere.
+    for (uint32_t n = 0; n < STACKS; n++) {
+        uint32_t k = (n * 7919u + me * 10007u) % STACKS;
+        uintptr_t f[MS__STACK_MAX_DEPTH];
+        size_t depth = make_stack(k, f);
+        shared_ids[me][k] = ms__stack_intern(NULL, f, depth);
+    }
+    return NULL;
+}
+
+static void threads_should_agree_while_the_index_grows(void **state)
+{
+    (void)state;
+    uint64_t before = ms__stack_count();
+    pthread_t th[THREADS];
+    pthread_barrier_init(&start, NULL, THREADS);
+    for (unsigned i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, intern_all, (void *)(uintptr_t)i), 0);
+    for (unsigned i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    // Two threads may each keep an entry of one stack only when the slot's
+    // claimer was preempted for the whole of another's bounded wait: allow a
+    // few, never many.
+    size_t split = 0;
+    for (uint32_t k = 0; k < STACKS; k++) {
+        for (unsigned i = 0; i < THREADS; i++) {
+            assert_int_not_equal(shared_ids[i][k], 0);
+            stack_should_read_back(shared_ids[i][k], k);
+        }
+        bool same = true;
+        for (unsigned i = 1; i < THREADS; i++)
+            same = same && shared_ids[i][k] == shared_ids[0][k];
+        split += !same;
+        // Afterwards the index gives one of the ids the threads were given.
+        uintptr_t f[MS__STACK_MAX_DEPTH];
+        uint32_t id = ms__stack_intern(NULL, f, make_stack(k, f));
+        bool seen = false;
+        for (unsigned i = 0; i < THREADS; i++)
+            seen = seen || id == shared_ids[i][k];
+        assert_true(seen);
+    }
+    assert_true(split <= STACKS / 100);
+    uint64_t added = ms__stack_count() - before;
+    assert_true(added >= STACKS && added <= STACKS + STACKS / 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stacks_should_intern_once_and_read_back),
+        cmocka_unit_test(threads_should_agree_while_the_index_grows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
