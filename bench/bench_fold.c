@@ -34,9 +34,11 @@ static uint64_t process_cpu_ns(void)
 
 static long arg_value(int argc, char **argv, int *i, long lo, long hi)
 {
-    long v = *i + 1 < argc ? strtol(argv[++*i], NULL, 10) : -1;
-    if (v < lo || v > hi) {
-        fprintf(stderr, "bench_fold: %s takes a number from %ld to %ld\n", argv[*i - 1], lo, hi);
+    const char *opt = argv[*i];
+    char *end = NULL;
+    long v = *i + 1 < argc ? strtol(argv[++*i], &end, 10) : -1;
+    if (v < lo || v > hi || (end && *end)) {
+        fprintf(stderr, "bench_fold: %s takes a number from %ld to %ld\n", opt, lo, hi);
         exit(2);
     }
     return v;

@@ -12,10 +12,13 @@ if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_annotate >/de
   exit 0
 fi
 pairs=200000
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-valgrind --tool=callgrind --callgrind-out-file="$out" \
-  "$build/bench/bench_fold" --inline --live 256 --pairs "$pairs" --reps 1 >/dev/null 2>&1
+out=$(mktemp) log=$(mktemp)
+trap 'rm -f "$out" "$log"' EXIT
+if ! valgrind --tool=callgrind --callgrind-out-file="$out" \
+  "$build/bench/bench_fold" --inline --live 256 --pairs "$pairs" --reps 1 >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
 # Inclusive counts by function; records = 2 per pair (the first round's frees
 # of empty slots are not pushed: fewer than 256 of 400 000).
 callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk -v n=$((2 * pairs)) '

@@ -1,8 +1,8 @@
 /* test_stack.c — the stack table (src/stack/stack.c): one id per distinct
  * stack, the frames it stands for given back by id, and the same answers when
- * four threads intern the same new stacks at once while the index grows from
- * its first 4096 slots past 65 536 (its slots are claimed by a
- * compare-and-swap on the hash and published with the id just after). */
+ * four threads intern the same new stacks at once, in the same order, while
+ * the index grows from its first 4096 slots past 65 536 (its slots are claimed
+ * by a compare-and-swap on the hash and published with the id just after). */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,9 +68,9 @@ static void *intern_all(void *arg)
 {
     unsigned me = (unsigned)(uintptr_t)arg;
     pthread_barrier_wait(&start);
-    // Each thread in its own order, so that first inserts race everywhere.
+    // All in the same order, so that the threads race on every first insert.
     for (uint32_t n = 0; n < STACKS; n++) {
-        uint32_t k = (n * 7919u + me * 10007u) % STACKS;
+        uint32_t k = (n * 7919u) % STACKS;
         uintptr_t f[MS__STACK_MAX_DEPTH];
         size_t depth = make_stack(k, f);
         shared_ids[me][k] = ms__stack_intern(NULL, f, depth);
@@ -110,7 +110,7 @@ static void threads_should_agree_while_the_index_grows(void **state)
             seen = seen || id == shared_ids[i][k];
         assert_true(seen);
     }
-    assert_true(split <= STACKS / 100);
+    assert_true(split <= STACKS / 1000);
     uint64_t added = ms__stack_count() - before;
     assert_true(added >= STACKS && added <= STACKS + STACKS / 100);
 }

@@ -36,7 +36,7 @@ typedef struct tbl {
     size_t cap; /* a power of two */
     _Atomic size_t count;
     struct tbl *older;
-    islot slot[];
+    alignas(16) islot slot[]; /* from pages: no slot straddles a cache line */
 } tbl;
 
 static _Atomic(uintptr_t *) arena;

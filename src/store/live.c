@@ -312,8 +312,10 @@ static uint32_t rec_site(ms__live *l, const ms__rec *r, uint32_t stack)
         return l->last_stack_site;
     uintptr_t pc = ms__stack_top(stack);
     uint32_t idx = pc ? site_idx(l, ms__pc_site(pc)) : 0;
-    l->last_stack = stack;
-    l->last_stack_site = idx;
+    if (idx || !pc) { // not a site table that could not grow: try that again next time
+        l->last_stack = stack;
+        l->last_stack_site = idx;
+    }
     return idx;
 }
 

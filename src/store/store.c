@@ -576,8 +576,16 @@ static bool held_waiting_before(const ms_event_store *s, uint64_t tick)
  * recorded (every record older than the watermark is published), and the
  * allocation replaces the block, as it would have at once. */
 
-static bool fold_settle(ms_event_store *s, const ms__rec *x, uint64_t order, bool force,
-                        bool applied);
+static bool fold_unapplied(ms_event_store *s, const ms__rec *x, uint64_t order, bool force);
+
+/* ms__live_apply, a captured allocation at a taken address waiting unless `force`. */
+static inline bool apply_live(ms_event_store *s, const ms__rec *x, bool force)
+{
+    s->live.wait_taken = !force;
+    bool applied = ms__live_apply(&s->live, x);
+    s->live.wait_taken = true;
+    return applied;
+}
 
 /* The case of a held free (or the address of one), apart from the fold's loop. */
 static __attribute__((noinline)) bool fold_apply_held(ms_event_store *s, const ms__rec *x,
@@ -591,9 +599,7 @@ static __attribute__((noinline)) bool fold_apply_held(ms_event_store *s, const m
         // thread: apply them in their real order.
         ms__rec f = h->rec;
         held_remove(s, h);
-        s->live.wait_taken = false;
-        ms__live_apply(&s->live, x);
-        s->live.wait_taken = true;
+        (void)apply_live(s, x, true);
         retain(s, x);
         ms__live_apply(&s->live, &f);
         retain(s, &f);
@@ -603,10 +609,11 @@ static __attribute__((noinline)) bool fold_apply_held(ms_event_store *s, const m
         held_resolve_unknown(s, h);
     if (type == MS_EVENT_REALLOCATE && (h = held_find(s, x->old_ptr)) != NULL)
         held_resolve_unknown(s, h);
-    s->live.wait_taken = !force;
-    bool applied = ms__live_apply(&s->live, x);
-    s->live.wait_taken = true;
-    return fold_settle(s, x, order, force, applied);
+    if (apply_live(s, x, force)) {
+        retain(s, x);
+        return true;
+    }
+    return fold_unapplied(s, x, order, force);
 }
 
 /* Apply one record from the buffer registered `order`-th. @return false when
@@ -615,23 +622,18 @@ static inline bool fold_apply(ms_event_store *s, const ms__rec *x, uint64_t orde
 {
     if (ms_unlikely(s->held_count != 0))
         return fold_apply_held(s, x, order, force);
-    s->live.wait_taken = !force;
-    bool applied = ms__live_apply(&s->live, x);
-    s->live.wait_taken = true;
-    if (ms_likely(applied)) {
+    if (ms_likely(apply_live(s, x, force))) {
         retain(s, x);
         return true;
     }
-    return fold_settle(s, x, order, force, false);
+    return fold_unapplied(s, x, order, force);
 }
 
-/* What becomes of a record once ms__live_apply has seen it. */
-static __attribute__((noinline)) bool fold_settle(ms_event_store *s, const ms__rec *x,
-                                                  uint64_t order, bool force, bool applied)
+/* What becomes of a record ms__live_apply did not apply. */
+static __attribute__((noinline)) bool fold_unapplied(ms_event_store *s, const ms__rec *x,
+                                                     uint64_t order, bool force)
 {
-    if (applied) {
-        retain(s, x);
-    } else if (s->live.taken) { // it waits (a taken address)
+    if (s->live.taken) { // it waits (a taken address)
         s->live.taken = false;
         return false;
     } else if (s->coarse_fold && !force) {

@@ -98,21 +98,18 @@ MS_NOINLINE bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b)
 
 #define skip_by_sampling ms__tracker_skip
 
-uint32_t ms__tracker_stack_slow(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
-                                bool caller_only)
+uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret)
 {
-    if (ms_atomic_load_relaxed(&t->capture_call_stack)) {
-        uintptr_t frames[MS__STACK_MAX_DEPTH];
-        size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
-        return ms__stack_intern(b, frames, depth);
-    }
-    if (!caller_only || !ret)
-        return 0;
+    uintptr_t frames[MS__STACK_MAX_DEPTH];
+    size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
+    return ms__stack_intern(b, frames, depth);
+}
+
+uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret)
+{
     uint32_t id = ms__stack_intern(b, &ret, 1);
-    if (b) {
-        b->caller_pc = ret;
-        b->caller_stack = id;
-    }
+    b->caller_pc = ret;
+    b->caller_stack = id;
     return id;
 }
 

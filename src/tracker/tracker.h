@@ -63,25 +63,26 @@ static inline bool ms__tracker_skip(ms_tracker *t, ms__tbuf *b)
     return ms__tracker_sample_slow(t, b);
 }
 
+/* The slow paths of ms__tracker_stack: the whole stack, walked and interned;
+ * the one-frame stack of `ret`, interned and remembered in b. */
+uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret);
+uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret);
+
 /* The stack id for a record made by a call whose frame is `fp` and return
  * address `ret`, as the tracker's config asks: the whole stack (up to
  * max_stack_depth) when capture_call_stack is set, else only `ret` when
- * `caller_only`, else none (0). */
-/* Its work past the two cases inline below (no stacks; the caller of the
- * thread's last allocation again). */
-uint32_t ms__tracker_stack_slow(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
-                                bool caller_only);
+ * `caller_only`, else none (0). pre: b is the calling thread's buffer. */
 static inline uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
                                          bool caller_only)
 {
-    if (ms_likely(!ms_atomic_load_relaxed(&t->capture_call_stack))) {
-        if (!caller_only || !ret)
-            return 0;
-        // Consecutive allocations mostly come from one call site: skip the hash.
-        if (ms_likely(b && ret == b->caller_pc && b->caller_stack))
-            return b->caller_stack;
-    }
-    return ms__tracker_stack_slow(t, b, fp, ret, caller_only);
+    if (ms_unlikely(ms_atomic_load_relaxed(&t->capture_call_stack)))
+        return ms__tracker_stack_walk(t, b, fp, ret);
+    if (!caller_only || !ret)
+        return 0;
+    // Consecutive allocations mostly come from one call site: skip the hash.
+    if (ms_likely(ret == b->caller_pc && b->caller_stack))
+        return b->caller_stack;
+    return ms__tracker_caller_stack(b, ret);
 }
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t);
