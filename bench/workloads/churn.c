@@ -1,6 +1,7 @@
 /* churn — many short-lived, mixed-size blocks: 7 M malloc/free pairs (14 M
  * operations) over a working set of 4096 blocks, mostly small, some large.
- * The allocation-heavy workload of bench/compare-peers.sh. */
+ * The allocation-heavy workload of bench/compare-peers.sh. `wl_churn N` makes
+ * N pairs instead (bench/hook-instructions.sh). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +28,12 @@ static size_t pick_size(uint64_t r)
     return 4096 + (r & 65535);   /* 2%: 4..68 KiB */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static char *slot[SLOTS];
     uint64_t sum = 0;
-    for (long i = 0; i < PAIRS; i++) {
+    long pairs = argc > 1 ? atol(argv[1]) : PAIRS;
+    for (long i = 0; i < pairs; i++) {
         uint64_t r = next();
         size_t k = r % SLOTS;
         free(slot[k]);

@@ -17,9 +17,7 @@
 #include "common/error.h"
 #include "stack/stack.h"
 
-_Atomic unsigned ms__cap_mode = MS__CAP_INIT;
 ms_tracker *ms__cap_tracker;
-uint64_t ms__cap_store_id;
 
 static _Atomic int init_state;          /* 0: not started, 1: starting, 2: done */
 static _Thread_local bool tl_starting;  /* this thread is starting capture */
@@ -72,7 +70,7 @@ static void env_sampling(ms_tracker *t, bool warn)
 
 unsigned ms__cap_slow_state(void)
 {
-    unsigned m = ms_atomic_load_relaxed(&ms__cap_mode);
+    unsigned m = ms__cap_mode();
     if (m == MS__CAP_CRASH)
         return tl_reporting ? MS__CAP_ARENA : MS__CAP_ON;
     if (m != MS__CAP_INIT)
@@ -87,7 +85,7 @@ unsigned ms__cap_slow_state(void)
             ms_atomic_add_relaxed(&missed, 1);
             return MS__CAP_OFF;
         }
-        return ms_atomic_load_relaxed(&ms__cap_mode);
+        return ms__cap_mode();
     }
     tl_starting = true;
     ms__internal_enter();
@@ -97,24 +95,23 @@ unsigned ms__cap_slow_state(void)
         // have to go into the sampled filter (hooks.c).
         env_sampling(t, false);
         ms__cap_tracker = t;
-        ms__cap_store_id = t->store->id;
         ms_atomic_store_relaxed(&t->captured, true);
         ms_atomic_store_relaxed(&ms__capture_on, true);
     }
-    ms_atomic_store_release(&ms__cap_mode, t ? MS__CAP_ON : MS__CAP_OFF);
+    ms__hook_set(MS__HOOK_MODE, t ? MS__CAP_ON : MS__CAP_OFF);
     ms__internal_leave();
     tl_starting = false;
     ms_atomic_store_release(&init_state, 2);
     uint64_t lost = ms_atomic_exchange_acq_rel(&missed, 0);
     if (t && lost)
         ms_atomic_add_relaxed(&t->store->dropped, lost);
-    return ms_atomic_load_relaxed(&ms__cap_mode);
+    return ms__cap_mode();
 }
 
 /* Stop recording in this process (the global tracker keeps what it has). */
 static void capture_off(void)
 {
-    ms_atomic_store_release(&ms__cap_mode, MS__CAP_OFF);
+    ms__hook_set(MS__HOOK_MODE, MS__CAP_OFF);
     ms_atomic_store_relaxed(&ms__capture_on, false);
     if (ms__cap_tracker)
         ms_atomic_store_relaxed(&ms__cap_tracker->captured, false);
@@ -177,7 +174,7 @@ static void on_fatal(int sig)
     if (atomic_exchange(&entered, 1) == 0 && ms__cap_tracker) {
         int saved = errno;
         tl_reporting = true;
-        ms_atomic_store_release(&ms__cap_mode, MS__CAP_CRASH);
+        ms__hook_set(MS__HOOK_MODE, MS__CAP_CRASH);
         char msg[96];
         snprintf(msg, sizeof msg, "memscope: signal %d, writing the report\n", sig);
         say(msg);
@@ -295,7 +292,7 @@ static bool env_flag(const char *name)
 
 static void fork_child(void)
 {
-    if (ms_atomic_load_relaxed(&ms__cap_mode) == MS__CAP_OFF)
+    if (ms__cap_mode() == MS__CAP_OFF)
         return;
     if (cfg.run && !cfg.follow_children) {
         // Not traced: stop, and never write the parent's report.

@@ -11,22 +11,23 @@
 #include "common/atomic.h"
 #include "tracker/tracker.h"
 
-/* ms__cap_mode: what the hooks do. */
+/* The mode: what the hooks do. It is the MS__HOOK_MODE bits of
+ * ms__hook_state (tracker/tracker.h), beside the global tracker's sampling. */
 enum {
-    MS__CAP_OFF = 0,   /* forward only (MEMSCOPE_CAPTURE=0, or a child that is not traced) */
-    MS__CAP_ON = 1,    /* forward and record into ms__cap_tracker */
-    MS__CAP_INIT = 2,  /* not started yet: the first call starts capture */
+    MS__CAP_INIT = 0,  /* not started yet: the first call starts capture */
+    MS__CAP_OFF = 1,   /* forward only (MEMSCOPE_CAPTURE=0, or a child that is not traced) */
+    MS__CAP_ON = 2,    /* forward and record into ms__cap_tracker */
     MS__CAP_CRASH = 3, /* a fatal signal is being handled: the reporting thread allocates
                           from a private arena, the others record as usual */
     MS__CAP_ARENA = 4  /* returned to the thread that reports the crash */
 };
 
-extern _Atomic unsigned ms__cap_mode;
+static inline unsigned ms__cap_mode(void)
+{
+    return ms_atomic_load_relaxed(&ms__hook_state) & MS__HOOK_MODE;
+}
+
 extern ms_tracker *ms__cap_tracker;
-/* Its store's id, which the thread-local buffer cache keys on (the store
- * never changes): the hooks find their buffer without going through the
- * tracker. */
-extern uint64_t ms__cap_store_id;
 
 /* Start capture (first hook call) or tell the crash-reporting thread apart.
  * @return MS__CAP_OFF, MS__CAP_ON or MS__CAP_ARENA for the calling thread. */
@@ -34,8 +35,8 @@ unsigned ms__cap_slow_state(void);
 
 static inline unsigned ms__cap_state(void)
 {
-    unsigned m = ms_atomic_load_relaxed(&ms__cap_mode);
-    if (ms_likely(m < MS__CAP_INIT))
+    unsigned m = ms__cap_mode();
+    if (ms_likely(m == MS__CAP_ON || m == MS__CAP_OFF))
         return m;
     return ms__cap_slow_state();
 }

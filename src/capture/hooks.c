@@ -6,7 +6,7 @@
  * The recording path: no lock, no system call, no string copy. An allocation
  * is recorded after the real one returns; a free before the real free; a
  * realloc takes its moment before the old block is released. The library's own
- * calls (ms__tl_internal) are forwarded unrecorded, so nothing recurses. */
+ * calls (ms__tl.internal) are forwarded unrecorded, so nothing recurses. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -28,13 +28,25 @@
  * even when the program itself never calls malloc. */
 __attribute__((visibility("default"))) const char ms__capture_anchor = 1;
 
-/* The calling thread's buffer in the capture tracker's store (s), or NULL. */
+/* The calling thread's buffer in the capture tracker's store (s, the global
+ * tracker's), or NULL. */
 static inline ms__tbuf *rec_enter(ms_event_store *s)
 {
-    if (ms_likely(ms__tl_cache.id == ms__cap_store_id))
-        return ms__tl_cache.buf;
+    ms__tbuf *b = ms__tl.gbuf;
+    if (ms_likely(b))
+        return b;
     return ms__store_tbuf_slow(s);
 }
+
+/* The hooks' state word (tracker/tracker.h): capture's mode and the global
+ * tracker's sampling. ON_SAMPLING: recording sampled blocks only, with no
+ * sampled filter (the frees of unsampled blocks are skipped). */
+static inline unsigned hook_state(void) { return ms_atomic_load_relaxed(&ms__hook_state); }
+#define ON_SAMPLING (MS__CAP_ON | MS__GS_SAMPLING)
+
+/* Is the capture tracker sampling? Does its sampled filter hold blocks? */
+static inline bool sampling_on(void) { return hook_state() & MS__GS_SAMPLING; }
+static inline bool filter_used(void) { return hook_state() & MS__GS_FILTER; }
 
 /* A record of a thread that has handed its buffer back (it is exiting).
  * @return whether it was recorded. */
@@ -56,7 +68,7 @@ MS_COLD static void count_failed(void)
  * allocation under full capture, a sampled one while sampling. */
 static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret)
 {
-    if (ms_unlikely(ms__tl_internal))
+    if (ms_unlikely(ms__tl.internal))
         return;
     ms__internal_enter();
     if (ms_unlikely(!p)) {
@@ -71,7 +83,7 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
         uint32_t stack = ms__tracker_stack(t, b, fp, ret, true);
         ms__store_push(s, b, b->slot, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n,
                        ms__rec_extra(stack, MS__RF_CAPTURED), NULL);
-    } else if (!ms_atomic_load_relaxed(&t->sampling_on)) {
+    } else if (!sampling_on()) {
         record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n, 0);
     }
     ms__internal_leave();
@@ -81,7 +93,7 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
  * sampled header, so it was recorded whatever the sampling is now. */
 static inline void record_free(void *p, bool sampled)
 {
-    if (ms_unlikely(ms__tl_internal))
+    if (ms_unlikely(ms__tl.internal))
         return;
     ms_tracker *t = ms__cap_tracker;
     ms_event_store *s = t->store;
@@ -100,8 +112,8 @@ static inline void record_free(void *p, bool sampled)
     // now, before its address can be reused. (So does a sampled block that
     // sampling, switched off and on again, put there.)
     uint64_t flags = MS__RF_CAPTURED;
-    bool filter_decides = !sampled && ms_unlikely(ms_atomic_load_relaxed(&t->sampling_on));
-    if (ms_unlikely(ms_atomic_load_relaxed(&t->filter_used)) && (sampled || filter_decides)) {
+    bool filter_decides = !sampled && ms_unlikely(sampling_on());
+    if (ms_unlikely(filter_used()) && (sampled || filter_decides)) {
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
         if (v == MS__FILTER_NO && filter_decides)
             return;
@@ -144,14 +156,10 @@ static inline void record_free(void *p, bool sampled)
 static _Atomic bool headers;
 
 /* Is the capture hook of this thread sampling? */
-static inline bool sampling_now(void)
-{
-    return !ms__tl_internal && ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on);
-}
+static inline bool sampling_now(void) { return !ms__tl.internal && sampling_on(); }
 
 /* While sampling: is the allocation about to be made sampled? (Not: counted
- * as sampled out.) The countdown of ms__tracker_skip, on the buffer the TLS
- * cache holds; the rest out of line. */
+ * as sampled out.) ms__tracker_skip, out of line. */
 MS_COLD static bool sample_slow(void)
 {
     ms_tracker *t = ms__cap_tracker;
@@ -162,25 +170,34 @@ MS_COLD static bool sample_slow(void)
     return yes;
 }
 
-static inline bool sample_next(void)
+/* One step of ms__tracker_skip's countdown, on the thread's buffer.
+ * @return false, and no step, when it has run out or the thread has no
+ * buffer yet. */
+static inline bool countdown_step(void)
 {
-    ms__tbuf *b = ms__tl_cache.buf;
-    if (ms_likely(ms__tl_cache.id == ms__cap_store_id && b)) {
+    ms__tbuf *b = ms__tl.gbuf;
+    if (ms_likely(b)) {
         uint64_t left = ms_atomic_load_relaxed(&b->skips_left);
         if (ms_likely(left > 0)) {
             ms_atomic_store_relaxed(&b->skips_left, left - 1);
-            return false;
+            return true;
         }
     }
-    return sample_slow();
+    return false;
 }
+
+static inline bool sample_next(void) { return !countdown_step() && sample_slow(); }
+
+/* While sampling, the inline part of an allocating hook's decision: forward
+ * this call unrecorded? Yes for the library's own calls and for a step of the
+ * countdown; otherwise the hook's out-of-line path decides. */
+static inline bool sampled_out(void) { return ms_unlikely(ms__tl.internal) || countdown_step(); }
 
 /* While sampling, is p's free skipped? (It has no header, and the filter
  * holds no block: p was not sampled.) */
 static inline bool skip_free(void)
 {
-    return ms_unlikely(ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on)) &&
-           ms_likely(!ms_atomic_load_relaxed(&ms__cap_tracker->filter_used));
+    return (hook_state() & (MS__GS_SAMPLING | MS__GS_FILTER)) == MS__GS_SAMPLING;
 }
 
 /* The offset of p into glibc's block when p is a sampled block, else 0. */
@@ -249,60 +266,144 @@ static void *realloc_header(void *p, size_t n, size_t off)
 
 /* ------------------------------------------------------------ the hooks */
 
+/* Each hook keeps inline only what it does most: forward (capture off), and,
+ * while sampling, forward an allocation the countdown samples out or the free
+ * of a block that was not sampled. Everything else is out of line, so those
+ * paths save no register and end in a jump to glibc. A function given the
+ * hook's frame (FRAME) must not be tail-called: the frame has to outlive the
+ * walk of the stack above it (NO_TAIL after the call). */
+#define NO_TAIL() __asm__ volatile("")
+
+/* What an allocating hook does. */
+enum { FORWARD, RECORD, ARENA };
+
+/* The route of an allocation, from the state word. The cheapest tests come
+ * first for the states where the hook costs least: sampling, then off; then
+ * full capture, which costs hundreds of instructions anyway. */
+static inline int alloc_route(void)
+{
+    unsigned w = hook_state();
+    if (ms_likely(w == ON_SAMPLING))
+        return sampled_out() ? FORWARD : RECORD;
+    if (ms_likely(w == MS__CAP_OFF))
+        return FORWARD;
+    if (ms_likely(w == MS__CAP_ON))
+        return RECORD;
+    unsigned m = w & MS__HOOK_MODE;
+    if (m == MS__CAP_OFF)
+        return FORWARD;
+    if (m == MS__CAP_ON) // sampling with a filter, or a filter with no sampling
+        return (w & MS__GS_SAMPLING) && sampled_out() ? FORWARD : RECORD;
+    m = ms__cap_slow_state(); // start-up, crash
+    return m == MS__CAP_ON ? RECORD : m == MS__CAP_ARENA ? ARENA : FORWARD;
+}
+
+MS_NOINLINE static void *malloc_on(size_t n, const void *fp, uintptr_t ret)
+{
+    if (ms_unlikely(sampling_now()))
+        return malloc_sampling(n, fp, ret);
+    void *p = ms__real_malloc(n);
+    record_alloc(p, n, fp, ret);
+    return p;
+}
+
 HOOK void *malloc(size_t n)
 {
-    unsigned m = ms__cap_state();
-    if (ms_unlikely(m == MS__CAP_ARENA))
+    int r = alloc_route();
+    if (ms_likely(r == FORWARD))
+        return ms__real_malloc(n);
+    if (ms_unlikely(r == ARENA))
         return ms__arena_alloc(n, 16);
-    if (m == MS__CAP_ON && ms_unlikely(sampling_now()))
-        return malloc_sampling(n, FRAME, CALLER);
-    void *p = ms__real_malloc(n);
-    if (m == MS__CAP_ON)
-        record_alloc(p, n, FRAME, CALLER);
+    void *p = malloc_on(n, FRAME, CALLER);
+    NO_TAIL();
     return p;
+}
+
+/* free(p) of a sampled block, `off` bytes into glibc's, in mode m. */
+MS_NOINLINE static void free_sampled(void *p, size_t off, unsigned m)
+{
+    if (m == MS__CAP_ON)
+        record_free(p, true);
+    ms__real_free((char *)p - off);
+}
+
+MS_NOINLINE static void free_on(void *p)
+{
+    record_free(p, false);
+    ms__real_free(p);
+}
+
+/* free(p) in a state other than ON_SAMPLING and MS__CAP_ON. */
+MS_NOINLINE static void free_other(void *p, unsigned w)
+{
+    unsigned m = w & MS__HOOK_MODE;
+    if (m != MS__CAP_ON && m != MS__CAP_OFF) {
+        m = ms__cap_slow_state(); // start-up, crash
+        if (m == MS__CAP_ARENA)
+            return; // the process is about to die: never touch glibc's heap again
+    }
+    size_t off = header_off(p);
+    if (ms_unlikely(off))
+        free_sampled(p, off, m);
+    else if (m == MS__CAP_ON && !skip_free())
+        free_on(p);
+    else
+        ms__real_free(p);
 }
 
 HOOK void free(void *p)
 {
-    unsigned m = ms__cap_state();
-    if (ms_unlikely(m == MS__CAP_ARENA))
-        return; // the process is about to die: never touch glibc's heap again
-    size_t off = header_off(p);
-    if (ms_unlikely(off)) {
-        if (m == MS__CAP_ON)
-            record_free(p, true);
-        ms__real_free((char *)p - off);
+    unsigned w = hook_state();
+    if (ms_likely(w == ON_SAMPLING || w == MS__CAP_ON)) {
+        size_t off = header_off(p);
+        if (ms_unlikely(off))
+            free_sampled(p, off, MS__CAP_ON);
+        else if (w == MS__CAP_ON)
+            free_on(p);
+        else
+            ms__real_free(p); // not sampled
         return;
     }
-    if (m == MS__CAP_ON && !skip_free())
-        record_free(p, false);
-    ms__real_free(p);
+    if (ms_likely(w == MS__CAP_OFF) && ms_likely(!header_off(p))) {
+        ms__real_free(p);
+        return;
+    }
+    free_other(p, w);
+}
+
+MS_NOINLINE static void *calloc_on(size_t count, size_t size, const void *fp, uintptr_t ret)
+{
+    if (ms_unlikely(sampling_now())) {
+        if (!sample_next())
+            return ms__real_calloc(count, size);
+        size_t n;
+        if (__builtin_mul_overflow(count, size, &n)) {
+            errno = ENOMEM;
+            record_alloc(NULL, 0, fp, ret); // counted as failed
+            return NULL;
+        }
+        return sampled_alloc(n, 16, true, n, fp, ret);
+    }
+    void *p = ms__real_calloc(count, size);
+    record_alloc(p, count * size, fp, ret);
+    return p;
 }
 
 HOOK void *calloc(size_t count, size_t size)
 {
-    unsigned m = ms__cap_state();
-    size_t n;
-    if (ms_unlikely(m == MS__CAP_ARENA)) {
+    int r = alloc_route();
+    if (ms_likely(r == FORWARD))
+        return ms__real_calloc(count, size);
+    if (ms_unlikely(r == ARENA)) {
+        size_t n;
         if (__builtin_mul_overflow(count, size, &n)) {
             errno = ENOMEM;
             return NULL;
         }
         return ms__arena_alloc(n, 16); // fresh pages are zero
     }
-    if (m == MS__CAP_ON && ms_unlikely(sampling_now())) {
-        if (!sample_next())
-            return ms__real_calloc(count, size);
-        if (__builtin_mul_overflow(count, size, &n)) {
-            errno = ENOMEM;
-            record_alloc(NULL, 0, FRAME, CALLER); // counted as failed
-            return NULL;
-        }
-        return sampled_alloc(n, 16, true, n, FRAME, CALLER);
-    }
-    void *p = ms__real_calloc(count, size);
-    if (m == MS__CAP_ON)
-        record_alloc(p, count * size, FRAME, CALLER);
+    void *p = calloc_on(count, size, FRAME, CALLER);
+    NO_TAIL();
     return p;
 }
 
@@ -322,10 +423,10 @@ static void *realloc_recorded(void *p, size_t n, size_t off, const void *fp, uin
     // unless the filter holds it (recorded before sampling began): then it
     // leaves the filter before the call (its address may be reused at once)
     // and comes back, at its new address, after.
-    bool filtered = !off && ms_atomic_load_relaxed(&t->sampling_on);
+    bool filtered = !off && sampling_on();
     uint64_t taken = 0;
     if (filtered) {
-        if (ms_likely(!ms_atomic_load_relaxed(&t->filter_used)))
+        if (ms_likely(!filter_used()))
             return ms__real_realloc(p, n);
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
         if (v == MS__FILTER_NO)
@@ -404,10 +505,10 @@ static inline void *realloc_hook(void *p, size_t n, const void *fp, uintptr_t re
         }
         return q;
     }
-    if (m != MS__CAP_ON || ms__tl_internal)
+    if (m != MS__CAP_ON || ms__tl.internal)
         return real_realloc_at(p, n, off);
     if (!p) { // realloc(NULL, n) is malloc(n)
-        if (ms_unlikely(ms_atomic_load_relaxed(&ms__cap_tracker->sampling_on)))
+        if (ms_unlikely(sampling_on()))
             return malloc_sampling(n, fp, ret);
         void *q = ms__real_realloc(NULL, n);
         record_alloc(q, n, fp, ret);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Thread_local unsigned ms__tl_internal;
+_Thread_local ms__tls ms__tl;
 
 void *ms__malloc(size_t n)
 {

@@ -6,12 +6,30 @@
 
 #include <stddef.h>
 
-/* Non-zero while the calling thread is inside the library: the malloc hooks
- * then forward without recording (no recursion, and our memory is not the
- * program's). Nested: enter/leave pairs. */
-extern _Thread_local unsigned ms__tl_internal;
-static inline void ms__internal_enter(void) { ms__tl_internal++; }
-static inline void ms__internal_leave(void) { ms__tl_internal--; }
+#include <stdint.h>
+
+struct ms__tbuf;
+
+/* What the recording path reads of its thread, in one thread-local object:
+ * in a shared object each initial-exec variable costs a load of its own
+ * offset, so the malloc hooks find all of it with one. */
+typedef struct ms__tls {
+    /* Non-zero while the thread is inside the library: the malloc hooks then
+     * forward without recording (no recursion, and our memory is not the
+     * program's). Nested: enter/leave pairs. */
+    unsigned internal;
+    /* store/: the thread's buffer `buf` in the store whose id is `id` (the
+     * last store it recorded into; 0 and NULL: none). */
+    uint64_t id;
+    struct ms__tbuf *buf;
+    /* Its buffer in the global tracker's store (NULL: none yet, or gone):
+     * what the malloc hooks record into, with no store id to compare. */
+    struct ms__tbuf *gbuf;
+} ms__tls;
+extern _Thread_local ms__tls ms__tl;
+
+static inline void ms__internal_enter(void) { ms__tl.internal++; }
+static inline void ms__internal_leave(void) { ms__tl.internal--; }
 
 void *ms__malloc(size_t n);
 void *ms__calloc(size_t count, size_t size);

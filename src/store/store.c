@@ -15,7 +15,6 @@
 #include "common/error.h"
 #include "common/pages.h"
 
-_Thread_local ms__tcache ms__tl_cache;
 bool ms__need_fence;
 
 static _Thread_local ms__tbuf *tl_list; /* this thread's buffers, all stores */
@@ -1115,11 +1114,20 @@ static void free_dead_entries(void)
     }
 }
 
+/* Remember b, the calling thread's buffer in s, in its TLS. */
+static void cache(ms_event_store *s, ms__tbuf *b)
+{
+    ms__tl.id = s->id;
+    ms__tl.buf = b;
+    if (s->global)
+        ms__tl.gbuf = b;
+}
+
 ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
 {
     for (ms__tbuf *b = tl_list; b; b = b->thread_next) {
         if (b->store_id == s->id) {
-            ms__tl_cache = (ms__tcache){s->id, b};
+            cache(s, b);
             return b;
         }
     }
@@ -1161,7 +1169,7 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
         b->store_next = head;
     } while (!atomic_compare_exchange_weak_explicit(&s->tbufs, &head, b, memory_order_release,
                                                     memory_order_relaxed));
-    ms__tl_cache = (ms__tcache){s->id, b};
+    cache(s, b);
     return b;
 }
 
@@ -1214,7 +1222,9 @@ static void thread_exit(void *arg)
         return;
     }
     tl_exited = true;
-    ms__tl_cache = (ms__tcache){0, NULL};
+    ms__tl.id = 0;
+    ms__tl.buf = NULL;
+    ms__tl.gbuf = NULL;
     ms__tbuf *b = tl_list;
     tl_list = NULL;
     tl_key_set = false;
@@ -1343,8 +1353,12 @@ void ms__store_free(ms_event_store *s)
     ms__pages_free(s->filter, sizeof *s->filter);
     pthread_mutex_unlock(&s->fold_lock);
     pthread_mutex_destroy(&s->fold_lock);
-    if (ms__tl_cache.id == s->id)
-        ms__tl_cache = (ms__tcache){0, NULL};
+    if (ms__tl.id == s->id) {
+        ms__tl.id = 0;
+        ms__tl.buf = NULL;
+    }
+    if (s->global)
+        ms__tl.gbuf = NULL;
     ms__pages_free(s, sizeof *s);
 }
 

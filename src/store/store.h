@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/alloc.h"
 #include "common/atomic.h"
 #include "common/clock.h"
 #include "store/filter.h"
@@ -105,6 +106,9 @@ typedef struct ms__stream_pos {
 
 struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
+    /* The global tracker's: each thread's buffer is also in ms__tl.gbuf. Set
+     * before anything is recorded. */
+    bool global;
     /* The coarse clock, while a background folder runs (0: none, records
      * read the tick counter). Advanced by each fold, under the fold lock;
      * read by recording threads. It shares its line only with what recording
@@ -174,12 +178,6 @@ struct ms_event_store {
     _Atomic uint64_t late_null_frees;
 };
 
-/* The calling thread's buffer for a store, cached in TLS. */
-typedef struct ms__tcache {
-    uint64_t id;
-    ms__tbuf *buf;
-} ms__tcache;
-extern _Thread_local ms__tcache ms__tl_cache;
 extern bool ms__need_fence; /* no membarrier: the owner fences instead */
 
 ms_event_store *ms__store_new(size_t retained_bytes);
@@ -193,8 +191,8 @@ int ms__store_set_retained(ms_event_store *s, size_t bytes);
 ms__tbuf *ms__store_tbuf_slow(ms_event_store *s);
 static inline ms__tbuf *ms__store_tbuf(ms_event_store *s)
 {
-    if (ms_likely(ms__tl_cache.id == s->id))
-        return ms__tl_cache.buf;
+    if (ms_likely(ms__tl.id == s->id)) // the buffer cached in TLS (common/alloc.h)
+        return ms__tl.buf;
     return ms__store_tbuf_slow(s);
 }
 

@@ -15,6 +15,24 @@
 #include "stack/stack.h"
 
 _Atomic bool ms__capture_on;
+_Atomic unsigned ms__hook_state;
+
+void ms__hook_set(unsigned mask, unsigned bits)
+{
+    unsigned w = ms_atomic_load_relaxed(&ms__hook_state);
+    while (!atomic_compare_exchange_weak_explicit(&ms__hook_state, &w, (w & ~mask) | bits,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+/* ms__hook_state, after a change of t's sampling_on or filter_used. */
+static void mirror_sampling(ms_tracker *t)
+{
+    if (t->is_global)
+        ms__hook_set(MS__GS_SAMPLING | MS__GS_FILTER,
+                     (ms_atomic_load_relaxed(&t->sampling_on) ? MS__GS_SAMPLING : 0) |
+                         (ms_atomic_load_relaxed(&t->filter_used) ? MS__GS_FILTER : 0));
+}
 static ms_tracker *global_tracker;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
@@ -250,6 +268,7 @@ static ms_tracker *tracker_create(bool is_global)
     t->start_ns = ms__real_ns();
     t->start_mono_ns = ms__mono_ns();
     t->is_global = is_global;
+    t->store->global = is_global;
     return t;
 }
 
@@ -332,6 +351,7 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
     ms_atomic_store_relaxed(&t->max_stack_depth, cfg.max_stack_depth);
     ms_atomic_store_relaxed(&t->log1m_rate, sampling ? ln_approx(1.0 - cfg.sample_rate) : 0.0);
     ms_atomic_store_relaxed(&t->sampling_on, sampling);
+    mirror_sampling(t);
     // Frees of unknown blocks are expected while sampling (they were not sampled).
     ms_event_store *s = t->store;
     if (sampling && !was_sampling && ms_atomic_load_relaxed(&t->captured)) {
@@ -339,8 +359,10 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
         // sampled header and is not in the filter: hand the filter the
         // blocks recorded before sampling began.
         ms__store_lock_folded(s);
-        if (ms__live_filter_all(&s->live) > 0)
+        if (ms__live_filter_all(&s->live) > 0) {
             ms_atomic_store_relaxed(&t->filter_used, true);
+            mirror_sampling(t);
+        }
     } else {
         pthread_mutex_lock(&s->fold_lock);
     }

@@ -45,6 +45,19 @@ struct ms_tracker {
  * rebuilt from a trace, else id itself. */
 uint32_t ms__tracker_public_stack(const ms_tracker *t, uint32_t id);
 
+/* The word the malloc hooks read first (capture/hooks.c), so that one load
+ * tells forwarding, recording and sampling apart: capture's mode in
+ * MS__HOOK_MODE (capture/capture.h; 0 until capture starts), and the global
+ * tracker's sampling_on (MS__GS_SAMPLING) and filter_used (MS__GS_FILTER),
+ * written just after them. Each side changes only its own bits, with a
+ * compare-and-swap (ms__hook_set). */
+#define MS__HOOK_MODE 7u
+#define MS__GS_SAMPLING 8u
+#define MS__GS_FILTER 16u
+extern _Atomic unsigned ms__hook_state;
+/* Replace the bits `mask` of ms__hook_state by `bits` (release). */
+void ms__hook_set(unsigned mask, unsigned bits);
+
 /* Set by capture when it records into the global tracker (ms_capture_active). */
 extern _Atomic bool ms__capture_on;
 
