@@ -64,6 +64,14 @@ rc=0
 "$(dirname "$0")/../bench/fold-instructions.sh" "$build" || rc=$?
 [ "$rc" -eq 0 ] || { failed+=("fold-instructions"); echo "# fold-instructions FAILED"; }
 
+# What the malloc hooks add to each call (callgrind), capture off, sampling
+# and full capture.
+echo
+echo "## hook-instructions"
+rc=0
+"$(dirname "$0")/../bench/hook-instructions.sh" "$build" || rc=$?
+[ "$rc" -eq 0 ] || { failed+=("hook-instructions"); echo "# hook-instructions FAILED"; }
+
 # A whole run's trace (memscope run --format bin) against heaptrack's.
 echo
 echo "## trace-size"

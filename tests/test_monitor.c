@@ -212,6 +212,7 @@ static void burning_cpu_should_read_over_half_a_core(void **state)
     while (mono_now() < end_mono)
         for (int i = 0; i < 10000; i++)
             x += (uint64_t)i;
+    (void)x;
     uint64_t end = real_now();
     sample_after(t, end);
     ms_analysis_report *r = ms_analyze(t);

@@ -214,7 +214,7 @@ static inline size_t header_room(size_t align) { return align < 16 ? 16 : align;
 
 static inline void *put_header(void *q, size_t off)
 {
-    uint64_t *p = (uint64_t *)((char *)q + off);
+    uint64_t *p = (uint64_t *)(void *)((char *)q + off); // off keeps it aligned
     p[-2] = off;
     p[-1] = MS__SAMPLED_MAGIC;
     if (!ms_atomic_load_relaxed(&headers))
@@ -269,7 +269,7 @@ static void *realloc_header(void *p, size_t n, size_t off)
 /* Each hook keeps inline only what it does most: forward (capture off), and,
  * while sampling, forward an allocation the countdown samples out or the free
  * of a block that was not sampled. Everything else is out of line, so those
- * paths save no register and end in a jump to glibc. A function given the
+ * paths save at most the frame pointer and end in a jump to glibc. A function given the
  * hook's frame (FRAME) must not be tail-called: the frame has to outlive the
  * walk of the stack above it (NO_TAIL after the call). */
 #define NO_TAIL() __asm__ volatile("")

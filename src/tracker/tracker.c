@@ -25,13 +25,27 @@ void ms__hook_set(unsigned mask, unsigned bits)
     }
 }
 
-/* ms__hook_state, after a change of t's sampling_on or filter_used. */
+static unsigned sampling_bits(ms_tracker *t)
+{
+    return (ms_atomic_load_relaxed(&t->sampling_on) ? MS__GS_SAMPLING : 0) |
+           (ms_atomic_load_relaxed(&t->filter_used) ? MS__GS_FILTER : 0);
+}
+
+/* ms__hook_state, after a change of t's sampling_on or filter_used. Two
+ * threads configuring at once must not leave the older bits last: each reads
+ * the fields again after its write, until the word agrees with them. */
 static void mirror_sampling(ms_tracker *t)
 {
-    if (t->is_global)
-        ms__hook_set(MS__GS_SAMPLING | MS__GS_FILTER,
-                     (ms_atomic_load_relaxed(&t->sampling_on) ? MS__GS_SAMPLING : 0) |
-                         (ms_atomic_load_relaxed(&t->filter_used) ? MS__GS_FILTER : 0));
+    if (!t->is_global)
+        return;
+    unsigned bits = sampling_bits(t), mask = MS__GS_SAMPLING | MS__GS_FILTER;
+    for (;;) {
+        ms__hook_set(mask, bits);
+        unsigned now = sampling_bits(t);
+        if (now == bits)
+            return;
+        bits = now;
+    }
 }
 static ms_tracker *global_tracker;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;

@@ -87,7 +87,7 @@ static bool find_preload(char *out, size_t n)
     if (!slash)
         return false;
     *slash = 0;
-    const char *tries[] = {"", "/" MS_BIN_TO_LIB, "/../lib"};
+    const char *tries[] = {"", ("/" MS_BIN_TO_LIB), "/../lib"};
     for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
         if ((size_t)snprintf(out, n, "%s%s/" PRELOAD_NAME, self, tries[i]) >= n)
             continue;
