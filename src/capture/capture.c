@@ -384,8 +384,16 @@ __attribute__((constructor(101))) static void capture_configure(void)
         install_fatal_handlers();
     }
     pthread_atfork(NULL, NULL, fork_child);
-    // Recording threads only append; the fold runs beside them.
-    if (!env_flag("MEMSCOPE_INLINE_FOLD"))
-        ms__store_start_folder(t->store);
+    // Recording threads only append; the fold runs beside them. Not while
+    // sampling: a second thread would make glibc's malloc take its arena
+    // lock at every call its thread cache cannot serve (a process with one
+    // thread skips it), which costs more than folding a sampled record here.
+    // The folder starts if sampling ends (ms_tracker_with_sampling).
+    if (!env_flag("MEMSCOPE_INLINE_FOLD")) {
+        if (ms_atomic_load_relaxed(&t->sampling_on))
+            ms_atomic_store_relaxed(&t->store->folder_wanted, true);
+        else
+            ms__store_start_folder(t->store);
+    }
     ms__internal_leave();
 }

@@ -118,6 +118,9 @@ struct ms_event_store {
     _Atomic uint64_t coarse;
     struct ms__filter *filter; /* sampled addresses (capture), pages touched lazily */
     _Atomic bool bg_fold;      /* a background thread folds: recording threads do not */
+    /* Capture wants the background folder once its tracker stops sampling
+     * (tracker.c starts it then; capture/capture.c). */
+    _Atomic bool folder_wanted;
     /* A store rebuilt from a trace: its ticks are the traced process's, and
      * its figures add the trace's own counters (NULL / zero otherwise). */
     const ms__timebase *timebase;

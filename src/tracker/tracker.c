@@ -383,6 +383,9 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
     if (sampling)
         s->live.sampling = true;
     pthread_mutex_unlock(&s->fold_lock);
+    // Capture folds inline while it samples (capture/capture.c).
+    if (!sampling && ms_atomic_exchange_acq_rel(&s->folder_wanted, false))
+        ms__store_start_folder(s);
     return t;
 }
 
