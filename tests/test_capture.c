@@ -20,7 +20,8 @@
 #include <cmocka.h>
 #include <memscope.h>
 
-#include "common/heap.h" // capture's sampled-block header
+#include "common/heap.h"     // capture's sampled-block header
+#include "tracker/tracker.h" // the store's fold thread
 
 static ms_memory_stats stats(void) { return ms_tracker_stats(ms_tracker_global()); }
 
@@ -214,6 +215,35 @@ static void exited_threads_should_leave_nothing_behind(void **state)
     ms_memory_stats z = stats();
     assert_int_equal(z.dropped_events, a.dropped_events);
     assert_int_equal(z.unmatched_deallocations, 0);
+}
+
+/* Capture that starts sampling starts no fold thread, and asks for one when
+ * sampling ends (docs/capture.md, "No fold thread while sampling"). Checked
+ * in a child, which has no fold thread, for the global tracker's store. */
+static void ending_sampling_should_start_the_fold_thread(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ms_tracker *t = ms_tracker_global();
+        ms_event_store *s = t->store;
+        int rc = 0;
+        if (ms_atomic_load_relaxed(&s->bg_fold))
+            rc = 2;                                       // a child has no fold thread
+        ms_atomic_store_relaxed(&s->folder_wanted, true); // as capture leaves it while sampling
+        ms_tracker_with_sampling(t, (ms_sampling_config){.sample_rate = 0.5});
+        if (ms_atomic_load_relaxed(&s->bg_fold) || !ms_atomic_load_relaxed(&s->folder_wanted))
+            rc = 3; // still sampling: still inline
+        ms_tracker_with_sampling(t, (ms_sampling_config){.sample_rate = 1.0});
+        if (!ms_atomic_load_relaxed(&s->bg_fold) || ms_atomic_load_relaxed(&s->folder_wanted))
+            rc = 4;
+        _exit(rc);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void fork_should_work_in_parent_and_child(void **state)
@@ -521,6 +551,7 @@ int main(void)
         cmocka_unit_test(every_entry_point_should_be_recorded_right),
         cmocka_unit_test(exited_threads_should_leave_nothing_behind),
         cmocka_unit_test(fork_should_work_in_parent_and_child),
+        cmocka_unit_test(ending_sampling_should_start_the_fold_thread),
         cmocka_unit_test(stacks_should_name_every_caller),
         cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
         cmocka_unit_test(reused_addresses_should_not_record_unsampled_frees),

@@ -444,6 +444,24 @@ static void fifty_threads_should_be_counted(void **state)
     cJSON_Delete(root);
 }
 
+/* Full capture folds on a thread of its own; sampling folds inline, so that a
+ * program with one thread keeps glibc's lock-free malloc (docs/capture.md,
+ * "No fold thread while sampling"). `tasks` exits with its thread count. */
+static void sampling_should_add_no_thread(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "tasks.json");
+    const char *full[] = {MEMSCOPE_CLI, "run", "-q", "-o", out, "--", PROGS "/tasks", NULL};
+    assert_int_equal(run(full, NULL), 2);
+    const char *sampled[] = {MEMSCOPE_CLI, "run", "-q", "--sample-rate", "0.01",
+                             "-o",         out,   "--", PROGS "/tasks",  NULL};
+    assert_int_equal(run(sampled, NULL), 1);
+    cJSON *root = report(out);
+    assert_true(num(root, "stats.sampled_out") > 0);
+    cJSON_Delete(root);
+}
+
 /* Threads that free each other's blocks, at the rate of a tight loop: the
  * fold must put each free after its allocation though both took the same
  * tick (docs/design.md, "The coarse clock"). The known leak is exact; what
@@ -642,6 +660,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),
         cmocka_unit_test_setup_teardown(fifty_threads_should_be_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(sampling_should_add_no_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(blocks_freed_by_other_threads_should_close, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(exit_from_a_thread_should_write_the_report, setup,
