@@ -8,6 +8,8 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -244,6 +246,110 @@ static void ending_sampling_should_start_the_fold_thread(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* This program again, as `test_capture ROLE`, with only `env` for its
+ * environment (capture reads it before main). @return its wait status. */
+static int rerun(const char *role, char *const env[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execle("/proc/self/exe", "test_capture", role, (char *)NULL, env);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return status;
+}
+
+static void *alloc_some(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        void *volatile q = malloc(32);
+        free(q);
+    }
+    return NULL;
+}
+
+/* The roles of a rerun. @return the exit status. */
+static int role(const char *r)
+{
+    ms_tracker *t = ms_tracker_global();
+    ms_event_store *s = t->store;
+    if (strcmp(r, "sampled-start") == 0) {
+        // Started sampling: no fold thread, one wanted once sampling ends.
+        if (ms_atomic_load_relaxed(&s->bg_fold) || !ms_atomic_load_relaxed(&s->folder_wanted))
+            return 2;
+        ms_tracker_with_sampling(t, (ms_sampling_config){.sample_rate = 1.0});
+        return ms_atomic_load_relaxed(&s->bg_fold) && !ms_atomic_load_relaxed(&s->folder_wanted)
+                   ? 0
+                   : 3;
+    }
+    if (strcmp(r, "sampled-threads") == 0) {
+        // While sampling nothing folds in the background: a thread that
+        // exits folds, so its segments go back (they used to stay until the
+        // report: a program starting a thread per task grew without bound).
+        for (int i = 0; i < 300; i++) {
+            pthread_t th;
+            if (pthread_create(&th, NULL, alloc_some, NULL) != 0 || pthread_join(th, NULL) != 0)
+                return 5;
+        }
+        uint64_t segs = ms_atomic_load_relaxed(&s->segs_allocated);
+        return segs < 100 ? 0 : 6;
+    }
+    if (strcmp(r, "term-in-fold") == 0) {
+        void *volatile p = malloc(100); // something for the report
+        ms__store_lock(s);              // as a recording thread that folds
+        raise(SIGTERM);      // deferred: the report's fold would wait on this thread's lock
+        ms__store_unlock(s); // raised again here: the report, then death by SIGTERM
+        free(p);
+        return 4;
+    }
+    return 127;
+}
+
+static void starting_sampled_should_start_no_fold_thread(void **state)
+{
+    (void)state;
+    static char rate[] = "MEMSCOPE_SAMPLE_RATE=0.5";
+    char *env[] = {rate, NULL};
+    int status = rerun("sampled-start", env);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void exited_threads_should_fold_while_sampling(void **state)
+{
+    (void)state;
+    static char rate[] = "MEMSCOPE_SAMPLE_RATE=0.01";
+    char *env[] = {rate, NULL};
+    int status = rerun("sampled-threads", env);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* SIGTERM on a thread that holds the fold lock (while sampling, recording
+ * threads fold) waits until the lock is let go, then writes the report: it
+ * used to wait on the lock for good, until capture's 30 s alarm. */
+static void a_signal_in_a_fold_should_still_write_the_report(void **state)
+{
+    (void)state;
+    const char *out = "term_in_fold.json";
+    unlink(out);
+    static char output[] = "MEMSCOPE_OUTPUT=term_in_fold.json";
+    char *env[] = {output, NULL};
+    int status = rerun("term-in-fold", env);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGTERM);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char head[64] = {0};
+    assert_true(fread(head, 1, sizeof head - 1, f) > 0);
+    fclose(f);
+    assert_non_null(strstr(head, "{"));
+    unlink(out);
 }
 
 static void fork_should_work_in_parent_and_child(void **state)
@@ -542,8 +648,10 @@ static void sampled_blocks_should_behave_as_glibcs(void **state)
     assert_int_equal(d.unmatched_deallocations, a.unmatched_deallocations);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        return role(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(capture_should_be_on_from_the_start),
         cmocka_unit_test(figures_and_leaks_should_be_exact),
@@ -552,6 +660,9 @@ int main(void)
         cmocka_unit_test(exited_threads_should_leave_nothing_behind),
         cmocka_unit_test(fork_should_work_in_parent_and_child),
         cmocka_unit_test(ending_sampling_should_start_the_fold_thread),
+        cmocka_unit_test(starting_sampled_should_start_no_fold_thread),
+        cmocka_unit_test(exited_threads_should_fold_while_sampling),
+        cmocka_unit_test(a_signal_in_a_fold_should_still_write_the_report),
         cmocka_unit_test(stacks_should_name_every_caller),
         cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
         cmocka_unit_test(reused_addresses_should_not_record_unsampled_frees),

@@ -166,12 +166,32 @@ static void say(const char *s)
     (void)r;
 }
 
+/* A signal the thread that gets it did not cause by what it executes: it can
+ * wait until the thread lets go of a lock. */
+static bool asynchronous(int sig)
+{
+    return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+}
+
 /* Write the report, then die of the same signal. The reporting thread takes
  * its memory from the arena: the signal may have come from inside malloc. */
 static void on_fatal(int sig)
 {
     static _Atomic int entered;
-    if (atomic_exchange(&entered, 1) == 0 && ms__cap_tracker) {
+    // On a thread in a fold, the report's own fold would wait on the lock
+    // the thread holds. An asynchronous signal comes back when it lets go.
+    bool in_fold = ms__store_folding_here();
+    if (in_fold && asynchronous(sig)) {
+        ms__store_defer_signal(sig);
+        return;
+    }
+    if (atomic_exchange(&entered, 1) != 0 || !ms__cap_tracker) {
+        for (;;) // another thread is writing the report and then ends the process
+            pause();
+    }
+    if (in_fold) {
+        say("memscope: a fault inside memscope's own fold: no report\n");
+    } else {
         int saved = errno;
         tl_reporting = true;
         ms__hook_set(MS__HOOK_MODE, MS__CAP_CRASH);
@@ -183,9 +203,6 @@ static void on_fatal(int sig)
         ms__stream_dying();
         ms__tracker_auto_export(ms__cap_tracker);
         errno = saved;
-    } else {
-        for (;;) // another thread is writing the report and then ends the process
-            pause();
     }
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);

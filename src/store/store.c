@@ -27,6 +27,7 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t next_store_id = 1;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_event_store *registry;
+static ms_event_store *_Atomic global_store; /* the global tracker's (never freed) */
 
 /* Segments in flight per store beyond which a full thread waits for a fold
  * (bounded: the fold lock holder does bounded work) instead of mapping more. */
@@ -54,6 +55,60 @@ typedef struct heap_item {
 /* ------------------------------------------------- process-wide set-up */
 
 static void thread_exit(void *list);
+
+/* ------------------------------------------------------- the fold lock
+ *
+ * A fatal signal handler (capture's) writes the report, which folds and so
+ * takes the fold lock. On a thread inside a fold that would wait forever on
+ * its own lock. So every taking of the lock here counts itself in tl_folding
+ * (from before it waits to after it lets go), and a handler that finds the
+ * count up defers an asynchronous signal (ms__store_defer_signal): the last
+ * release raises it again, with the lock free. */
+static _Thread_local unsigned tl_folding;
+static _Thread_local volatile sig_atomic_t tl_deferred;
+
+bool ms__store_folding_here(void) { return tl_folding != 0; }
+void ms__store_defer_signal(int sig) { tl_deferred = sig; }
+
+static void folding_done(void)
+{
+    if (--tl_folding == 0 && ms_unlikely(tl_deferred)) {
+        int sig = tl_deferred;
+        tl_deferred = 0;
+        raise(sig);
+    }
+}
+
+static void fold_lock(ms_event_store *s)
+{
+    tl_folding++;
+    pthread_mutex_lock(&s->fold_lock);
+}
+
+static bool fold_trylock(ms_event_store *s)
+{
+    tl_folding++;
+    if (pthread_mutex_trylock(&s->fold_lock) == 0)
+        return true;
+    folding_done();
+    return false;
+}
+
+static bool fold_timedlock(ms_event_store *s, const struct timespec *until)
+{
+    tl_folding++;
+    if (pthread_mutex_timedlock(&s->fold_lock, until) == 0)
+        return true;
+    folding_done();
+    return false;
+}
+
+static void fold_unlock(ms_event_store *s)
+{
+    pthread_mutex_unlock(&s->fold_lock);
+    folding_done();
+}
+
 static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
@@ -121,9 +176,9 @@ static size_t chunk_bytes(const ms_event_store *s)
 
 int ms__store_set_retained(ms_event_store *s, size_t bytes)
 {
-    pthread_mutex_lock(&s->fold_lock);
+    fold_lock(s);
     if (s->streaming) { // the writer reads the chunks
-        pthread_mutex_unlock(&s->fold_lock);
+        fold_unlock(s);
         return ms__fail(MS_EINVAL, "the retained log cannot change while the tracker streams");
     }
     // Drop what is retained: the budget applies from here on.
@@ -149,7 +204,7 @@ int ms__store_set_retained(ms_event_store *s, size_t bytes)
         s->chunk_events = (bytes - sizeof(ms__chunk)) / per;
         s->max_chunks = 1;
     }
-    pthread_mutex_unlock(&s->fold_lock);
+    fold_unlock(s);
     return 0;
 }
 
@@ -298,15 +353,15 @@ int ms__store_stream_begin(ms_event_store *s, size_t min_bytes, bool (*drain)(vo
             return ms__fail(MS_EINVAL, "a retained log of %zu bytes is too small to stream",
                             s->retained_budget);
     }
-    pthread_mutex_lock(&s->fold_lock);
+    fold_lock(s);
     if (s->streaming) {
-        pthread_mutex_unlock(&s->fold_lock);
+        fold_unlock(s);
         return ms__fail(MS_EINVAL, "the tracker already streams");
     }
     if (!s->newest) { // the writer starts in a chunk, never at NULL
         ms__chunk *c = ms__pages_alloc(chunk_bytes(s));
         if (!c) {
-            pthread_mutex_unlock(&s->fold_lock);
+            fold_unlock(s);
             return ms__fail(MS_ENOMEM, "cannot allocate the stream's buffer");
         }
         chunk_start(s, c);
@@ -323,7 +378,7 @@ int ms__store_stream_begin(ms_event_store *s, size_t min_bytes, bool (*drain)(vo
     s->stream_ctx = ctx;
     s->stream_lost = s->lost_pending = 0;
     s->evicted_before_stream = s->evicted;
-    pthread_mutex_unlock(&s->fold_lock);
+    fold_unlock(s);
     return 0;
 }
 
@@ -936,18 +991,19 @@ void ms__store_lock_folded(ms_event_store *s)
     // 250 ms, then settle for what is folded.
     uint64_t want = ms__ticks_ordered();
     uint64_t deadline = ms__mono_ns() + 250000000u;
-    pthread_mutex_lock(&s->fold_lock);
+    fold_lock(s);
     for (;;) {
         uint64_t watermark = fold_locked_at(s, true);
         if ((watermark >= want && !held_waiting_before(s, want)) || ms__mono_ns() > deadline)
             return;
-        pthread_mutex_unlock(&s->fold_lock);
+        fold_unlock(s);
         sched_yield();
-        pthread_mutex_lock(&s->fold_lock);
+        fold_lock(s);
     }
 }
 
-void ms__store_unlock(ms_event_store *s) { pthread_mutex_unlock(&s->fold_lock); }
+void ms__store_lock(ms_event_store *s) { fold_lock(s); }
+void ms__store_unlock(ms_event_store *s) { fold_unlock(s); }
 
 bool ms__store_lock_within(ms_event_store *s, uint64_t ns)
 {
@@ -959,15 +1015,15 @@ bool ms__store_lock_within(ms_event_store *s, uint64_t ns)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    return pthread_mutex_timedlock(&s->fold_lock, &until) == 0;
+    return fold_timedlock(s, &until);
 }
 
 void ms__store_try_fold(ms_event_store *s)
 {
-    if (pthread_mutex_trylock(&s->fold_lock) != 0)
+    if (!fold_trylock(s))
         return; // someone folds now
     fold_locked(s);
-    pthread_mutex_unlock(&s->fold_lock);
+    fold_unlock(s);
 }
 
 uint64_t ms__store_bump_coarse(ms_event_store *s, ms__tbuf *b, uint64_t seen)
@@ -1010,9 +1066,9 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     // for the current folder only a bounded while (a signal handler may be
     // recording on a thread that holds the lock); then drop, counted.
     for (int tries = 0; !g && tries < 1000; tries++) {
-        if (pthread_mutex_trylock(&s->fold_lock) == 0) {
+        if (fold_trylock(s)) {
             fold_locked(s);
-            pthread_mutex_unlock(&s->fold_lock);
+            fold_unlock(s);
             g = take_spare(b);
             if (!g && ms_atomic_load_relaxed(&s->segs_allocated) < MAX_SEGS_PER_STORE)
                 g = seg_new(s);
@@ -1025,9 +1081,9 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
     ms_atomic_store_release(&b->cur->next, g);
     b->cur = g;
     b->idx = 0;
-    if (pthread_mutex_trylock(&s->fold_lock) == 0) {
+    if (fold_trylock(s)) {
         fold_locked(s);
-        pthread_mutex_unlock(&s->fold_lock);
+        fold_unlock(s);
     } else if (!had_spare) {
         // No spare came back: this thread records faster than the folds
         // consume. Wait for the fold lock (at most 100 ms) and fold, so the
@@ -1039,9 +1095,9 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
             until.tv_sec++;
             until.tv_nsec -= 1000000000;
         }
-        if (pthread_mutex_timedlock(&s->fold_lock, &until) == 0) {
+        if (fold_timedlock(s, &until)) {
             fold_locked(s);
-            pthread_mutex_unlock(&s->fold_lock);
+            fold_unlock(s);
         }
     }
     return true;
@@ -1055,11 +1111,11 @@ static void *folder_main(void *arg)
     ms__internal_enter(); // nothing this thread allocates is the program's
     const struct timespec pause = {0, 1000000};
     while (ms_atomic_load_relaxed(&s->bg_fold)) {
-        pthread_mutex_lock(&s->fold_lock);
+        fold_lock(s);
         uint64_t before = s->folded;
         fold_locked(s);
         uint64_t folded = s->folded - before;
-        pthread_mutex_unlock(&s->fold_lock);
+        fold_unlock(s);
         // Fold again at once only when this fold had a segment's worth of
         // records: every fold costs a process-wide barrier, an interrupt on
         // each CPU that runs the program.
@@ -1074,9 +1130,9 @@ int ms__store_start_folder(ms_event_store *s)
     if (ms_atomic_exchange_acq_rel(&s->bg_fold, true))
         return 0;
     // From here records take the coarse clock, which each fold advances.
-    pthread_mutex_lock(&s->fold_lock);
+    fold_lock(s);
     ms_atomic_store_relaxed(&s->coarse, ms__ticks_ordered());
-    pthread_mutex_unlock(&s->fold_lock);
+    fold_unlock(s);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -1230,9 +1286,17 @@ static void thread_exit(void *arg)
     tl_key_set = false;
     while (b) {
         ms__tbuf *next = b->thread_next;
+        // Read before letting go: b may be freed once it is marked gone. The
+        // global store is never freed, so it can be used after.
+        ms_event_store *g = ms_atomic_load_relaxed(&global_store);
+        bool fold_here = b->store == g && !ms_atomic_load_relaxed(&g->bg_fold);
         uint32_t prev = ms_atomic_or_acq_rel(&b->state, MS__TB_THREAD_GONE);
         if (prev & MS__TB_STORE_GONE)
             ms__pages_free(b, sizeof *b);
+        else if (fold_here)
+            // No fold thread (capture while sampling): fold now, so that the
+            // buffer's segments are freed rather than kept until the report.
+            ms__store_try_fold(g);
         b = next;
     }
 }
@@ -1258,9 +1322,10 @@ static void fork_child(void)
     // Only the forking thread exists in the child: every other buffer's owner
     // is gone, possibly in the middle of a record that will never finish.
     for (ms_event_store *s = registry; s; s = s->reg_next) {
-        ms_atomic_store_relaxed(&s->bg_fold, false);   // the folder thread is not in the child
-        ms_atomic_store_relaxed(&s->coarse, 0);        // nor its clock: read the tick counter
-        ms_atomic_store_relaxed(&s->late_lock, false); // its holder is not in the child either
+        ms_atomic_store_relaxed(&s->bg_fold, false);       // the folder thread is not in the child
+        ms_atomic_store_relaxed(&s->folder_wanted, false); // and the child folds inline
+        ms_atomic_store_relaxed(&s->coarse, 0);            // nor its clock: read the tick counter
+        ms_atomic_store_relaxed(&s->late_lock, false);     // its holder is not in the child either
         if (s->streaming) // nor the stream's writer: the tracker starts its own (trace/stream.c)
             ms__store_stream_end(s);
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
@@ -1278,6 +1343,12 @@ static void fork_child(void)
 }
 
 /* ------------------------------------------------------ store lifecycle */
+
+void ms__store_set_global(ms_event_store *s)
+{
+    s->global = true;
+    ms_atomic_store_release(&global_store, s);
+}
 
 ms_event_store *ms__store_new(size_t retained_bytes)
 {
@@ -1364,13 +1435,13 @@ void ms__store_free(ms_event_store *s)
 
 void ms__store_replay(ms_event_store *s, const ms__rec *r)
 {
-    pthread_mutex_lock(&s->fold_lock);
+    fold_lock(s);
     s->live.hold_unknown_frees = false; // nothing comes later to match it
     s->live.wait_taken = false;
     if (!ms__live_apply(&s->live, r))
         ms__live_unknown_free(&s->live, r);
     retain(s, r);
-    pthread_mutex_unlock(&s->fold_lock);
+    fold_unlock(s);
 }
 
 uint64_t ms__store_series_width(const ms_event_store *s) { return s->series_width; }

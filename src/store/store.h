@@ -107,7 +107,7 @@ typedef struct ms__stream_pos {
 struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
     /* The global tracker's: each thread's buffer is also in ms__tl.gbuf. Set
-     * before anything is recorded. */
+     * before anything is recorded (ms__store_set_global). */
     bool global;
     /* The coarse clock, while a background folder runs (0: none, records
      * read the tick counter). Advanced by each fold, under the fold lock;
@@ -313,11 +313,24 @@ void ms__store_record_at(ms_event_store *s, uint64_t tick, ms_memory_event e);
  * tracker under capture. A child after fork() folds inline again.
  * @return 0, or MS_ENOMEM when no thread could be started. */
 int ms__store_start_folder(ms_event_store *s);
+/* Make s the global tracker's store (`global`), before anything is recorded.
+ * pre: s is never freed. */
+void ms__store_set_global(ms_event_store *s);
 
 /* Fold what every thread has published, then hold the fold lock so the live
  * state and the retained log can be read. Pair with ms__store_unlock. */
 void ms__store_lock_folded(ms_event_store *s);
 void ms__store_unlock(ms_event_store *s);
+/* The fold lock alone, nothing folded. Every holder of the lock outside
+ * store.c takes it with these two, so that ms__store_folding_here knows. */
+void ms__store_lock(ms_event_store *s);
+
+/* Is the calling thread taking, holding or letting go of a fold lock? A
+ * fatal signal handler that would fold must not, then: it defers an
+ * asynchronous signal instead, which the thread raises again as it lets go
+ * of the lock (async-signal-safe both). */
+bool ms__store_folding_here(void);
+void ms__store_defer_signal(int sig);
 
 /* A tracker rebuilt from a trace: apply and retain one record of the trace,
  * in the trace's order (it is already the order a fold chose). */

@@ -115,12 +115,12 @@ static ms_tracker *from_trace(const char *path)
     // them; a streamed trace's (any length) in the default budget.
     if (!info->streamed)
         ms__store_set_retained(s, (size_t)1 << 40);
-    pthread_mutex_lock(&s->fold_lock);
+    ms__store_lock(s);
     ms__live_destroy(&s->live);
     s->series_width = ms__trace_series_width(tr);
     int rc = ms__live_init(&s->live, s->series_width);
     s->timebase = ms__trace_timebase(tr);
-    pthread_mutex_unlock(&s->fold_lock);
+    ms__store_unlock(s);
     t->trace = tr;
     t->start_ns = info->start_ns;
     t->replay_pid = info->pid;

@@ -401,9 +401,9 @@ ms_tracker *ms_tracker_with_streaming(ms_tracker *t, const char *path)
     if (rc == 0) {
         int e = pthread_create(&st->th, NULL, writer_main, st);
         if (e != 0) {
-            pthread_mutex_lock(&t->store->fold_lock);
+            ms__store_lock(t->store);
             ms__store_stream_end(t->store);
-            pthread_mutex_unlock(&t->store->fold_lock);
+            ms__store_unlock(t->store);
             rc = ms__fail(MS_ENOMEM, "cannot start the stream's writer: %s", strerror(e));
         } else {
             pthread_setname_np(st->th, "memscope-trace");

@@ -282,7 +282,8 @@ static ms_tracker *tracker_create(bool is_global)
     t->start_ns = ms__real_ns();
     t->start_mono_ns = ms__mono_ns();
     t->is_global = is_global;
-    t->store->global = is_global;
+    if (is_global)
+        ms__store_set_global(t->store);
     return t;
 }
 
@@ -378,11 +379,11 @@ ms_tracker *ms_tracker_with_sampling(ms_tracker *t, ms_sampling_config cfg)
             mirror_sampling(t);
         }
     } else {
-        pthread_mutex_lock(&s->fold_lock);
+        ms__store_lock(s);
     }
     if (sampling)
         s->live.sampling = true;
-    pthread_mutex_unlock(&s->fold_lock);
+    ms__store_unlock(s);
     // Capture folds inline while it samples (capture/capture.c).
     if (!sampling && ms_atomic_exchange_acq_rel(&s->folder_wanted, false))
         ms__store_start_folder(s);
