@@ -432,9 +432,11 @@ void ms__tw_header(ms__tw *w, ms_tracker *t, uint8_t flags)
     ms__put_u8(b, 1); // little-endian
     ms__put_u8(b, (uint8_t)sizeof(void *));
     ms__put_le32(b, MS__TRACE_HEADER_FIXED + (uint32_t)plen + 4);
-    // Captured events carry the folder's coarse clock (about 1 ms); TRACK's,
-    // the tick counter's (docs/design.md §3).
-    ms__put_le64(b, captured ? 1000000u : 1u);
+    // Events recorded while a fold thread runs carry its coarse clock (about
+    // 1 ms); the others, capture's while it samples and TRACK's, the tick
+    // counter's (docs/design.md §3).
+    bool coarse = ms_atomic_load_relaxed(&t->store->coarse) != 0;
+    ms__put_le64(b, coarse ? 1000000u : 1u);
     ms__put_le64(b, t->trace ? t->replay_pid : (uint64_t)getpid());
     ms__put_le64(b, t->start_ns);
     ms__put_double(b, tb->ns_per_tick);
