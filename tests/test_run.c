@@ -242,6 +242,21 @@ static void report_should_read_a_trace(void **state)
     said = slurp_file(out, NULL);
     assert_non_null(strstr(said, "TRUNCATED"));
     free(said);
+    // ... and so do its reports, on stderr (the JSON is still written).
+    char err[600], cutjson[600];
+    path_in(err, sizeof err, "report.err");
+    path_in(cutjson, sizeof cutjson, "cut.json");
+    const char *argv3[] = {MEMSCOPE_CLI, "report", cut, "--json", cutjson, NULL};
+    assert_int_equal(run_err(argv3, NULL, err), 0);
+    said = slurp_file(err, NULL);
+    assert_non_null(strstr(said, "TRUNCATED"));
+    free(said);
+    cJSON_Delete(report_at(cutjson));
+    const char *argv4[] = {MEMSCOPE_CLI, "report", trace, "--json", cutjson, NULL};
+    assert_int_equal(run_err(argv4, NULL, err), 0); // the whole trace: no warning
+    said = slurp_file(err, NULL);
+    assert_null(strstr(said, "TRUNCATED"));
+    free(said);
     // Damaged: an error, exit status 1.
     whole[n / 2] ^= 1;
     f = fopen(cut, "wb");

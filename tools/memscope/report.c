@@ -69,6 +69,21 @@ static void print_replay(const char *path)
 
 #define USAGE "usage: memscope report FILE.msb [--json OUT] [--html OUT] [--summary]\n"
 
+/* Does the trace at path end with its trailer? (A trace cut short still
+ * rebuilds, from its whole blocks: the reports of it must say so.) */
+static bool trace_complete(const char *path)
+{
+    ms_trace *tr;
+    if (ms_trace_open(path, &tr) < 0)
+        return false;
+    ms_trace_item it;
+    while (ms_trace_next(tr, &it) == 1) {
+    }
+    bool complete = ms_trace_get_info(tr)->complete;
+    ms_trace_close(tr);
+    return complete;
+}
+
 /* Write the reports of the run the trace holds. @return 0, or 1 on failure. */
 static int write_reports(const char *path, const char *json, const char *html)
 {
@@ -77,6 +92,11 @@ static int write_reports(const char *path, const char *json, const char *html)
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
         return 1;
     }
+    if (!trace_complete(path))
+        fprintf(stderr,
+                "memscope: %s is TRUNCATED (no trailer): the reports hold what its whole "
+                "blocks do, not the whole run\n",
+                path);
     int rc = 0;
     if (json && ms_export_json(t, json) < 0) {
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
