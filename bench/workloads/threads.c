@@ -1,6 +1,7 @@
 /* threads — two threads, each churning small blocks and growing buffers with
  * realloc, and each leaking exactly LEAKS blocks of 64 bytes from
- * leak_some(): a report must show 2 x LEAKS blocks there. */
+ * leak_some(): a report must show 2 x LEAKS blocks there. `wl_threads N` makes
+ * N rounds a thread instead of ROUNDS (N a multiple of LEAKS). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 
 #define LEAKS 500
 #define ROUNDS 20000000
+
+static long rounds = ROUNDS;
 
 __attribute__((noinline)) static void leak_some(void **keep, int i)
 {
@@ -23,7 +26,7 @@ static void *worker(void *arg)
     char *grow = NULL;
     size_t cap = 0, len = 0;
     uint64_t sum = 0;
-    for (long i = 0; i < ROUNDS; i++) {
+    for (long i = 0; i < rounds; i++) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -43,8 +46,8 @@ static void *worker(void *arg)
         }
         grow[len++] = (char)rng;
         sum += (unsigned char)slot[k][0];
-        if (i % (ROUNDS / LEAKS) == 0 && i / (ROUNDS / LEAKS) < LEAKS)
-            leak_some(keep, (int)(i / (ROUNDS / LEAKS)));
+        if (i % (rounds / LEAKS) == 0 && i / (rounds / LEAKS) < LEAKS)
+            leak_some(keep, (int)(i / (rounds / LEAKS)));
     }
     for (int k = 0; k < 1024; k++)
         free(slot[k]);
@@ -52,8 +55,10 @@ static void *worker(void *arg)
     return (void *)(uintptr_t)sum;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && atol(argv[1]) >= LEAKS)
+        rounds = atol(argv[1]) / LEAKS * LEAKS;
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
