@@ -229,7 +229,11 @@ static void install_fatal_handlers(void)
         if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL)
             continue; // the program (or its parent) chose something: keep it
         struct sigaction sa = {.sa_handler = on_fatal, .sa_flags = SA_ONSTACK};
+        // A second fatal signal on the reporting thread waits: it would find
+        // the report begun and wait for it, on the thread that writes it.
         sigemptyset(&sa.sa_mask);
+        for (size_t j = 0; j < sizeof fatal_signals / sizeof *fatal_signals; j++)
+            sigaddset(&sa.sa_mask, fatal_signals[j]);
         sigaction(fatal_signals[i], &sa, NULL);
     }
 }
