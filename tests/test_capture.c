@@ -248,12 +248,14 @@ static void ending_sampling_should_start_the_fold_thread(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* This program again, as `test_capture ROLE`, with only `env` for its
- * environment (capture reads it before main). @return its wait status. */
-static int rerun(const char *role, char *const env[])
+/* This program again, as `test_capture ROLE`, with `var` ("NAME=value") for
+ * its whole environment (capture reads it before main). @return its wait
+ * status. */
+static int rerun(const char *role, const char *var)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        char *env[] = {strdup(var), NULL};
         execle("/proc/self/exe", "test_capture", role, (char *)NULL, env);
         _exit(127);
     }
@@ -261,6 +263,14 @@ static int rerun(const char *role, char *const env[])
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return -1;
     return status;
+}
+
+/* The rerun as ROLE with `var` exits with status 0. */
+static void role_should_pass(const char *role, const char *var)
+{
+    int status = rerun(role, var);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void *alloc_some(void *arg)
@@ -313,21 +323,13 @@ static int role(const char *r)
 static void starting_sampled_should_start_no_fold_thread(void **state)
 {
     (void)state;
-    static char rate[] = "MEMSCOPE_SAMPLE_RATE=0.5";
-    char *env[] = {rate, NULL};
-    int status = rerun("sampled-start", env);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    role_should_pass("sampled-start", "MEMSCOPE_SAMPLE_RATE=0.5");
 }
 
 static void exited_threads_should_fold_while_sampling(void **state)
 {
     (void)state;
-    static char rate[] = "MEMSCOPE_SAMPLE_RATE=0.01";
-    char *env[] = {rate, NULL};
-    int status = rerun("sampled-threads", env);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    role_should_pass("sampled-threads", "MEMSCOPE_SAMPLE_RATE=0.01");
 }
 
 /* SIGTERM on a thread that holds the fold lock (while sampling, recording
@@ -338,9 +340,7 @@ static void a_signal_in_a_fold_should_still_write_the_report(void **state)
     (void)state;
     const char *out = "term_in_fold.json";
     unlink(out);
-    static char output[] = "MEMSCOPE_OUTPUT=term_in_fold.json";
-    char *env[] = {output, NULL};
-    int status = rerun("term-in-fold", env);
+    int status = rerun("term-in-fold", "MEMSCOPE_OUTPUT=term_in_fold.json");
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
     FILE *f = fopen(out, "r");

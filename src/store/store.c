@@ -1175,7 +1175,7 @@ static void cache(ms_event_store *s, ms__tbuf *b)
 {
     ms__tl.id = s->id;
     ms__tl.buf = b;
-    if (s->global)
+    if (s == ms_atomic_load_relaxed(&global_store))
         ms__tl.gbuf = b;
 }
 
@@ -1344,11 +1344,7 @@ static void fork_child(void)
 
 /* ------------------------------------------------------ store lifecycle */
 
-void ms__store_set_global(ms_event_store *s)
-{
-    s->global = true;
-    ms_atomic_store_release(&global_store, s);
-}
+void ms__store_set_global(ms_event_store *s) { ms_atomic_store_release(&global_store, s); }
 
 ms_event_store *ms__store_new(size_t retained_bytes)
 {
@@ -1428,7 +1424,7 @@ void ms__store_free(ms_event_store *s)
         ms__tl.id = 0;
         ms__tl.buf = NULL;
     }
-    if (s->global)
+    if (s == ms_atomic_load_relaxed(&global_store))
         ms__tl.gbuf = NULL;
     ms__pages_free(s, sizeof *s);
 }

@@ -106,9 +106,6 @@ typedef struct ms__stream_pos {
 
 struct ms_event_store {
     uint64_t id; /* unique for the process's life: TLS caches key on it */
-    /* The global tracker's: each thread's buffer is also in ms__tl.gbuf. Set
-     * before anything is recorded (ms__store_set_global). */
-    bool global;
     /* The coarse clock, while a background folder runs (0: none, records
      * read the tick counter). Advanced by each fold, under the fold lock;
      * read by recording threads. It shares its line only with what recording
@@ -313,8 +310,8 @@ void ms__store_record_at(ms_event_store *s, uint64_t tick, ms_memory_event e);
  * tracker under capture. A child after fork() folds inline again.
  * @return 0, or MS_ENOMEM when no thread could be started. */
 int ms__store_start_folder(ms_event_store *s);
-/* Make s the global tracker's store (`global`), before anything is recorded.
- * pre: s is never freed. */
+/* Make s the global tracker's store, before anything is recorded: each
+ * thread's buffer in it is also in ms__tl.gbuf. pre: s is never freed. */
 void ms__store_set_global(ms_event_store *s);
 
 /* Fold what every thread has published, then hold the fold lock so the live
