@@ -6,6 +6,10 @@
 #   e.g. bench/interleave.sh 7 'native=build/bench/wl_trees' \
 #        'sampled=build/memscope run -q --sample-rate 0.01 -o /tmp/t.json -- build/bench/wl_trees'
 # A command is run by bash (it may set variables: 'X=1 prog'); its output is dropped.
+# With INTERLEAVE_CPU=1 the figures are CPU time (user + system, the command's
+# processes and threads together) instead of wall time: on a machine whose
+# other guests steal time, CPU time moves less, though it counts a second
+# thread's work that wall time may overlap.
 set -euo pipefail
 if [ $# -lt 2 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
   echo "usage: bench/interleave.sh RUNS 'LABEL=COMMAND' ..." >&2
@@ -25,6 +29,17 @@ done
 declare -a times
 for ((r = 0; r < runs; r++)); do
   for i in "${!cmds[@]}"; do
+    if [ "${INTERLEAVE_CPU:-0}" = 1 ]; then
+      # bash's `times`: its children's user and system time, as 0m0.123s.
+      if ! cpu=$(bash -c "{ ${cmds[$i]}; } >/dev/null 2>&1 || exit 1; times" | tail -1); then
+        echo "interleave.sh: '${labels[$i]}' failed: ${cmds[$i]}" >&2
+        exit 1
+      fi
+      times[$i]+="$(awk '{ t = 0
+        for (k = 1; k <= 2; k++) { split($k, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%d", t * 1000 }' <<<"$cpu") "
+      continue
+    fi
     start=$(date +%s%N)
     if ! bash -c "${cmds[$i]}" >/dev/null 2>&1; then
       echo "interleave.sh: '${labels[$i]}' failed: ${cmds[$i]}" >&2

@@ -150,14 +150,44 @@ static void seg_release(ms_event_store *s, ms__seg *g)
     ms_atomic_add_relaxed(&s->segs_allocated, (uint64_t)-1);
 }
 
-/* pre: fold lock held; the owner no longer writes g. */
+/* How many spare segments a thread may hold: several under a background
+ * folder, which a thread may outrun between its folds; else one, as each full
+ * segment folds. */
+static uint32_t spare_cap(const ms_event_store *s)
+{
+    return ms_atomic_load_relaxed(&s->bg_fold) ? SPARE_CHAIN : 1;
+}
+
+/* Push g on b's spare chain unless b holds its share already. The folder is
+ * the only pusher and the owner takes the whole chain, so a head seen here
+ * cannot come back between the load and the compare-and-swap (no ABA).
+ * pre: fold lock held. */
+static bool give_spare(ms_event_store *s, ms__tbuf *b, ms__seg *g)
+{
+    ms__seg *head = ms_atomic_load_acquire(&b->spare);
+    for (;;) {
+        if (!head)
+            b->spares_given = 0; // the owner took them all
+        if (b->spares_given + ms_atomic_load_relaxed(&b->own_count) >= spare_cap(s))
+            return false;
+        ms_atomic_store_relaxed(&g->next, head);
+        if (ms_atomic_cas_acq_rel(&b->spare, &head, g))
+            break;
+    }
+    b->spares_given++;
+    return true;
+}
+
+/* Give g back to its owner (as a spare, so that a thread outrunning the
+ * folder finds one instead of mapping a new segment while the folder unmaps
+ * old ones), else keep it on the free list, else unmap it.
+ * pre: fold lock held; the owner no longer writes g. */
 static void seg_recycle(ms_event_store *s, ms__tbuf *b, ms__seg *g)
 {
     ms_atomic_store_relaxed(&g->count, 0);
     ms_atomic_store_relaxed(&g->next, NULL);
-    if (b && ms_atomic_load_acquire(&b->spare) == NULL &&
-        !(ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE)) {
-        ms_atomic_store_release(&b->spare, g);
+    if (b && !(ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE) && give_spare(s, b, g)) {
+        return;
     } else if (s->free_seg_count < MAX_FREE_SEGS) {
         ms_atomic_store_relaxed(&g->next, s->free_segs);
         s->free_segs = g;
@@ -828,17 +858,16 @@ static void refill_spares(ms_event_store *s)
             ms_atomic_load_relaxed(&b->own_count) > 1 ||
             (ms_atomic_load_acquire(&b->state) & MS__TB_THREAD_GONE))
             continue;
-        // Several under a background folder, which a thread may outrun
-        // between its folds; else one, as each full segment folds.
-        int want = ms_atomic_load_relaxed(&s->bg_fold) ? SPARE_CHAIN : 1;
         ms__seg *chain = NULL;
-        for (int k = 0; k < want && s->free_segs; k++) {
+        uint32_t k = 0;
+        for (uint32_t want = spare_cap(s); k < want && s->free_segs; k++) {
             ms__seg *g = s->free_segs;
             s->free_segs = ms_atomic_load_relaxed(&g->next);
             s->free_seg_count--;
             ms_atomic_store_relaxed(&g->next, chain);
             chain = g;
         }
+        b->spares_given = k;
         ms_atomic_store_release(&b->spare, chain);
     }
 }

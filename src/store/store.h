@@ -74,16 +74,18 @@ typedef struct ms__tbuf {
     /* 1 while the owner is anywhere inside a push (owner only: it guards
      * against a signal handler recording on the same thread mid-push). */
     volatile sig_atomic_t busy;
-    /* A recycled segment handed back by the folder (release); the owner takes
-     * it with an exchange. */
+    /* Recycled segments handed back by the folder, a chain through `next`
+     * (pushed with a compare-and-swap, release); the owner takes the whole
+     * chain with an exchange. */
     _Atomic(ms__seg *) spare;
 
     /* Folder only (under the store's fold lock). */
     alignas(MS_CACHE_LINE) ms__seg *rd_seg;
     uint32_t rd_idx;
     uint64_t last_folded_tick;
-    uint64_t order; /* registration order: breaks ties between equal ticks */
-    bool waiting;   /* its next record waits for an address (store.c) */
+    uint64_t order;        /* registration order: breaks ties between equal ticks */
+    uint32_t spares_given; /* segments pushed on `spare` since it was last seen empty */
+    bool waiting;          /* its next record waits for an address (store.c) */
     struct ms__tbuf *store_next;
 
     /* Lifetime. */
