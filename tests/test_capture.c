@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -248,10 +249,10 @@ static void ending_sampling_should_start_the_fold_thread(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* This program again, as `test_capture ROLE`, with `var` ("NAME=value") for
- * its whole environment (capture reads it before main). @return its wait
- * status. */
-static int rerun(const char *role, const char *var)
+/* Start this program again, as `test_capture ROLE`, with `var`
+ * ("NAME=value") for its whole environment (capture reads it before main).
+ * @return its pid, or -1. */
+static pid_t start_role(const char *role, const char *var)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -259,6 +260,14 @@ static int rerun(const char *role, const char *var)
         execle("/proc/self/exe", "test_capture", role, (char *)NULL, env);
         _exit(127);
     }
+    return pid;
+}
+
+/* Run this program again as ROLE with `var` (start_role). @return its wait
+ * status. */
+static int rerun(const char *role, const char *var)
+{
+    pid_t pid = start_role(role, var);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return -1;
@@ -317,6 +326,19 @@ static int role(const char *r)
         free(p);
         return 4;
     }
+    if (strcmp(r, "fork-loop") == 0) {
+        for (;;) { // until a signal ends it
+            for (int i = 0; i < 1000; i++) {
+                void *volatile q = malloc(64);
+                free(q);
+            }
+            pid_t pid = fork();
+            if (pid == 0)
+                _exit(0);
+            if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+                return 5;
+        }
+    }
     return 127;
 }
 
@@ -332,15 +354,9 @@ static void exited_threads_should_fold_while_sampling(void **state)
     role_should_pass("sampled-threads", "MEMSCOPE_SAMPLE_RATE=0.01");
 }
 
-/* SIGTERM on a thread that holds the fold lock (while sampling, recording
- * threads fold) waits until the lock is let go, then writes the report: it
- * used to wait on the lock for good, until capture's 30 s alarm. */
-static void a_signal_in_a_fold_should_still_write_the_report(void **state)
+/* `status` is death by SIGTERM, and OUT holds a report. */
+static void should_report_and_die_of_sigterm(int status, const char *out)
 {
-    (void)state;
-    const char *out = "term_in_fold.json";
-    unlink(out);
-    int status = rerun("term-in-fold", "MEMSCOPE_OUTPUT=term_in_fold.json");
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
     FILE *f = fopen(out, "r");
@@ -350,6 +366,50 @@ static void a_signal_in_a_fold_should_still_write_the_report(void **state)
     fclose(f);
     assert_non_null(strstr(head, "{"));
     unlink(out);
+}
+
+/* SIGTERM on a thread that holds the fold lock (while sampling, recording
+ * threads fold) waits until the lock is let go, then writes the report: it
+ * used to wait on the lock for good, until capture's 30 s alarm. */
+static void a_signal_in_a_fold_should_still_write_the_report(void **state)
+{
+    (void)state;
+    const char *out = "term_in_fold.json";
+    unlink(out);
+    should_report_and_die_of_sigterm(rerun("term-in-fold", "MEMSCOPE_OUTPUT=term_in_fold.json"),
+                                     out);
+}
+
+/* SIGTERM to a program that forks all the time: it used to land inside
+ * fork() about one time in two, where the report waited on a lock fork()
+ * held until capture's 30 s alarm, and no report was written. Five rounds,
+ * the signal at a different moment in each. */
+static void a_signal_inside_fork_should_still_write_the_report(void **state)
+{
+    (void)state;
+    const char *out = "term_in_fork.json";
+    for (int round = 0; round < 5; round++) {
+        unlink(out);
+        pid_t pid = start_role("fork-loop", "MEMSCOPE_OUTPUT=term_in_fork.json");
+        assert_true(pid > 0);
+        struct timespec pause = {0, (100 + 37 * round) * 1000000L};
+        nanosleep(&pause, NULL);
+        kill(pid, SIGTERM);
+        int status = 0;
+        pid_t got = 0;
+        for (int waited_ms = 0; got == 0 && waited_ms < 10000; waited_ms += 10) {
+            const struct timespec tick = {0, 10 * 1000000L};
+            nanosleep(&tick, NULL);
+            got = waitpid(pid, &status, WNOHANG);
+        }
+        if (got == 0) { // hung: the bug
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("round %d: no exit 10 s after SIGTERM", round);
+        }
+        assert_int_equal(got, pid);
+        should_report_and_die_of_sigterm(status, out);
+    }
 }
 
 static void fork_should_work_in_parent_and_child(void **state)
@@ -663,6 +723,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(starting_sampled_should_start_no_fold_thread),
         cmocka_unit_test(exited_threads_should_fold_while_sampling),
         cmocka_unit_test(a_signal_in_a_fold_should_still_write_the_report),
+        cmocka_unit_test(a_signal_inside_fork_should_still_write_the_report),
         cmocka_unit_test(stacks_should_name_every_caller),
         cmocka_unit_test(sampling_should_skip_frees_of_unsampled_blocks),
         cmocka_unit_test(reused_addresses_should_not_record_unsampled_frees),

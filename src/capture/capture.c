@@ -159,6 +159,9 @@ size_t ms__arena_size(const void *p) { return ((const size_t *)p)[-1]; }
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS,  SIGILL, SIGFPE, SIGABRT,
                                     SIGINT,  SIGTERM, SIGHUP, SIGQUIT};
+/* The fatal signals a thread does not cause by what it executes: they can
+ * wait until the thread lets go of a lock. */
+static const int async_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 static void say(const char *s)
 {
@@ -166,11 +169,33 @@ static void say(const char *s)
     (void)r;
 }
 
-/* A signal the thread that gets it did not cause by what it executes: it can
- * wait until the thread lets go of a lock. */
 static bool asynchronous(int sig)
 {
-    return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+    for (size_t i = 0; i < sizeof async_signals / sizeof *async_signals; i++)
+        if (sig == async_signals[i])
+            return true;
+    return false;
+}
+
+/* fork() with the asynchronous fatal signals blocked throughout. Inside
+ * fork, glibc holds its fork handlers' lock and its allocator's locks, and
+ * the store's handlers hold every fold lock: a report written there would
+ * wait on one of them (until the 30 s alarm, with no report). Blocked, the
+ * signal waits until fork returns; then the parent writes the report. A
+ * signal pending in the parent is not the child's (POSIX), and the child
+ * gets the program's mask back. */
+__attribute__((visibility("default"))) pid_t fork(void)
+{
+    sigset_t async, old;
+    sigemptyset(&async);
+    for (size_t i = 0; i < sizeof async_signals / sizeof *async_signals; i++)
+        sigaddset(&async, async_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &async, &old);
+    pid_t pid = ms__real_fork();
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
 }
 
 /* Write the report, then die of the same signal. The reporting thread takes
@@ -389,8 +414,8 @@ __attribute__((constructor(101))) static void capture_configure(void)
     else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
         fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
                 unwind);
-    ms__stack_warm_up();              // loads libgcc_s now, never inside a hook
-    (void)ms__real_usable_size(NULL); // looks it up now, never in a signal handler
+    ms__stack_warm_up();   // loads libgcc_s now, never inside a hook
+    ms__real_lookup_all(); // now, never in a signal handler or inside fork
 
     const char *out = getenv("MEMSCOPE_OUTPUT");
     if (out && *out) {
