@@ -9,10 +9,16 @@
  *    ms_tracker_free has finished the file), the same churn recorded with
  *    and without a stream (the program's time, the file's bytes per event,
  *    events lost), and the fastest program we have (TRACK/UNTRACK only).
+ * 3. The export's stall: a thread recording TRACK/UNTRACK pairs while
+ *    another exports a full 64 MiB retained log: the export's time and the
+ *    slowest of the recording thread's pairs (a thread whose segment fills
+ *    during the export folds, and waited for the export's fold lock).
  * Medians of 3. */
 #define _POSIX_C_SOURCE 200809L
 #include <memscope.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +228,72 @@ static void run_stream(const char *path, const char *tag)
     free(blocks);
 }
 
+typedef struct stall_ctx {
+    ms_tracker *t;
+    void **blocks;
+    atomic_int phase;  /* 0: warm up, 1: measure, 2: stop */
+    atomic_int warmed; /* the recorder measures from here */
+    uint64_t worst_ns; /* the slowest pair while phase was 1 */
+} stall_ctx;
+
+static void *stall_recorder(void *arg)
+{
+    stall_ctx *c = arg;
+    static const ms_site site = {"buf", "char *", "churn.c", 42, "stall"};
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    for (long i = 0; atomic_load(&c->phase) != 2; i++) {
+        uint64_t r = bench_rng_next(&rng);
+        size_t k = (size_t)(r % LIVE);
+        int phase = atomic_load_explicit(&c->phase, memory_order_relaxed);
+        uint64_t a = phase == 1 ? bench_now_ns() : 0;
+        ms_track_as(c->t, c->blocks[k], 16 + (r >> 56), &site);
+        ms_untrack(c->t, c->blocks[k]);
+        if (phase == 1) {
+            uint64_t d = bench_now_ns() - a;
+            if (d > c->worst_ns)
+                c->worst_ns = d;
+        }
+        if (i == 100000)
+            atomic_store(&c->warmed, 1);
+    }
+    return NULL;
+}
+
+static void run_stall(const char *path)
+{
+    double export_ms[REPS], worst_us[REPS];
+    void **blocks = malloc(LIVE * sizeof *blocks);
+    for (size_t k = 0; k < LIVE; k++)
+        blocks[k] = malloc(64);
+    for (int rep = 0; rep < REPS; rep++) {
+        ms_tracker *t = ms_tracker_with_retained_bytes(ms_tracker_new(), (size_t)64 << 20);
+        churn(t); // 4 M events: the log is full
+        stall_ctx c = {.t = t, .blocks = blocks};
+        pthread_t th;
+        if (pthread_create(&th, NULL, stall_recorder, &c) != 0)
+            exit(1);
+        while (!atomic_load(&c.warmed))
+            ;
+        atomic_store(&c.phase, 1);
+        uint64_t a = bench_now_ns();
+        if (ms_export_binary(t, path) < 0) {
+            fprintf(stderr, "bench_trace: %s\n", ms_last_error_message());
+            exit(1);
+        }
+        export_ms[rep] = (double)(bench_now_ns() - a) / 1e6;
+        atomic_store(&c.phase, 2);
+        pthread_join(th, NULL);
+        worst_us[rep] = (double)c.worst_ns / 1e3;
+        free_slots(t);
+        ms_tracker_free(t);
+    }
+    for (size_t k = 0; k < LIVE; k++)
+        free(blocks[k]);
+    free(blocks);
+    bench_metric("trace_export_full_log_ms_median", bench_median(export_ms, REPS), 1);
+    bench_metric("trace_export_worst_record_pair_us_median", bench_median(worst_us, REPS), 1);
+}
+
 int main(int argc, char **argv)
 {
     bench_init_output();
@@ -239,6 +311,7 @@ int main(int argc, char **argv)
     run(false, path, "");
     run(true, path, "");
     run_stream(path, "");
+    run_stall(path);
     unlink(path);
     return 0;
 }

@@ -2,7 +2,8 @@
  * chosen ticks show how a free read "too early" (before the allocation it
  * belongs to) is held and put back in order, and when it is not; and how a
  * captured allocation that merges before the free of its address (equal
- * ticks) waits for it. */
+ * ticks) waits for it; and how a visit of the retained log reads it without
+ * the fold lock. */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -269,6 +270,60 @@ static void held_free_should_be_counted_by_the_next_query(void **state)
     ms_event_store_free(s);
 }
 
+enum { VISITED = 1000 };
+
+typedef struct visit_ctx {
+    ms_event_store *s;
+    size_t n;           /* records visited */
+    bool in_order;      /* each the one recorded n-th */
+    bool lock_was_free; /* the fold lock was free during the visit */
+} visit_ctx;
+
+static void visit_while_recording(const ms__rec *r, void *arg)
+{
+    visit_ctx *v = arg;
+    if (r->ptr != 0x10000 + 16 * v->n)
+        v->in_order = false;
+    if (v->n++ != 0)
+        return;
+    // Mid-visit: the fold lock is free, and records folded now evict every
+    // chunk the visit started with. It still reads those it started with.
+    v->lock_was_free = ms__store_lock_within(v->s, 100000000u);
+    if (!v->lock_was_free)
+        return;
+    ms__store_unlock(v->s);
+    for (int i = 0; i < 8 * VISITED; i++)
+        ms_event_store_record(v->s, ms_event_allocate(0x900000 + 16 * (uintptr_t)i, 8, 1));
+    ms__store_lock_folded(v->s);
+    ms__store_unlock(v->s);
+}
+
+/* The binary export reads the retained log without the fold lock, so that
+ * recording threads that fold are not stalled for the length of its
+ * encoding: the chunks it reads stay as they were, however many records
+ * are folded and evicted meanwhile, and are freed when it ends. */
+static void visit_without_the_lock_should_read_what_was_retained(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    assert_int_equal(ms__store_set_retained(s, 64 * 1024), 0);
+    for (int i = 0; i < VISITED; i++)
+        ms_event_store_record(s, ms_event_allocate(0x10000 + 16 * (uintptr_t)i, 8, 1));
+    visit_ctx v = {.s = s, .in_order = true};
+    ms__store_lock_folded(s);
+    assert_int_equal(s->retained, VISITED); // all of them, in several chunks
+    ms__store_visit_retained_and_unlock(s, visit_while_recording, &v);
+    assert_true(v.lock_was_free);
+    assert_int_equal(v.n, VISITED);
+    assert_true(v.in_order);
+    ms__store_lock(s);
+    assert_true(s->evicted >= VISITED); // the visited chunks did go meanwhile
+    assert_int_equal(s->pins, 0);
+    assert_null(s->pinned_gone);
+    ms__store_unlock(s);
+    ms_event_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +337,7 @@ int main(void)
         cmocka_unit_test(allocation_at_an_address_never_freed_should_replace_the_block),
         cmocka_unit_test(waiting_allocations_should_replace_oldest_first),
         cmocka_unit_test(allocation_not_from_capture_should_replace_at_once),
+        cmocka_unit_test(visit_without_the_lock_should_read_what_was_retained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,9 @@ struct ms__chunk {
     size_t n;
     uint64_t seq0;        /* the store's seq of ev[0] */
     uint64_t lost_before; /* streaming: records lost just before ev[0] */
-    char pad[MS_CACHE_LINE - sizeof(void *) - sizeof(size_t) - 2 * sizeof(uint64_t)];
+    ms__chunk *gone_next; /* evicted while pinned: the store's `pinned_gone` list */
+    size_t gone_bytes;    /* ... and its size then */
+    char pad[MS_CACHE_LINE - 2 * sizeof(void *) - 2 * sizeof(size_t) - 2 * sizeof(uint64_t)];
     ms__rec ev[];
 };
 
@@ -204,6 +206,30 @@ static size_t chunk_bytes(const ms_event_store *s)
     return sizeof(ms__chunk) + s->chunk_events * sizeof(ms__rec);
 }
 
+/* Free an evicted chunk, or, while a visit reads the log without the lock
+ * (ms__store_visit_retained_and_unlock), keep it until the last such visit
+ * ends. pre: fold lock held. */
+static void chunk_drop(ms_event_store *s, ms__chunk *c)
+{
+    if (s->pins == 0) {
+        ms__pages_free(c, chunk_bytes(s));
+        return;
+    }
+    c->gone_bytes = chunk_bytes(s);
+    c->gone_next = s->pinned_gone;
+    s->pinned_gone = c;
+}
+
+/* Free the chunks evicted while pinned. pre: fold lock held, no pins. */
+static void free_pinned_gone(ms_event_store *s)
+{
+    while (s->pinned_gone) {
+        ms__chunk *c = s->pinned_gone;
+        s->pinned_gone = c->gone_next;
+        ms__pages_free(c, c->gone_bytes);
+    }
+}
+
 int ms__store_set_retained(ms_event_store *s, size_t bytes)
 {
     fold_lock(s);
@@ -216,7 +242,7 @@ int ms__store_set_retained(ms_event_store *s, size_t bytes)
         ms__chunk *c = s->oldest;
         s->oldest = c->next;
         s->evicted += c->n;
-        ms__pages_free(c, chunk_bytes(s));
+        chunk_drop(s, c);
     }
     s->newest = NULL;
     s->nchunks = 0;
@@ -346,7 +372,8 @@ static void retain_in_log(ms_event_store *s, const ms__rec *r)
                 lose(s);
                 return;
             }
-            // Evict the oldest chunk and reuse its memory as the newest.
+            // Evict the oldest chunk and reuse its memory as the newest
+            // (new memory while a visit may still read it).
             c = s->oldest;
             s->oldest = c->next;
             s->evicted += c->n;
@@ -354,6 +381,13 @@ static void retain_in_log(ms_event_store *s, const ms__rec *r)
             s->nchunks--;
             if (!s->oldest)
                 s->newest = NULL;
+            if (ms_unlikely(s->pins != 0)) {
+                chunk_drop(s, c);
+                if (!(c = ms__pages_alloc(chunk_bytes(s)))) {
+                    lose(s);
+                    return;
+                }
+            }
         } else {
             c = ms__pages_alloc(chunk_bytes(s));
             if (!c) {
@@ -456,6 +490,30 @@ void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
     for (ms__chunk *c = s->oldest; c; c = c->next)
         for (size_t i = 0; i < c->n; i++)
             fn(&c->ev[i], ctx);
+}
+
+void ms__store_visit_retained_and_unlock(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
+{
+    // What is retained now: the chunks from the oldest to the newest, and the
+    // newest's records so far. Folds go on meanwhile. They append to the
+    // newest chunk only past `last_n`, and link a new chunk only to the
+    // newest (whose link is not read here); every chunk before it is full and
+    // stays as it is, since a pinned chunk is never reused (chunk_drop).
+    ms__chunk *c = s->oldest, *last = s->newest;
+    size_t last_n = last ? last->n : 0;
+    s->pins++;
+    fold_unlock(s);
+    for (; c; c = c->next) {
+        size_t n = c == last ? last_n : c->n;
+        for (size_t i = 0; i < n; i++)
+            fn(&c->ev[i], ctx);
+        if (c == last)
+            break;
+    }
+    fold_lock(s);
+    if (--s->pins == 0)
+        free_pinned_gone(s);
+    fold_unlock(s);
 }
 
 /* Raise the coarse clock to `to` unless it is already there. @return its
@@ -1355,6 +1413,8 @@ static void fork_child(void)
         ms_atomic_store_relaxed(&s->folder_wanted, false); // and the child folds inline
         ms_atomic_store_relaxed(&s->coarse, 0);            // nor its clock: read the tick counter
         ms_atomic_store_relaxed(&s->late_lock, false);     // its holder is not in the child either
+        s->pins = 0; // and no visit that pinned the log goes on there
+        free_pinned_gone(s);
         if (s->streaming) // nor the stream's writer: the tracker starts its own (trace/stream.c)
             ms__store_stream_end(s);
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
@@ -1437,6 +1497,7 @@ void ms__store_free(ms_event_store *s)
         s->free_segs = ms_atomic_load_relaxed(&g->next);
         seg_release(s, g);
     }
+    free_pinned_gone(s); // none: a visit ends before its tracker is freed
     while (s->oldest) {
         ms__chunk *c = s->oldest;
         s->oldest = c->next;

@@ -592,8 +592,7 @@ static int build_binary(ms_tracker *t, ms__buf *out)
     size_t header_len = ms__tw_out(w)->len;
     ms__tw_config(w, ms__tracker_sampling(t), r->is_estimate);
     ms__store_lock_folded(t->store);
-    ms__store_visit_retained(t->store, visit_event, w);
-    ms__store_unlock(t->store);
+    ms__store_visit_retained_and_unlock(t->store, visit_event, w);
     ms__tw_flush(w);
     ms__tw_samples(w, r->system_snapshots, r->system_snapshot_count);
     ms__tw_trailer(w, (uint64_t)(r->duration_sec * 1e9 + 0.5), r->system_snapshots_overwritten,
