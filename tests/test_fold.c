@@ -270,14 +270,42 @@ static void held_free_should_be_counted_by_the_next_query(void **state)
     ms_event_store_free(s);
 }
 
-enum { VISITED = 1000 };
+/* 6 full chunks of 170 records under a 64 KiB budget: the newest is full
+ * when the visit starts, and the first fold meanwhile links it a successor. */
+enum { VISITED = 6 * 170 };
 
 typedef struct visit_ctx {
     ms_event_store *s;
     size_t n;           /* records visited */
     bool in_order;      /* each the one recorded n-th */
     bool lock_was_free; /* the fold lock was free during the visit */
+    size_t second_n;    /* records a second visit meanwhile saw */
+    uint64_t retained_then;
 } visit_ctx;
+
+static void count_visit(const ms__rec *r, void *arg)
+{
+    (void)r;
+    ++*(size_t *)arg;
+}
+
+/* Another thread, mid-visit: records and folds enough to evict every chunk
+ * the visit started with, then visits too (under the lock: one visit at a
+ * time goes without it). */
+static void *record_and_visit(void *arg)
+{
+    visit_ctx *v = arg;
+    v->lock_was_free = ms__store_lock_within(v->s, 100000000u);
+    if (!v->lock_was_free)
+        return NULL;
+    ms__store_unlock(v->s);
+    for (int i = 0; i < 8 * VISITED; i++)
+        ms_event_store_record(v->s, ms_event_allocate(0x900000 + 16 * (uintptr_t)i, 8, 2));
+    ms__store_lock_folded(v->s);
+    v->retained_then = v->s->retained;
+    ms__store_visit_retained_and_unlock(v->s, count_visit, &v->second_n);
+    return NULL;
+}
 
 static void visit_while_recording(const ms__rec *r, void *arg)
 {
@@ -286,16 +314,9 @@ static void visit_while_recording(const ms__rec *r, void *arg)
         v->in_order = false;
     if (v->n++ != 0)
         return;
-    // Mid-visit: the fold lock is free, and records folded now evict every
-    // chunk the visit started with. It still reads those it started with.
-    v->lock_was_free = ms__store_lock_within(v->s, 100000000u);
-    if (!v->lock_was_free)
-        return;
-    ms__store_unlock(v->s);
-    for (int i = 0; i < 8 * VISITED; i++)
-        ms_event_store_record(v->s, ms_event_allocate(0x900000 + 16 * (uintptr_t)i, 8, 1));
-    ms__store_lock_folded(v->s);
-    ms__store_unlock(v->s);
+    pthread_t th;
+    if (pthread_create(&th, NULL, record_and_visit, v) == 0)
+        pthread_join(th, NULL);
 }
 
 /* The binary export reads the retained log without the fold lock, so that
@@ -311,11 +332,14 @@ static void visit_without_the_lock_should_read_what_was_retained(void **state)
         ms_event_store_record(s, ms_event_allocate(0x10000 + 16 * (uintptr_t)i, 8, 1));
     visit_ctx v = {.s = s, .in_order = true};
     ms__store_lock_folded(s);
-    assert_int_equal(s->retained, VISITED); // all of them, in several chunks
+    assert_int_equal(s->retained, VISITED); // all of them, in full chunks
+    assert_int_equal(VISITED % s->chunk_events, 0); // the newest chunk is full
     ms__store_visit_retained_and_unlock(s, visit_while_recording, &v);
     assert_true(v.lock_was_free);
     assert_int_equal(v.n, VISITED);
     assert_true(v.in_order);
+    assert_true(v.retained_then > 0);
+    assert_int_equal(v.second_n, v.retained_then);
     ms__store_lock(s);
     assert_true(s->evicted >= VISITED); // the visited chunks did go meanwhile
     assert_int_equal(s->pins, 0);

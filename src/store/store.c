@@ -207,8 +207,8 @@ static size_t chunk_bytes(const ms_event_store *s)
 }
 
 /* Free an evicted chunk, or, while a visit reads the log without the lock
- * (ms__store_visit_retained_and_unlock), keep it until the last such visit
- * ends. pre: fold lock held. */
+ * (ms__store_visit_retained_and_unlock), keep it until the visit ends.
+ * pre: fold lock held. */
 static void chunk_drop(ms_event_store *s, ms__chunk *c)
 {
     if (s->pins == 0) {
@@ -220,13 +220,14 @@ static void chunk_drop(ms_event_store *s, ms__chunk *c)
     s->pinned_gone = c;
 }
 
-/* Free the chunks evicted while pinned. pre: fold lock held, no pins. */
-static void free_pinned_gone(ms_event_store *s)
+/* Free a list of chunks evicted while pinned (taken off the store under the
+ * fold lock; freed after it, so that folds do not wait for the unmapping). */
+static void free_gone_chunks(ms__chunk *c)
 {
-    while (s->pinned_gone) {
-        ms__chunk *c = s->pinned_gone;
-        s->pinned_gone = c->gone_next;
+    while (c) {
+        ms__chunk *next = c->gone_next;
         ms__pages_free(c, c->gone_bytes);
+        c = next;
     }
 }
 
@@ -499,9 +500,19 @@ void ms__store_visit_retained_and_unlock(ms_event_store *s, ms__rec_visit_fn fn,
     // newest chunk only past `last_n`, and link a new chunk only to the
     // newest (whose link is not read here); every chunk before it is full and
     // stays as it is, since a pinned chunk is never reused (chunk_drop).
+    //
+    // One such visit at a time: a second visits under the lock, so that the
+    // chunks set aside are freed at the end of each (overlapping visits
+    // would keep some pin on the log, and its memory would grow for as long
+    // as they overlap).
+    if (s->pins != 0) {
+        ms__store_visit_retained(s, fn, ctx);
+        fold_unlock(s);
+        return;
+    }
     ms__chunk *c = s->oldest, *last = s->newest;
     size_t last_n = last ? last->n : 0;
-    s->pins++;
+    s->pins = 1;
     fold_unlock(s);
     for (; c; c = c->next) {
         size_t n = c == last ? last_n : c->n;
@@ -511,9 +522,11 @@ void ms__store_visit_retained_and_unlock(ms_event_store *s, ms__rec_visit_fn fn,
             break;
     }
     fold_lock(s);
-    if (--s->pins == 0)
-        free_pinned_gone(s);
+    s->pins = 0;
+    ms__chunk *gone = s->pinned_gone;
+    s->pinned_gone = NULL;
     fold_unlock(s);
+    free_gone_chunks(gone);
 }
 
 /* Raise the coarse clock to `to` unless it is already there. @return its
@@ -1414,7 +1427,8 @@ static void fork_child(void)
         ms_atomic_store_relaxed(&s->coarse, 0);            // nor its clock: read the tick counter
         ms_atomic_store_relaxed(&s->late_lock, false);     // its holder is not in the child either
         s->pins = 0; // and no visit that pinned the log goes on there
-        free_pinned_gone(s);
+        free_gone_chunks(s->pinned_gone);
+        s->pinned_gone = NULL;
         if (s->streaming) // nor the stream's writer: the tracker starts its own (trace/stream.c)
             ms__store_stream_end(s);
         for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
@@ -1497,7 +1511,10 @@ void ms__store_free(ms_event_store *s)
         s->free_segs = ms_atomic_load_relaxed(&g->next);
         seg_release(s, g);
     }
-    free_pinned_gone(s); // none: a visit ends before its tracker is freed
+    // None unless the caller frees the tracker while exporting it (misuse:
+    // the export then reads freed memory whatever is done here).
+    free_gone_chunks(s->pinned_gone);
+    s->pinned_gone = NULL;
     while (s->oldest) {
         ms__chunk *c = s->oldest;
         s->oldest = c->next;

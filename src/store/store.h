@@ -153,8 +153,8 @@ struct ms_event_store {
     /* Retained log: a FIFO of chunks, oldest first. */
     size_t retained_budget, chunk_events, max_chunks, nchunks;
     ms__chunk *oldest, *newest;
-    /* Visits reading the log without the fold lock, and the chunks evicted
-     * meanwhile (freed when the last visit ends). */
+    /* 1 while a visit reads the log without the fold lock (at most one), and
+     * the chunks evicted meanwhile (freed when it ends). */
     uint32_t pins;
     ms__chunk *pinned_gone;
     uint64_t retained, evicted;
@@ -374,8 +374,9 @@ void ms__store_visit_retained(ms_event_store *s, ms__rec_visit_fn fn, void *ctx)
  * first: recording threads that fold, or wait for the folder, go on
  * meanwhile (a long visit, such as the binary export's encoding, stalled
  * them). The log's chunks are pinned for the visit: one evicted meanwhile
- * is freed when the last visit ends (new records take new memory until
- * then). pre: under ms__store_lock_folded; post: the lock is let go. */
+ * is freed when the visit ends (new records take new memory until then).
+ * One such visit at a time: another that starts meanwhile visits under the
+ * lock. pre: under ms__store_lock_folded; post: the lock is let go. */
 void ms__store_visit_retained_and_unlock(ms_event_store *s, ms__rec_visit_fn fn, void *ctx);
 /* Exact figures of the live state plus the store-level counters. */
 void ms__store_stats_locked(ms_event_store *s, ms_memory_stats *out);
