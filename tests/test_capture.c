@@ -5,6 +5,7 @@
  * each case: cmocka allocates too, between the cases. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -249,13 +250,18 @@ static void ending_sampling_should_start_the_fold_thread(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* The fork-loop role says on this descriptor that it is under way. */
+#define LOOP_READY_FD 9
+
 /* Start this program again, as `test_capture ROLE`, with `var`
  * ("NAME=value") for its whole environment (capture reads it before main).
  * @return its pid, or -1. */
-static pid_t start_role(const char *role, const char *var)
+static pid_t start_role(const char *role, const char *var, int ready_fd)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (ready_fd >= 0 && dup2(ready_fd, LOOP_READY_FD) < 0)
+            _exit(126);
         char *env[] = {strdup(var), NULL};
         execle("/proc/self/exe", "test_capture", role, (char *)NULL, env);
         _exit(127);
@@ -267,7 +273,7 @@ static pid_t start_role(const char *role, const char *var)
  * status. */
 static int rerun(const char *role, const char *var)
 {
-    pid_t pid = start_role(role, var);
+    pid_t pid = start_role(role, var, -1);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return -1;
@@ -327,7 +333,7 @@ static int role(const char *r)
         return 4;
     }
     if (strcmp(r, "fork-loop") == 0) {
-        for (;;) { // until a signal ends it
+        for (bool told = false;; told = true) { // until a signal ends it
             for (int i = 0; i < 1000; i++) {
                 void *volatile q = malloc(64);
                 free(q);
@@ -337,6 +343,11 @@ static int role(const char *r)
                 _exit(0);
             if (pid < 0 || waitpid(pid, NULL, 0) != pid)
                 return 5;
+            if (!told) { // capture is up and a fork is done: the test may signal
+                ssize_t w = write(LOOP_READY_FD, "x", 1);
+                (void)w;
+                close(LOOP_READY_FD);
+            }
         }
     }
     return 127;
@@ -390,9 +401,15 @@ static void a_signal_inside_fork_should_still_write_the_report(void **state)
     const char *out = "term_in_fork.json";
     for (int round = 0; round < 5; round++) {
         unlink(out);
-        pid_t pid = start_role("fork-loop", "MEMSCOPE_OUTPUT=term_in_fork.json");
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t pid = start_role("fork-loop", "MEMSCOPE_OUTPUT=term_in_fork.json", ready[1]);
         assert_true(pid > 0);
-        struct timespec pause = {0, (100 + 37 * round) * 1000000L};
+        close(ready[1]);
+        char byte; // its handlers are in place once it has forked once
+        assert_int_equal(read(ready[0], &byte, 1), 1);
+        close(ready[0]);
+        struct timespec pause = {0, (10 + 37 * round) * 1000000L};
         nanosleep(&pause, NULL);
         kill(pid, SIGTERM);
         int status = 0;

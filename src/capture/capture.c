@@ -177,26 +177,29 @@ static bool asynchronous(int sig)
     return false;
 }
 
-/* fork() with the asynchronous fatal signals blocked throughout. Inside
- * fork, glibc holds its fork handlers' lock and its allocator's locks, and
- * the store's handlers hold every fold lock: a report written there would
- * wait on one of them (until the 30 s alarm, with no report). Blocked, the
- * signal waits until fork returns; then the parent writes the report. A
- * signal pending in the parent is not the child's (POSIX), and the child
- * gets the program's mask back. */
-__attribute__((visibility("default"))) pid_t fork(void)
+/* Inside fork(), glibc holds its allocator's locks and the store's fork
+ * handlers hold every fold lock: a report written there would wait on one
+ * of them (until the 30 s alarm, with no report). So the asynchronous fatal
+ * signals are blocked for that stretch, by fork handlers registered after
+ * the store's: glibc runs the prepare handlers in the reverse order of
+ * registration (ours before the store's takes the locks) and the others in
+ * order (ours after the store's has let them go). A signal that arrives
+ * meanwhile waits, and the parent writes the report when the mask is back;
+ * a signal pending in the parent is not the child's (POSIX). This covers
+ * every fork that runs fork handlers (fork, and glibc's daemon and forkpty
+ * through its internal one); vfork, posix_spawn and _Fork run none. */
+static _Thread_local sigset_t fork_saved_mask;
+
+static void fork_block_signals(void)
 {
-    sigset_t async, old;
+    sigset_t async;
     sigemptyset(&async);
     for (size_t i = 0; i < sizeof async_signals / sizeof *async_signals; i++)
         sigaddset(&async, async_signals[i]);
-    pthread_sigmask(SIG_BLOCK, &async, &old);
-    pid_t pid = ms__real_fork();
-    int saved = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
-    return pid;
+    pthread_sigmask(SIG_BLOCK, &async, &fork_saved_mask);
 }
+
+static void fork_restore_signals(void) { pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL); }
 
 /* Write the report, then die of the same signal. The reporting thread takes
  * its memory from the arena: the signal may have come from inside malloc. */
@@ -360,6 +363,12 @@ static void fork_child(void)
     ms__free(cur);
 }
 
+static void fork_child_then_restore(void)
+{
+    fork_child();
+    fork_restore_signals();
+}
+
 /* Read MEMSCOPE_* once, before main (a constructor: the environment is not
  * set up yet when the dynamic loader makes its first allocations). */
 __attribute__((constructor(101))) static void capture_configure(void)
@@ -414,8 +423,8 @@ __attribute__((constructor(101))) static void capture_configure(void)
     else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
         fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
                 unwind);
-    ms__stack_warm_up();   // loads libgcc_s now, never inside a hook
-    ms__real_lookup_all(); // now, never in a signal handler or inside fork
+    ms__stack_warm_up();              // loads libgcc_s now, never inside a hook
+    (void)ms__real_usable_size(NULL); // looks it up now, never in a signal handler
 
     const char *out = getenv("MEMSCOPE_OUTPUT");
     if (out && *out) {
@@ -429,7 +438,8 @@ __attribute__((constructor(101))) static void capture_configure(void)
         }
         install_fatal_handlers();
     }
-    pthread_atfork(NULL, NULL, fork_child);
+    // After the store's handlers, so that ours enclose them (fork_block_signals).
+    pthread_atfork(fork_block_signals, fork_restore_signals, fork_child_then_restore);
     // Recording threads only append; the fold runs beside them. Not while
     // sampling: a second thread would make glibc's malloc take its arena
     // lock at every call its thread cache cannot serve (a process with one

@@ -2,13 +2,12 @@
  * place that knows glibc's entry points. glibc exports __libc_malloc and its
  * siblings (version GLIBC_2.2.5), so the hooks reach the real allocator
  * without dlsym: nothing has to be looked up, or allocated, before the first
- * malloc can be served, even inside the dynamic loader. malloc_usable_size and
- * fork have no such alias and are looked up once (real_glibc.c). */
+ * malloc can be served, even inside the dynamic loader. malloc_usable_size has
+ * no such alias and is looked up once, lazily (real_glibc.c). */
 #ifndef MS_CAPTURE_REAL_H
 #define MS_CAPTURE_REAL_H
 
 #include <stddef.h>
-#include <sys/types.h>
 
 extern void *__libc_malloc(size_t n);
 extern void __libc_free(void *p);
@@ -24,12 +23,5 @@ extern void *__libc_memalign(size_t alignment, size_t n);
 
 /* glibc's malloc_usable_size (found with dlsym(RTLD_NEXT) on first use). */
 size_t ms__real_usable_size(void *p);
-
-/* glibc's fork, found the same way (capture defines fork: capture.c). */
-pid_t ms__real_fork(void);
-
-/* Look both up now (at capture's start), never later in a signal handler
- * or inside fork. */
-void ms__real_lookup_all(void);
 
 #endif
