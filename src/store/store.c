@@ -37,6 +37,9 @@ static ms_event_store *_Atomic global_store; /* the global tracker's (never free
 #define BG_BACKLOG_SEGS 16u /* 3 MiB */
 #define MAX_FREE_SEGS 16u
 #define SPARE_CHAIN 8 /* segments handed to a thread at a time */
+/* Spares parked with threads, all threads together (6 MiB): idle threads
+ * keep theirs, and a program with many threads must not keep 8 each. */
+#define MAX_PARKED_SEGS 32
 
 struct ms__chunk {
     ms__chunk *next;
@@ -166,6 +169,8 @@ static uint32_t spare_cap(const ms_event_store *s)
  * pre: fold lock held. */
 static bool give_spare(ms_event_store *s, ms__tbuf *b, ms__seg *g)
 {
+    if (ms_atomic_load_relaxed(&s->segs_parked) >= MAX_PARKED_SEGS)
+        return false;
     ms__seg *head = ms_atomic_load_acquire(&b->spare);
     for (;;) {
         if (!head)
@@ -177,6 +182,7 @@ static bool give_spare(ms_event_store *s, ms__tbuf *b, ms__seg *g)
             break;
     }
     b->spares_given++;
+    ms_atomic_add_relaxed(&s->segs_parked, 1);
     return true;
 }
 
@@ -891,6 +897,7 @@ static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
         for (ms__seg *g = lists[i]; g;) {
             ms__seg *next = ms_atomic_load_relaxed(&g->next);
             seg_release(s, g);
+            ms_atomic_add_relaxed(&s->segs_parked, -1);
             g = next;
         }
 }
@@ -939,6 +946,7 @@ static void refill_spares(ms_event_store *s)
             chain = g;
         }
         b->spares_given = k;
+        ms_atomic_add_relaxed(&s->segs_parked, (int64_t)k);
         ms_atomic_store_release(&b->spare, chain);
     }
 }
@@ -957,6 +965,7 @@ static ms__seg *take_spare(ms__tbuf *b)
         b->own_spares = ms_atomic_load_relaxed(&g->next);
         ms_atomic_store_relaxed(&g->next, NULL);
         n--;
+        ms_atomic_add_relaxed(&b->store->segs_parked, -1);
     }
     ms_atomic_store_relaxed(&b->own_count, n);
     return g;
@@ -1137,6 +1146,15 @@ uint64_t ms__store_bump_coarse(ms_event_store *s, ms__tbuf *b, uint64_t seen)
     return now > seen ? coarse_raise(s, now) : seen;
 }
 
+/* Segments mapped and not parked as some thread's spare: what the backlog
+ * limits count (spares that idle threads keep are no backlog). */
+static uint64_t segs_in_flight(ms_event_store *s)
+{
+    int64_t parked = ms_atomic_load_relaxed(&s->segs_parked);
+    uint64_t all = ms_atomic_load_relaxed(&s->segs_allocated);
+    return parked <= 0 ? all : (uint64_t)parked >= all ? 0 : all - (uint64_t)parked;
+}
+
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
 {
     ms__seg *g = take_spare(b);
@@ -1147,7 +1165,7 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
         // live state then stays in the cache of the folder's CPU, and the
         // folder gets this one.
         for (int waits = 0; !g && ms_atomic_load_relaxed(&s->bg_fold); waits++) {
-            if (ms_atomic_load_relaxed(&s->segs_allocated) < BG_BACKLOG_SEGS + MAX_FREE_SEGS)
+            if (segs_in_flight(s) < BG_BACKLOG_SEGS + MAX_FREE_SEGS)
                 g = seg_new(s);
             if (g || waits == 2000)
                 break;
