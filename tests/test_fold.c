@@ -332,7 +332,7 @@ static void visit_without_the_lock_should_read_what_was_retained(void **state)
         ms_event_store_record(s, ms_event_allocate(0x10000 + 16 * (uintptr_t)i, 8, 1));
     visit_ctx v = {.s = s, .in_order = true};
     ms__store_lock_folded(s);
-    assert_int_equal(s->retained, VISITED); // all of them, in full chunks
+    assert_int_equal(s->retained, VISITED);         // all of them, in full chunks
     assert_int_equal(VISITED % s->chunk_events, 0); // the newest chunk is full
     ms__store_visit_retained_and_unlock(s, visit_while_recording, &v);
     assert_true(v.lock_was_free);

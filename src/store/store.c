@@ -178,11 +178,12 @@ static bool give_spare(ms_event_store *s, ms__tbuf *b, ms__seg *g)
         if (b->spares_given + ms_atomic_load_relaxed(&b->own_count) >= spare_cap(s))
             return false;
         ms_atomic_store_relaxed(&g->next, head);
+        ms_atomic_add_relaxed(&s->segs_parked, 1); // before the owner can take it
         if (ms_atomic_cas_acq_rel(&b->spare, &head, g))
             break;
+        ms_atomic_add_relaxed(&s->segs_parked, (uint64_t)-1);
     }
     b->spares_given++;
-    ms_atomic_add_relaxed(&s->segs_parked, 1);
     return true;
 }
 
@@ -896,8 +897,8 @@ static void free_tbuf_segments(ms_event_store *s, ms__tbuf *b)
     for (int i = 0; i < 2; i++)
         for (ms__seg *g = lists[i]; g;) {
             ms__seg *next = ms_atomic_load_relaxed(&g->next);
+            ms_atomic_add_relaxed(&s->segs_parked, (uint64_t)-1);
             seg_release(s, g);
-            ms_atomic_add_relaxed(&s->segs_parked, -1);
             g = next;
         }
 }
@@ -946,7 +947,7 @@ static void refill_spares(ms_event_store *s)
             chain = g;
         }
         b->spares_given = k;
-        ms_atomic_add_relaxed(&s->segs_parked, (int64_t)k);
+        ms_atomic_add_relaxed(&s->segs_parked, k);
         ms_atomic_store_release(&b->spare, chain);
     }
 }
@@ -965,7 +966,7 @@ static ms__seg *take_spare(ms__tbuf *b)
         b->own_spares = ms_atomic_load_relaxed(&g->next);
         ms_atomic_store_relaxed(&g->next, NULL);
         n--;
-        ms_atomic_add_relaxed(&b->store->segs_parked, -1);
+        ms_atomic_add_relaxed(&b->store->segs_parked, (uint64_t)-1);
     }
     ms_atomic_store_relaxed(&b->own_count, n);
     return g;
@@ -1150,9 +1151,9 @@ uint64_t ms__store_bump_coarse(ms_event_store *s, ms__tbuf *b, uint64_t seen)
  * limits count (spares that idle threads keep are no backlog). */
 static uint64_t segs_in_flight(ms_event_store *s)
 {
-    int64_t parked = ms_atomic_load_relaxed(&s->segs_parked);
     uint64_t all = ms_atomic_load_relaxed(&s->segs_allocated);
-    return parked <= 0 ? all : (uint64_t)parked >= all ? 0 : all - (uint64_t)parked;
+    uint64_t parked = ms_atomic_load_relaxed(&s->segs_parked);
+    return parked < all ? all - parked : 0; // read apart: parked may pass all for a moment
 }
 
 bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)

@@ -129,9 +129,9 @@ struct ms_event_store {
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
     _Atomic uint64_t segs_allocated;
-    /* Of those, spares handed to threads and not taken into use yet (the
-     * folder adds, owners subtract: it may read below 0 for a moment). */
-    _Atomic int64_t segs_parked;
+    /* Of those, spares handed to threads and not taken into use yet (added
+     * before a spare is published, taken off before it is freed). */
+    _Atomic uint64_t segs_parked;
     _Atomic uint64_t next_order; /* registration order of thread buffers */
     _Atomic uint64_t seed_gen;   /* bumped when the sampling seed changes */
     _Atomic uint64_t seed;
