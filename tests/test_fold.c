@@ -3,7 +3,8 @@
  * belongs to) is held and put back in order, and when it is not; and how a
  * captured allocation that merges before the free of its address (equal
  * ticks) waits for it; and how a visit of the retained log reads it without
- * the fold lock. */
+ * the fold lock; and a fork in the middle of a record in the shared late
+ * buffer. */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "store/store.h"
 
@@ -348,6 +351,38 @@ static void visit_without_the_lock_should_read_what_was_retained(void **state)
     ms_event_store_free(s);
 }
 
+/* fork() in the middle of another thread's record in the shared late buffer
+ * (where threads that have handed their own buffer back record): that
+ * thread is not in the child, so the child's fork handler must take its
+ * half-made record back, or no record could go there again. */
+static void fork_inside_a_late_record_should_leave_the_child_able_to_record(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    assert_true(ms__store_push_late(s, MS_EVENT_ALLOCATE, 0x1000, 0, 8, 0));
+    assert_non_null(s->late);
+    // What a thread inside ms__store_push_late holds: the lock and a begun record.
+    ms_atomic_store_relaxed(&s->late_lock, true);
+    uint64_t tick;
+    assert_true(ms__store_begin(s, s->late, MS_EVENT_ALLOCATE, &tick));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        bool recorded = ms__store_push_late(s, MS_EVENT_ALLOCATE, 0x2000, 0, 8, 0);
+        ms_memory_stats st = stats_of(s);
+        _exit(recorded && st.total_allocations == 2 && st.dropped_events == 0 ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    ms__store_abort(s->late); // the parent's holder lets go as it would have
+    ms_atomic_store_release(&s->late_lock, false);
+    assert_true(ms__store_push_late(s, MS_EVENT_ALLOCATE, 0x3000, 0, 8, 0));
+    assert_int_equal(stats_of(s).total_allocations, 2);
+    ms_event_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +397,7 @@ int main(void)
         cmocka_unit_test(waiting_allocations_should_replace_oldest_first),
         cmocka_unit_test(allocation_not_from_capture_should_replace_at_once),
         cmocka_unit_test(visit_without_the_lock_should_read_what_was_retained),
+        cmocka_unit_test(fork_inside_a_late_record_should_leave_the_child_able_to_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

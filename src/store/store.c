@@ -1446,7 +1446,21 @@ static void fork_child(void)
         ms_atomic_store_relaxed(&s->bg_fold, false);       // the folder thread is not in the child
         ms_atomic_store_relaxed(&s->folder_wanted, false); // and the child folds inline
         ms_atomic_store_relaxed(&s->coarse, 0);            // nor its clock: read the tick counter
-        ms_atomic_store_relaxed(&s->late_lock, false);     // its holder is not in the child either
+        if (ms_atomic_load_relaxed(&s->late_lock) && s->late) {
+            // Its holder is not in the child either, and may have left the
+            // shared late buffer in the middle of a record: drop that record
+            // (it was never published) and clear its marks, or the child's
+            // exiting threads could never record there again and its fold
+            // would stop at the mark's tick.
+            ms__tbuf *l = s->late;
+            ms__seg *next; // (or in the middle of moving to its next segment)
+            while ((next = ms_atomic_load_relaxed(&l->cur->next)))
+                l->cur = next;
+            l->idx = ms_atomic_load_relaxed(&l->cur->count);
+            ms_atomic_store_relaxed(&l->inflight, 0);
+            l->busy = 0;
+        }
+        ms_atomic_store_relaxed(&s->late_lock, false);
         s->pins = 0; // and no visit that pinned the log goes on there
         free_gone_chunks(s->pinned_gone);
         s->pinned_gone = NULL;
