@@ -555,6 +555,47 @@ static void bad_usage_should_say_why(void **state)
     assert_int_equal(run(missing, NULL), 127);
 }
 
+/* --monitor MS: system samples every MS ms in the report, taken by a thread
+ * of the library's own, whose allocations are not the program's. */
+static void monitor_should_add_system_samples(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "monitored.json");
+    const char *plain[] = {MEMSCOPE_CLI, "run",           "-q", "-o",  out,
+                           "--",         PROGS "/leak37", "0",  "300", NULL};
+    assert_int_equal(run(plain, NULL), 0);
+    cJSON *root = report(out);
+    double allocs = num(root, "report.total_allocations");
+    assert_true(allocs >= 37); // leak_here's, and any of libc's
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "system_snapshots")), 0);
+    cJSON_Delete(root);
+
+    const char *mon[] = {MEMSCOPE_CLI, "run",           "-q", "--monitor", "10", "-o", out,
+                         "--",         PROGS "/leak37", "0",  "300",       NULL};
+    assert_int_equal(run(mon, NULL), 0);
+    root = report(out);
+    const cJSON *sys = cJSON_GetObjectItem(root, "system_snapshots");
+    assert_true(cJSON_GetArraySize(sys) >= 3); // about 30 in 300 ms
+    const cJSON *x;
+    cJSON_ArrayForEach(x, sys)
+    {
+        assert_true(num(x, "memory_usage_bytes") > 0);
+        assert_true(num(x, "thread_count") >= 1);
+    }
+    const cJSON *l = leak_from(root, "leak_here");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 37);
+    assert_int_equal(num(l, "bytes"), 3700);
+    assert_true(num(root, "report.total_allocations") == allocs);
+    cJSON_Delete(root);
+
+    const char *zero[] = {MEMSCOPE_CLI, "run", "--monitor", "0", "--", "/bin/true", NULL};
+    assert_int_equal(run(zero, NULL), 2);
+    const char *word[] = {MEMSCOPE_CLI, "run", "--monitor", "often", "--", "/bin/true", NULL};
+    assert_int_equal(run(word, NULL), 2);
+}
+
 /* ------------------------------------------------------ real programs */
 
 /* Run `prog args` natively and under memscope; the outputs must be equal and
@@ -687,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_fatal_signal_should_still_write_the_report, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_usage_should_say_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(monitor_should_add_system_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(sort_should_run_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(python_should_run_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(git_should_run_unchanged, setup, teardown),

@@ -339,6 +339,29 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* MEMSCOPE_MONITOR_MS=N: sample the system every N ms (1 .. 3600000) from
+ * the start, for the report (docs/capture.md). Off by default: the sampler
+ * is a second thread, and a process with two threads makes glibc's malloc
+ * take its arena lock. */
+static void env_monitor(ms_tracker *t)
+{
+    const char *v = getenv("MEMSCOPE_MONITOR_MS");
+    if (!v || !*v)
+        return;
+    char *end;
+    errno = 0;
+    unsigned long ms = strtoul(v, &end, 10);
+    if (*end || errno || v[0] == '-' || ms < 1 || ms > 3600000) {
+        fprintf(stderr, "memscope: MEMSCOPE_MONITOR_MS=%s is not in 1..3600000: ignored\n", v);
+        return;
+    }
+    ms_clear_error();
+    ms_tracker_with_monitor_interval(t, (unsigned)ms);
+    ms_tracker_with_system_monitoring(t);
+    if (ms_last_error() != MS_OK)
+        fprintf(stderr, "memscope: no system monitor: %s\n", ms_last_error_message());
+}
+
 static void fork_child(void)
 {
     if (ms__cap_mode() == MS__CAP_OFF)
@@ -438,6 +461,7 @@ __attribute__((constructor(101))) static void capture_configure(void)
         }
         install_fatal_handlers();
     }
+    env_monitor(t);
     // After the store's handlers, so that ours enclose them (fork_block_signals).
     pthread_atfork(fork_block_signals, fork_restore_signals, fork_child_then_restore);
     // Recording threads only append; the fold runs beside them. Not while

@@ -275,6 +275,9 @@ static void wait_until(uint64_t due_ns)
 static void *sampler_main(void *arg)
 {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
+    // The sampler is the library's: under malloc capture whatever it (or
+    // NVML) allocates is not the program's, so the hooks forward unrecorded.
+    ms__internal_enter();
     lock_M();
     while (M.gen == gen) {
         uint64_t now = ms__mono_ns(), due = UINT64_MAX;

@@ -2,7 +2,7 @@
  * went.
  *
  *   memscope run [-o FILE] [--format json|html|bin] [--sample-rate R]
- *                [--stacks N] [--follow-children] -- PROG ARGS...
+ *                [--stacks N] [--monitor MS] [--follow-children] -- PROG ARGS...
  *
  * Starts PROG with libmemscope_preload.so in LD_PRELOAD and the MEMSCOPE_*
  * variables that configure it (docs/capture.md), waits for it, prints a
@@ -51,6 +51,9 @@ static void usage(FILE *out)
             "  --sample-rate R       record a share R of allocations, 0 < R <= 1 (default 1)\n"
             "  --stacks N            record N frames of each allocation's call stack\n"
             "                        (default 0: only the calling function)\n"
+            "  --monitor MS          sample CPU, memory, threads, disk, network and GPU\n"
+            "                        every MS milliseconds (1 to 3600000) into the report\n"
+            "                        (default: no system samples)\n"
             "  --follow-children     trace child processes too, one report per process\n"
             "                        (FILE with .PID before the extension)\n"
             "  -q, --quiet           print nothing but PROG's own output\n",
@@ -121,7 +124,18 @@ static char *report_json(char *text, const char *path)
     return a;
 }
 
-/* Print a few lines from the report PROG wrote. @return false if unreadable. */
+/* The summary's line for `n` system samples (--monitor), if there are any:
+ * the highest CPU use and resident memory among them. */
+static void say_system(size_t n, double cpu, double rss)
+{
+    if (n == 0)
+        return;
+    char mem[32];
+    memscope_human(mem, sizeof mem, rss);
+    fprintf(stderr, "%s: %zu system samples: CPU up to %.0f%%, resident memory up to %s\n",
+            prog_name, n, cpu, mem);
+}
+
 /* The summary of a binary trace: the run rebuilt from it. */
 static bool summarize_trace(const char *path)
 {
@@ -144,6 +158,13 @@ static bool summarize_trace(const char *path)
                 r->leaks[i].location ? " at " : "",
                 r->leaks[i].location ? r->leaks[i].location : "");
     }
+    double cpu = 0, rss = 0;
+    for (size_t i = 0; i < r->system_snapshot_count; i++) {
+        const ms_system_snapshot *x = &r->system_snapshots[i];
+        cpu = x->cpu_usage_percent > cpu ? x->cpu_usage_percent : cpu;
+        rss = (double)x->memory_usage_bytes > rss ? (double)x->memory_usage_bytes : rss;
+    }
+    say_system(r->system_snapshot_count, cpu, rss);
     ms_memory_stats st = ms_tracker_stats(t);
     if (r->dropped_events)
         fprintf(stderr, "%s: %llu events could not be recorded (the report misses them)\n",
@@ -157,6 +178,7 @@ static bool summarize_trace(const char *path)
     return true;
 }
 
+/* Print a few lines from the report PROG wrote. @return false if unreadable. */
 static bool summarize(const char *path)
 {
     const char *ext = strrchr(path, '.');
@@ -204,6 +226,20 @@ static bool summarize(const char *path)
                 cJSON_IsString(fn) ? fn->valuestring : "?", cJSON_IsString(loc) ? " at " : "",
                 cJSON_IsString(loc) ? loc->valuestring : "");
     }
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system_snapshots");
+    int nsys = cJSON_GetArraySize(sys);
+    if (nsys > 0) {
+        double cpu = 0, mem = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, sys)
+        {
+            if (num(x, "cpu_usage_percent") > cpu)
+                cpu = num(x, "cpu_usage_percent");
+            if (num(x, "memory_usage_bytes") > mem)
+                mem = num(x, "memory_usage_bytes");
+        }
+        say_system((size_t)nsys, cpu, mem);
+    }
     double dropped = num(st, "dropped_events");
     if (dropped > 0)
         fprintf(stderr, "%s: %.0f events could not be recorded (the report misses them)\n",
@@ -215,7 +251,8 @@ static bool summarize(const char *path)
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *output = "memscope-report.json", *format = NULL, *rate = NULL, *stacks = NULL;
+    const char *output = "memscope-report.json", *format = NULL, *rate = NULL, *stacks = NULL,
+               *monitor = NULL;
     bool output_set = false;
     bool follow = false, quiet = false;
     int i = 0;
@@ -234,6 +271,8 @@ static int cmd_run(int argc, char **argv)
             rate = argv[++i];
         } else if (strcmp(a, "--stacks") == 0 && next) {
             stacks = argv[++i];
+        } else if (strcmp(a, "--monitor") == 0 && next) {
+            monitor = argv[++i];
         } else if (strcmp(a, "--follow-children") == 0) {
             follow = true;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
@@ -281,6 +320,13 @@ static int cmd_run(int argc, char **argv)
         if (*end || d < 0 || d > 64)
             return fail("--stacks %s: expected 0 to 64", stacks);
     }
+    if (monitor) {
+        char *end;
+        errno = 0;
+        unsigned long ms = strtoul(monitor, &end, 10);
+        if (*end || errno || monitor[0] == '-' || ms < 1 || ms > 3600000)
+            return fail("--monitor %s: expected milliseconds, 1 to 3600000", monitor);
+    }
     char preload[PATH_MAX];
     if (!find_preload(preload, sizeof preload))
         return fail("cannot find %s (set MEMSCOPE_PRELOAD to its path)", PRELOAD_NAME);
@@ -305,6 +351,8 @@ static int cmd_run(int argc, char **argv)
         setenv("MEMSCOPE_SAMPLE_RATE", rate, 1);
     if (stacks)
         setenv("MEMSCOPE_STACKS", stacks, 1);
+    if (monitor)
+        setenv("MEMSCOPE_MONITOR_MS", monitor, 1);
     if (follow)
         setenv("MEMSCOPE_FOLLOW_CHILDREN", "1", 1);
     else
