@@ -251,7 +251,9 @@ static void report_should_read_a_trace(void **state)
     said = slurp_file(err, NULL);
     assert_non_null(strstr(said, "TRUNCATED"));
     free(said);
-    cJSON_Delete(report_at(cutjson));
+    cJSON *cutr = report_at(cutjson); // and says so itself
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(cutr, "trace"), "complete")));
+    cJSON_Delete(cutr);
     const char *argv4[] = {MEMSCOPE_CLI, "report", trace, "--json", cutjson, NULL};
     assert_int_equal(run_err(argv4, NULL, err), 0); // the whole trace: no warning
     said = slurp_file(err, NULL);
@@ -273,6 +275,11 @@ static void report_should_read_a_trace(void **state)
     const char *json[] = {MEMSCOPE_CLI, "report", trace, "--json", rebuilt, NULL};
     assert_int_equal(run(json, NULL), 0);
     cJSON *a = report_at(direct), *b = report_at(rebuilt);
+    assert_null(cJSON_GetObjectItem(a, "trace")); // only a rebuilt run has one
+    cJSON *from = cJSON_GetObjectItem(b, "trace");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(from, "complete")));
+    assert_int_equal(num(from, "lost_events"), 0);
+    cJSON_DeleteItemFromObject(b, "trace");
     for (cJSON *d = a; d; d = d == a ? b : NULL) {
         cJSON_DeleteItemFromObject(d, "generated_at_ns");
         cJSON *r = cJSON_GetObjectItem(d, "report");

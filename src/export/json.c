@@ -398,6 +398,13 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
     else
         ms__program_name(prog, sizeof prog);
     cJSON_AddStringToObject(proc, "program", prog);
+    if (t->trace) { // rebuilt from a binary trace: how much of the run it held
+        const ms_trace_info *ti = ms_trace_get_info(t->trace);
+        cJSON *tr = cJSON_AddObjectToObject(root, "trace");
+        cJSON_AddBoolToObject(tr, "complete", ti->complete);
+        cJSON_AddBoolToObject(tr, "streamed", ti->streamed);
+        add_u64(tr, "lost_events", ti->lost_events);
+    }
     cJSON *sm = cJSON_AddObjectToObject(root, "sampling");
     cJSON_AddNumberToObject(sm, "sample_rate", cfg.sample_rate);
     cJSON_AddBoolToObject(sm, "capture_call_stack", cfg.capture_call_stack);

@@ -6,7 +6,8 @@
 # and checks each in headless chromium with dashboard.mjs. Screenshots land in
 # WORK_DIR.
 # With MEMSCOPE_CLI and CAPTURE_PROG set, also the dashboard `memscope run
-# --stacks 8 --format html` writes for CAPTURE_PROG.
+# --stacks 8 --format html` writes for CAPTURE_PROG, and the one `memscope
+# report` rebuilds from its streamed trace cut short.
 # Exit 77 (skipped) without chromium or node, unless MEMSCOPE_REQUIRE_BROWSER=1.
 set -euo pipefail
 prog=$1 src=$2 work=$3 quickstart=${4:-}
@@ -57,6 +58,19 @@ if [ -n "${MEMSCOPE_CLI:-}" ] && [ -x "${CAPTURE_PROG:-}" ]; then
  "panels": ["memory", "hotspots", "leaks", "active", "threads", "sizes", "flame"]}
 JSON
   CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/capture.html" "$work/capture-expect.json" \
+    "$work" || status=1
+  # A streamed trace cut short (its trailer gone): the dashboard rebuilt from it says so.
+  echo "== truncated trace"
+  "$MEMSCOPE_CLI" run -q --stacks 8 --format bin -o "$work/whole.msb" -- "$CAPTURE_PROG"
+  head -c $(($(stat -c %s "$work/whole.msb") - 10)) "$work/whole.msb" >"$work/cut.msb"
+  "$MEMSCOPE_CLI" report "$work/cut.msb" --json "$work/cut.json" --html "$work/cut.html" \
+    >/dev/null 2>&1
+  cat >"$work/cut-expect.json" <<JSON
+{"name": "truncated", "report_json": "$work/cut.json", "threads": 1,
+ "names": ["leak_here", "TRUNCATED trace"],
+ "panels": ["memory", "hotspots", "leaks", "active", "threads", "sizes", "flame"]}
+JSON
+  CHROMIUM=$chromium node "$work/dashboard.mjs" "$work/cut.html" "$work/cut-expect.json" \
     "$work" || status=1
 fi
 echo "screenshots: $work/dashboard-1280x800.png (and -full, -dark, -phone, -sampled-, -zero-, -empty-)"

@@ -25,16 +25,14 @@ void memscope_human(char *out, size_t n, double b)
     snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
 }
 
-/* The run the trace holds, rebuilt by the library (bounded memory: the
+/* The run the trace holds, as rebuilt by the library (bounded memory: the
  * replay keeps the live state, not every event): peak, what was live at the
  * end, where it came from, and the hotspots. */
-static void print_replay(const char *path)
+static void print_replay(ms_tracker *t)
 {
-    ms_tracker *t = ms_tracker_from_trace(path);
-    ms_analysis_report *r = t ? ms_analyze(t) : NULL;
+    ms_analysis_report *r = ms_analyze(t);
     if (!r) {
         fprintf(stderr, "memscope: cannot replay the trace: %s\n", ms_last_error_message());
-        ms_tracker_free(t);
         return;
     }
     char peak[32], cur[32];
@@ -64,35 +62,17 @@ static void print_replay(const char *path)
                h->location ? h->location : "");
     }
     ms_report_free(r);
-    ms_tracker_free(t);
 }
 
 #define USAGE "usage: memscope report FILE.msb [--json OUT] [--html OUT] [--summary]\n"
 
-/* Does the trace at path end with its trailer? (A trace cut short still
- * rebuilds, from its whole blocks: the reports of it must say so.) */
-static bool trace_complete(const char *path)
+/* Write the reports of the run t rebuilt from the trace at path (`complete`:
+ * the trace ended with its trailer; a trace cut short still rebuilds, from
+ * its whole blocks, and the reports must say so). @return 0, or 1 on failure. */
+static int write_reports(ms_tracker *t, const char *path, bool complete, const char *json,
+                         const char *html)
 {
-    ms_trace *tr;
-    if (ms_trace_open(path, &tr) < 0)
-        return false;
-    ms_trace_item it;
-    while (ms_trace_next(tr, &it) == 1) {
-    }
-    bool complete = ms_trace_get_info(tr)->complete;
-    ms_trace_close(tr);
-    return complete;
-}
-
-/* Write the reports of the run the trace holds. @return 0, or 1 on failure. */
-static int write_reports(const char *path, const char *json, const char *html)
-{
-    ms_tracker *t = ms_tracker_from_trace(path);
-    if (!t) {
-        fprintf(stderr, "memscope: %s\n", ms_last_error_message());
-        return 1;
-    }
-    if (!trace_complete(path))
+    if (!complete)
         fprintf(stderr,
                 "memscope: %s is TRUNCATED (no trailer): the reports hold what its whole "
                 "blocks do, not the whole run\n",
@@ -110,7 +90,6 @@ static int write_reports(const char *path, const char *json, const char *html)
     } else if (html) {
         printf("memscope: dashboard written to %s\n", html);
     }
-    ms_tracker_free(t);
     return rc;
 }
 
@@ -137,11 +116,8 @@ int memscope_cmd_report(int argc, char **argv)
         fprintf(stderr, USAGE);
         return 2;
     }
-    if (json || html) {
-        int rc = write_reports(path, json, html);
-        if (rc || !summary)
-            return rc;
-    }
+    // The file is read twice, whatever is asked: once here for what it holds
+    // (and whether it is whole), once by the library to rebuild the run.
     ms_trace *tr;
     if (ms_trace_open(path, &tr) < 0) {
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
@@ -159,6 +135,23 @@ int memscope_cmd_report(int argc, char **argv)
         by_type[it.event.type]++;
     }
     const ms_trace_info *info = ms_trace_get_info(tr);
+    if (rc < 0 && (json || html)) { // damaged: no reports
+        fprintf(stderr, "memscope: %s\n", ms_last_error_message());
+        ms_trace_close(tr);
+        return 1;
+    }
+    ms_tracker *t = rc == 0 ? ms_tracker_from_trace(path) : NULL;
+    bool replay_failed = rc == 0 && !t;
+    if (replay_failed)
+        fprintf(stderr, "memscope: cannot replay the trace: %s\n", ms_last_error_message());
+    if (json || html) {
+        int wrc = replay_failed ? 1 : write_reports(t, path, info->complete, json, html);
+        if (wrc || !summary) {
+            ms_tracker_free(t);
+            ms_trace_close(tr);
+            return wrc;
+        }
+    }
     printf("memscope: %s: a trace of %s (pid %llu), format %u%s, %s\n", path,
            info->program[0] ? info->program : "?", (unsigned long long)info->pid, info->version,
            info->streamed ? ", streamed" : "",
@@ -175,8 +168,8 @@ int memscope_cmd_report(int argc, char **argv)
     if (info->lost_events)
         printf("  %llu events are missing: the writer fell behind (the disk did not keep up)\n",
                (unsigned long long)info->lost_events);
-    if (rc == 0)
-        print_replay(path);
+    if (t)
+        print_replay(t);
     if (info->complete) {
         const ms_memory_stats *st = &info->stats;
         char peak[32];
@@ -194,6 +187,7 @@ int memscope_cmd_report(int argc, char **argv)
     }
     if (rc < 0)
         fprintf(stderr, "memscope: %s\n", ms_last_error_message());
+    ms_tracker_free(t);
     ms_trace_close(tr);
-    return rc < 0 ? 1 : 0;
+    return rc < 0 || replay_failed ? 1 : 0;
 }

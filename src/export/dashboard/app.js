@@ -414,6 +414,7 @@
       host.append(c);
     }
     const notes = [];
+    if (D.trace && !D.trace.complete) notes.push('Rebuilt from a TRUNCATED trace (it has no trailer): these are the figures of its whole blocks, not of the whole run.');
     const said = {
       unmatched_deallocations: 'frees of blocks that were never recorded',
       unseen_deallocations: 'frees of blocks allocated before capture started',
