@@ -354,14 +354,22 @@ MS_NOINLINE static void free_other(void *p, unsigned w)
 HOOK void free(void *p)
 {
     unsigned w = hook_state();
-    if (ms_likely(w == ON_SAMPLING || w == MS__CAP_ON)) {
+    if (ms_likely(w == ON_SAMPLING)) {
+        // No look at `headers` first: while sampling, sampled blocks exist
+        // almost at once, and the word below p is one glibc's free reads next.
+        size_t off = p ? ms__sampled_off(p) : 0;
+        if (ms_unlikely(off))
+            free_sampled(p, off, MS__CAP_ON);
+        else
+            ms__real_free(p); // not sampled
+        return;
+    }
+    if (ms_likely(w == MS__CAP_ON)) {
         size_t off = header_off(p);
         if (ms_unlikely(off))
             free_sampled(p, off, MS__CAP_ON);
-        else if (w == MS__CAP_ON)
-            free_on(p);
         else
-            ms__real_free(p); // not sampled
+            free_on(p);
         return;
     }
     if (ms_likely(w == MS__CAP_OFF) && ms_likely(!header_off(p))) {
