@@ -1449,14 +1449,20 @@ static void fork_child(void)
         if (ms_atomic_load_relaxed(&s->late_lock) && s->late) {
             // Its holder is not in the child either, and may have left the
             // shared late buffer in the middle of a record: drop that record
-            // (it was never published) and clear its marks, or the child's
-            // exiting threads could never record there again and its fold
-            // would stop at the mark's tick.
+            // (it was never published; counted) and clear its marks, or the
+            // child's exiting threads could never record there again and its
+            // fold would stop at the mark's tick.
             ms__tbuf *l = s->late;
-            ms__seg *next; // (or in the middle of moving to its next segment)
+            // The holder may have been moving to a new segment, with its old
+            // one (`cur`) already read and recycled by a fold: the chain the
+            // fold reads, from rd_seg, leads to where records go next.
+            l->cur = l->rd_seg;
+            ms__seg *next;
             while ((next = ms_atomic_load_relaxed(&l->cur->next)))
                 l->cur = next;
             l->idx = ms_atomic_load_relaxed(&l->cur->count);
+            if (l->busy)
+                ms_atomic_add_relaxed(&s->dropped, 1);
             ms_atomic_store_relaxed(&l->inflight, 0);
             l->busy = 0;
         }
@@ -1475,6 +1481,18 @@ static void fork_child(void)
                 ms_atomic_store_relaxed(&b->inflight, 0);
             }
         }
+        // A thread that vanished while taking its spares took them with it
+        // (leaked): count again what is parked, or the backlog limit would
+        // count them as parked for good.
+        uint64_t parked = 0;
+        for (ms__tbuf *b = ms_atomic_load_relaxed(&s->tbufs); b; b = b->store_next) {
+            for (ms__seg *g = b->own_spares; g; g = ms_atomic_load_relaxed(&g->next))
+                parked++;
+            for (ms__seg *g = ms_atomic_load_relaxed(&b->spare); g;
+                 g = ms_atomic_load_relaxed(&g->next))
+                parked++;
+        }
+        ms_atomic_store_relaxed(&s->segs_parked, parked);
         pthread_mutex_unlock(&s->fold_lock);
     }
     pthread_mutex_unlock(&registry_lock);
