@@ -751,6 +751,29 @@ static void errors_should_be_reported_and_leave_the_tracker_unchanged(void **sta
     ms_tracker_free(t);
 }
 
+/* A run rebuilt from a trace keeps every sample the trace holds, past the
+ * live history's 6000 (a streamed trace has them all). */
+static void replay_should_keep_every_sample_of_the_trace(void **state)
+{
+    (void)state;
+    enum { N = MS_MONITOR_DEFAULT_HISTORY + 1000 };
+    static ms__mon m; // zeroed: the default history
+    for (uint64_t i = 1; i <= N; i++) {
+        ms_system_snapshot s = {.timestamp = i};
+        assert_int_equal(ms__mon_replay(&m, &s, 0), 0);
+    }
+    ms_system_snapshot *all;
+    size_t n;
+    uint64_t overwritten;
+    assert_int_equal(ms__mon_samples(&m, &all, &n, &overwritten), 0);
+    assert_int_equal(n, N);
+    assert_int_equal(overwritten, 0);
+    assert_int_equal(all[0].timestamp, 1);
+    assert_int_equal(all[N - 1].timestamp, N);
+    free(all);
+    ms__mon_release(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +794,7 @@ int main(void)
         cmocka_unit_test(latch_readers_should_never_see_a_torn_sample),
         cmocka_unit_test(report_and_json_should_carry_the_samples),
         cmocka_unit_test(errors_should_be_reported_and_leave_the_tracker_unchanged),
+        cmocka_unit_test(replay_should_keep_every_sample_of_the_trace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -597,6 +597,59 @@ static void monitor_should_add_system_samples(void **state)
     assert_true(num(root, "report.total_allocations") == allocs);
     cJSON_Delete(root);
 
+    // A history of 5: the rest overwritten, and counted; a binary trace keeps
+    // every sample, and the run rebuilt from it has them all.
+    setenv("MEMSCOPE_MONITOR_HISTORY", "5", 1);
+    assert_int_equal(run(mon, NULL), 0);
+    root = report(out);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "system_snapshots")), 5);
+    assert_true(num(root, "report.system_snapshots_overwritten") >= 3);
+    cJSON_Delete(root);
+    char msb[600], back[600];
+    path_in(msb, sizeof msb, "monitored.msb");
+    path_in(back, sizeof back, "monitored-back.json");
+    const char *bin[] = {MEMSCOPE_CLI, "run",           "-q", "--monitor", "10", "-o", msb,
+                         "--",         PROGS "/leak37", "0",  "300",       NULL};
+    assert_int_equal(run(bin, NULL), 0);
+    unsetenv("MEMSCOPE_MONITOR_HISTORY");
+    const char *rebuild[] = {MEMSCOPE_CLI, "report", msb, "--json", back, NULL};
+    assert_int_equal(run(rebuild, NULL), 0);
+    root = report_at(back);
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(root, "system_snapshots")) >= 8);
+    cJSON_Delete(root);
+
+    // A forked child has no sampler, and none of its parent's samples either.
+    char sub[600], each[1024];
+    path_in(sub, sizeof sub, "monitored-fork");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(each, sizeof each, "%s/r.json", sub);
+    const char *forked[] = {MEMSCOPE_CLI, "run", "-q", "--monitor",     "10",  "--follow-children",
+                            "-o",         each,  "--", PROGS "/forker", "300", NULL};
+    assert_int_equal(run(forked, NULL), 0);
+    assert_int_equal(count_entries(sub), 2);
+    DIR *d = opendir(sub);
+    assert_non_null(d);
+    int parents = 0, children = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(each, sizeof each, "%s/%s", sub, e->d_name);
+        root = report(each);
+        int n = cJSON_GetArraySize(cJSON_GetObjectItem(root, "system_snapshots"));
+        if (strcmp(e->d_name, "r.json") == 0) {
+            parents++;
+            assert_true(n >= 3);
+        } else {
+            children++;
+            assert_int_equal(n, 0);
+            assert_int_equal(num(root, "report.system_snapshots_overwritten"), 0);
+        }
+        cJSON_Delete(root);
+    }
+    closedir(d);
+    assert_int_equal(parents, 1);
+    assert_int_equal(children, 1);
+
     const char *zero[] = {MEMSCOPE_CLI, "run", "--monitor", "0", "--", "/bin/true", NULL};
     assert_int_equal(run(zero, NULL), 2);
     const char *word[] = {MEMSCOPE_CLI, "run", "--monitor", "often", "--", "/bin/true", NULL};

@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "monitor/monitor.h"
 #include "stack/stack.h"
 
 ms_tracker *ms__cap_tracker;
@@ -357,6 +358,17 @@ static void env_monitor(ms_tracker *t)
     }
     ms_clear_error();
     ms_tracker_with_monitor_interval(t, (unsigned)ms);
+    const char *h = getenv("MEMSCOPE_MONITOR_HISTORY");
+    if (h && *h) {
+        errno = 0;
+        unsigned long long keep = strtoull(h, &end, 10);
+        if (*end || errno || h[0] == '-' || keep < 1 || keep > MS__MON_MAX_HISTORY)
+            fprintf(stderr, "memscope: MEMSCOPE_MONITOR_HISTORY=%s is not in 1..%zu: ignored\n", h,
+                    MS__MON_MAX_HISTORY);
+        else
+            ms_tracker_with_monitor_history(t, (size_t)keep);
+    }
+    ms_clear_error();
     ms_tracker_with_system_monitoring(t);
     if (ms_last_error() != MS_OK)
         fprintf(stderr, "memscope: no system monitor: %s\n", ms_last_error_message());
@@ -374,7 +386,9 @@ static void fork_child(void)
         return;
     }
     // Traced (or a program linked with capture): the child writes its own
-    // file, never over its parent's.
+    // file, never over its parent's, and without the parent's system
+    // samples (the child has no sampler: docs/capture.md).
+    ms__mon_forget(&ms__cap_tracker->mon);
     char *cur = ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL);
     ms__stream_forget(ms__cap_tracker); // the parent's writer and file
     const char *base = cfg.output[0] ? cfg.output : cur;

@@ -109,15 +109,22 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
+/* This thread holds M.lock. A fatal signal's report, written on the thread it
+ * interrupted, reads no samples when the thread was inside a monitor call that
+ * holds it (it would wait for itself): those samples are counted as lost. */
+static _Thread_local bool tl_holds_M;
+
 static void before_fork(void)
 {
     pthread_mutex_lock(&M.lock);
+    tl_holds_M = true;
     pthread_mutex_lock(&R_lock);
 }
 
 static void after_fork_parent(void)
 {
     pthread_mutex_unlock(&R_lock);
+    tl_holds_M = false;
     pthread_mutex_unlock(&M.lock);
 }
 
@@ -145,6 +152,7 @@ static void after_fork_child(void)
     ms_atomic_store_relaxed(&nvml_ready, false);
     snprintf(nvml_why, sizeof nvml_why, "NVML is not used in a fork child");
     pthread_mutex_unlock(&R_lock);
+    tl_holds_M = false;
     pthread_mutex_unlock(&M.lock);
 }
 
@@ -161,6 +169,13 @@ static void lock_M(void)
 {
     pthread_once(&init_once, monitor_init);
     pthread_mutex_lock(&M.lock);
+    tl_holds_M = true;
+}
+
+static void unlock_M(void)
+{
+    tl_holds_M = false;
+    pthread_mutex_unlock(&M.lock);
 }
 
 /* ------------------------------------------------------------ latch */
@@ -261,8 +276,10 @@ static void deliver(ms__mon *m, const ms__sys_raw *cur)
     m->prev = *cur;
     uint64_t iv = interval_ns(m);
     m->next_due += iv; // keep the cadence...
-    if (m->next_due <= cur->mono_ns)
-        m->next_due = cur->mono_ns + iv; // ...unless the sampler fell behind
+    if (m->next_due < cur->mono_ns + iv / 2)
+        // ...unless the sampler fell behind: then no sample closer than half
+        // an interval to this one (rates over a sliver of time are noise)
+        m->next_due = cur->mono_ns + iv;
 }
 
 static void wait_until(uint64_t due_ns)
@@ -280,18 +297,23 @@ static void *sampler_main(void *arg)
     ms__internal_enter();
     lock_M();
     while (M.gen == gen) {
-        uint64_t now = ms__mono_ns(), due = UINT64_MAX;
-        for (ms__mon *m = M.list; m; m = m->next)
+        // Samples due within `slack` are taken together; a short interval
+        // gets a shorter slack, or samples would come back to back.
+        uint64_t now = ms__mono_ns(), due = UINT64_MAX, slack = SLACK_NS;
+        for (ms__mon *m = M.list; m; m = m->next) {
             if (m->next_due < due)
                 due = m->next_due;
-        if (due > now + SLACK_NS) {
+            if (interval_ns(m) / 4 < slack)
+                slack = interval_ns(m) / 4;
+        }
+        if (due > now + slack) {
             if (due == UINT64_MAX)
                 pthread_cond_wait(&M.cond, &M.lock);
             else
                 wait_until(due);
             continue; // woken early, or the list changed: look again
         }
-        pthread_mutex_unlock(&M.lock);
+        unlock_M();
         // Read without M.lock: queries need not wait for /proc.
         ms__sys_raw cur;
         read_counters(&cur);
@@ -306,11 +328,11 @@ static void *sampler_main(void *arg)
         ms_atomic_add_relaxed(&M.readings, 1);
         for (ms__mon *m = M.list; m; m = m->next)
             // A tracker that joined after this reading keeps its own baseline.
-            if (m->next_due <= cur.mono_ns + SLACK_NS && m->prev.mono_ns < cur.mono_ns)
+            if (m->next_due <= cur.mono_ns + slack && m->prev.mono_ns < cur.mono_ns)
                 deliver(m, &cur);
     }
     bool last = !M.running; // no sampler follows: nobody needs the files open
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     if (last)
         close_counters();
     return NULL;
@@ -359,7 +381,7 @@ int ms__mon_start(ms__mon *m)
     lock_M();
     int rc = m->active || M.running ? 0 : start_thread();
     bool done = m->active || rc < 0;
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     if (done)
         return rc;
     // The baseline, read by the caller so that the first window starts now.
@@ -389,7 +411,7 @@ int ms__mon_start(ms__mon *m)
 out:
     join = end_if_idle(&idle); // after a failure, no sampler for nobody
     bool idle_files = !M.running;
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     if (join)
         pthread_join(idle, NULL);
     if (idle_files)
@@ -401,7 +423,7 @@ void ms__mon_stop(ms__mon *m)
 {
     lock_M();
     if (!m->active) {
-        pthread_mutex_unlock(&M.lock);
+        unlock_M();
         return;
     }
     for (ms__mon **p = &M.list; *p; p = &(*p)->next)
@@ -413,7 +435,7 @@ void ms__mon_stop(ms__mon *m)
     m->active = false;
     pthread_t idle;
     bool join = end_if_idle(&idle); // the last one ends the sampler
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     if (join)
         pthread_join(idle, NULL);
 }
@@ -424,6 +446,22 @@ void ms__mon_release(ms__mon *m)
         ms__pages_free(m->ring, m->ring_cap * sizeof *m->ring);
     m->ring = NULL;
     m->ring_cap = m->ring_first = m->ring_count = 0;
+}
+
+void ms__mon_forget(ms__mon *m)
+{
+    if (!m->ring)
+        return; // never monitored
+    // In a fork child, before or after our own child handler (whichever
+    // pthread_atfork registered first): M.lock may still be ours from the
+    // prepare handler.
+    bool held = tl_holds_M;
+    if (!held)
+        lock_M();
+    m->ring_first = m->ring_count = 0;
+    m->overwritten = 0;
+    if (!held)
+        unlock_M();
 }
 
 int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
@@ -437,7 +475,7 @@ int ms__mon_set_interval(ms__mon *m, unsigned interval_ms)
         m->next_due = m->prev.mono_ns + interval_ns(m);
         pthread_cond_broadcast(&M.cond);
     }
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     return 0;
 }
 
@@ -445,12 +483,16 @@ int ms__mon_replay(ms__mon *m, const ms_system_snapshot *s, uint64_t overwritten
 {
     lock_M();
     int rc = m->ring || !s ? 0 : ring_resize(m, history_of(m));
+    // A trace holds every sample of its run: keep them all (up to the bound).
+    if (rc == 0 && s && m->ring_count == m->ring_cap && m->ring_cap < MS__MON_MAX_HISTORY)
+        rc = ring_resize(m, m->ring_cap * 2 < MS__MON_MAX_HISTORY ? m->ring_cap * 2
+                                                                  : MS__MON_MAX_HISTORY);
     if (rc == 0) {
         if (s)
             ring_push(m, s);
         m->overwritten = overwritten > m->overwritten ? overwritten : m->overwritten;
     }
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     if (rc == 0 && s)
         ms__mon_publish(m, s);
     return rc;
@@ -467,7 +509,7 @@ int ms__mon_set_history(ms__mon *m, size_t samples)
         rc = ring_resize(m, samples);
     if (rc == 0)
         m->history = samples;
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     return rc;
 }
 
@@ -476,6 +518,10 @@ int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_
     *out = NULL;
     *count = 0;
     *overwritten = 0;
+    if (tl_holds_M) { // a report from a signal handler: see tl_holds_M
+        *overwritten = m->overwritten + m->ring_count;
+        return 0;
+    }
     lock_M();
     int rc = 0;
     if (m->ring_count > 0) {
@@ -486,7 +532,7 @@ int ms__mon_samples(ms__mon *m, ms_system_snapshot **out, size_t *count, uint64_
             rc = ms__fail(MS_ENOMEM, "cannot copy %zu system samples", m->ring_count);
     }
     *overwritten = m->overwritten;
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     return rc;
 }
 
@@ -496,6 +542,12 @@ int ms__mon_samples_since(ms__mon *m, uint64_t seen, ms_system_snapshot **out, s
     *out = NULL;
     *count = 0;
     *lost = 0;
+    if (tl_holds_M) { // a report from a signal handler: see tl_holds_M
+        uint64_t end = m->overwritten + m->ring_count;
+        *lost = end > seen ? end - seen : 0;
+        *next = end > seen ? end : seen;
+        return 0;
+    }
     lock_M();
     int rc = 0;
     uint64_t first = m->overwritten, end = m->overwritten + m->ring_count;
@@ -512,7 +564,7 @@ int ms__mon_samples_since(ms__mon *m, uint64_t seen, ms_system_snapshot **out, s
         else
             rc = ms__fail(MS_ENOMEM, "cannot copy %zu system samples", k);
     }
-    pthread_mutex_unlock(&M.lock);
+    unlock_M();
     return rc;
 }
 

@@ -44,6 +44,9 @@ int ms__mon_start(ms__mon *m);
 void ms__mon_stop(ms__mon *m);
 /* After ms__mon_stop: release the ring. */
 void ms__mon_release(ms__mon *m);
+/* Forget m's samples (none overwritten either): a traced fork child's report
+ * must not show its parent's as its own. */
+void ms__mon_forget(ms__mon *m);
 int ms__mon_set_interval(ms__mon *m, unsigned interval_ms);
 int ms__mon_set_history(ms__mon *m, size_t samples);
 

@@ -126,14 +126,19 @@ static char *report_json(char *text, const char *path)
 
 /* The summary's line for `n` system samples (--monitor), if there are any:
  * the highest CPU use and resident memory among them. */
-static void say_system(size_t n, double cpu, double rss)
+static void say_system(size_t n, double overwritten, double cpu, double rss)
 {
-    if (n == 0)
+    if (n == 0 && overwritten == 0)
         return;
     char mem[32];
     memscope_human(mem, sizeof mem, rss);
     fprintf(stderr, "%s: %zu system samples: CPU up to %.0f%%, resident memory up to %s\n",
             prog_name, n, cpu, mem);
+    if (overwritten > 0)
+        fprintf(stderr,
+                "%s: %.0f older system samples were overwritten (the figures above are of the "
+                "newest %zu; MEMSCOPE_MONITOR_HISTORY keeps more)\n",
+                prog_name, overwritten, n);
 }
 
 /* The summary of a binary trace: the run rebuilt from it. */
@@ -164,7 +169,7 @@ static bool summarize_trace(const char *path)
         cpu = x->cpu_usage_percent > cpu ? x->cpu_usage_percent : cpu;
         rss = (double)x->memory_usage_bytes > rss ? (double)x->memory_usage_bytes : rss;
     }
-    say_system(r->system_snapshot_count, cpu, rss);
+    say_system(r->system_snapshot_count, (double)r->system_snapshots_overwritten, cpu, rss);
     ms_memory_stats st = ms_tracker_stats(t);
     if (r->dropped_events)
         fprintf(stderr, "%s: %llu events could not be recorded (the report misses them)\n",
@@ -228,7 +233,8 @@ static bool summarize(const char *path)
     }
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system_snapshots");
     int nsys = cJSON_GetArraySize(sys);
-    if (nsys > 0) {
+    double lost = num(r, "system_snapshots_overwritten");
+    if (nsys > 0 || lost > 0) {
         double cpu = 0, mem = 0;
         const cJSON *x;
         cJSON_ArrayForEach(x, sys)
@@ -238,7 +244,7 @@ static bool summarize(const char *path)
             if (num(x, "memory_usage_bytes") > mem)
                 mem = num(x, "memory_usage_bytes");
         }
-        say_system((size_t)nsys, cpu, mem);
+        say_system((size_t)nsys, lost, cpu, mem);
     }
     double dropped = num(st, "dropped_events");
     if (dropped > 0)
