@@ -597,10 +597,11 @@ static void monitor_should_add_system_samples(void **state)
     assert_true(num(root, "report.total_allocations") == allocs);
     cJSON_Delete(root);
 
-    // A history of 5: the rest overwritten, and counted; a binary trace keeps
-    // every sample, and the run rebuilt from it has them all.
+    // A history of 5: the rest overwritten, and counted. A binary trace keeps
+    // the samples as they come, and the run rebuilt from it has them all.
     setenv("MEMSCOPE_MONITOR_HISTORY", "5", 1);
     assert_int_equal(run(mon, NULL), 0);
+    unsetenv("MEMSCOPE_MONITOR_HISTORY");
     root = report(out);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "system_snapshots")), 5);
     assert_true(num(root, "report.system_snapshots_overwritten") >= 3);
@@ -611,7 +612,6 @@ static void monitor_should_add_system_samples(void **state)
     const char *bin[] = {MEMSCOPE_CLI, "run",           "-q", "--monitor", "10", "-o", msb,
                          "--",         PROGS "/leak37", "0",  "300",       NULL};
     assert_int_equal(run(bin, NULL), 0);
-    unsetenv("MEMSCOPE_MONITOR_HISTORY");
     const char *rebuild[] = {MEMSCOPE_CLI, "report", msb, "--json", back, NULL};
     assert_int_equal(run(rebuild, NULL), 0);
     root = report_at(back);
