@@ -352,8 +352,9 @@ static void env_monitor(ms_tracker *t)
     char *end;
     errno = 0;
     unsigned long ms = strtoul(v, &end, 10);
-    if (*end || errno || v[0] == '-' || ms < 1 || ms > 3600000) {
-        fprintf(stderr, "memscope: MEMSCOPE_MONITOR_MS=%s is not in 1..3600000: ignored\n", v);
+    if (*end || errno || v[0] == '-' || ms < 1 || ms > MS__MON_MAX_INTERVAL_MS) {
+        fprintf(stderr, "memscope: MEMSCOPE_MONITOR_MS=%s is not in 1..%u: ignored\n", v,
+                MS__MON_MAX_INTERVAL_MS);
         return;
     }
     ms_clear_error();

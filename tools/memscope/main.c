@@ -233,19 +233,16 @@ static bool summarize(const char *path)
     }
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system_snapshots");
     int nsys = cJSON_GetArraySize(sys);
-    double lost = num(r, "system_snapshots_overwritten");
-    if (nsys > 0 || lost > 0) {
-        double cpu = 0, mem = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, sys)
-        {
-            if (num(x, "cpu_usage_percent") > cpu)
-                cpu = num(x, "cpu_usage_percent");
-            if (num(x, "memory_usage_bytes") > mem)
-                mem = num(x, "memory_usage_bytes");
-        }
-        say_system((size_t)nsys, lost, cpu, mem);
+    double cpu = 0, mem = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, sys)
+    {
+        if (num(x, "cpu_usage_percent") > cpu)
+            cpu = num(x, "cpu_usage_percent");
+        if (num(x, "memory_usage_bytes") > mem)
+            mem = num(x, "memory_usage_bytes");
     }
+    say_system((size_t)nsys, num(r, "system_snapshots_overwritten"), cpu, mem);
     double dropped = num(st, "dropped_events");
     if (dropped > 0)
         fprintf(stderr, "%s: %.0f events could not be recorded (the report misses them)\n",
