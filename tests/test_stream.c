@@ -269,12 +269,20 @@ static void long_stream_should_keep_memory_bounded(void **state)
     if (!UNDER_TSAN && !UNDER_ASAN) // their shadow memory grows with what is touched
         assert_true(peak - base < (long)(budget / 1024) + 32 * 1024);
     assert_true(grew >= 8); // the file grows as the run goes
-    assert_int_equal(st.stream_lost_events, 0);
+    // The writer keeps up on its own core. On a loaded machine it may be
+    // off the CPU for longer than the recording waits for it
+    // (MS__STREAM_WAIT_NS): then what it missed is lost, but counted in the
+    // figures and marked in the trace, every event of the run accounted for.
+    const uint64_t all = 2 * (pairs + 100000);
+    if (st.stream_lost_events)
+        print_message("the writer fell behind: %llu of %llu events lost\n",
+                      (unsigned long long)st.stream_lost_events, (unsigned long long)all);
+    assert_true(st.stream_lost_events <= all / 100);
     counts c = read_all(path);
     assert_int_equal(c.rc, 0);
     assert_true(c.info.complete);
-    assert_int_equal(c.events, 2 * (pairs + 100000));
-    assert_int_equal(c.info.lost_events, 0);
+    assert_int_equal(c.info.lost_events, st.stream_lost_events);
+    assert_int_equal(c.events + c.info.lost_events, all);
     for (size_t i = 0; i < 1024; i++)
         free(blocks[i]);
 }
