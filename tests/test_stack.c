@@ -2,7 +2,10 @@
  * stack, the frames it stands for given back by id, and the same answers when
  * four threads intern the same new stacks at once, in the same order, while
  * the index grows from its first 4096 slots past 65 536 (its slots are claimed
- * by a compare-and-swap on the hash and published with the id just after). */
+ * by a compare-and-swap on the hash and published with the id just after).
+ * With a thread's cache (its store buffer), a stack is looked for first in
+ * the table entry after the last one the thread found: the same ids whether
+ * that guess is right, wrong, or an entry another thread is still writing. */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "stack/stack.h"
+#include "store/store.h"
 
 enum { THREADS = 4, STACKS = 40000 };
 
@@ -64,17 +68,79 @@ static void stacks_should_intern_once_and_read_back(void **state)
 static uint32_t shared_ids[THREADS][STACKS];
 static pthread_barrier_t start;
 
+/* A zeroed thread buffer, for its stack cache (freed by the caller). */
+static ms__tbuf *new_tbuf(void)
+{
+    size_t size = (sizeof(ms__tbuf) + 63) & ~(size_t)63;
+    ms__tbuf *b = aligned_alloc(64, size);
+    assert_non_null(b);
+    memset(b, 0, size);
+    return b;
+}
+
+/* More stacks than a thread's cache holds, interned again in the order they
+ * were first (each then found as the entry after the last), backwards (each
+ * guess wrong) and with stacks the guess is close to: a prefix of the
+ * guessed stack, the same frames one deeper, a new stack. */
+static void a_threads_guess_should_never_change_an_id(void **state)
+{
+    (void)state;
+    enum { N = 3000, BASE = 2000000 };
+    static uint32_t ids[N];
+    ms__tbuf *b = new_tbuf();
+    uintptr_t f[MS__STACK_MAX_DEPTH];
+    for (uint32_t k = 0; k < N; k++) {
+        ids[k] = ms__stack_intern(b, f, make_stack(BASE + k, f));
+        assert_int_not_equal(ids[k], 0);
+    }
+    uint64_t count = ms__stack_count();
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t k = 0; k < N; k++)
+            assert_int_equal(ms__stack_intern(b, f, make_stack(BASE + k, f)), ids[k]);
+    for (uint32_t k = N; k-- > 0;)
+        assert_int_equal(ms__stack_intern(b, f, make_stack(BASE + k, f)), ids[k]);
+    assert_int_equal(ms__stack_count(), count); // nothing added
+    for (uint32_t k = 0; k + 1 < N; k++) {
+        assert_int_equal(ms__stack_intern(b, f, make_stack(BASE + k, f)), ids[k]);
+        // the guess is now stack k + 1: ask for something near it instead
+        size_t depth = make_stack(BASE + k + 1, f);
+        uint32_t near = depth > 1 ? ms__stack_intern(b, f, depth - 1) : 0;
+        assert_int_not_equal(near, ids[k + 1]);
+        if (depth > 1) {
+            const uintptr_t *got = NULL;
+            assert_int_equal(ms__stack_get(near, &got), depth - 1);
+            assert_memory_equal(got, f, (depth - 1) * sizeof *f);
+        }
+        if (k % 100 == 0) { // a new stack: after it, the guess is unwritten
+            depth = make_stack(BASE + k, f);
+            f[0] = 0x7f0000000000u + k;
+            uint32_t fresh = ms__stack_intern(b, f, depth);
+            assert_int_not_equal(fresh, 0);
+            assert_int_not_equal(fresh, ids[k]);
+            f[0] = 0x7e0000000000u + k;
+            assert_int_not_equal(ms__stack_intern(b, f, depth), fresh);
+            f[0] = 0x7f0000000000u + k;
+            assert_int_equal(ms__stack_intern(b, f, depth), fresh);
+        }
+    }
+    free(b);
+}
+
 static void *intern_all(void *arg)
 {
     unsigned me = (unsigned)(uintptr_t)arg;
+    // Half the threads with a cache: they guess at entries the others may be
+    // writing at that moment.
+    ms__tbuf *b = me % 2 ? new_tbuf() : NULL;
     pthread_barrier_wait(&start);
     // All in the same order, so that the threads race on every first insert.
     for (uint32_t n = 0; n < STACKS; n++) {
         uint32_t k = (n * 7919u) % STACKS;
         uintptr_t f[MS__STACK_MAX_DEPTH];
         size_t depth = make_stack(k, f);
-        shared_ids[me][k] = ms__stack_intern(NULL, f, depth);
+        shared_ids[me][k] = ms__stack_intern(b, f, depth);
     }
+    free(b);
     return NULL;
 }
 
@@ -119,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stacks_should_intern_once_and_read_back),
+        cmocka_unit_test(a_threads_guess_should_never_change_an_id),
         cmocka_unit_test(threads_should_agree_while_the_index_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

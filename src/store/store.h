@@ -95,6 +95,7 @@ typedef struct ms__tbuf {
     struct ms_event_store *store;
 
     ms__stack_slot stack_cache[MS__STACK_CACHE]; /* owner only */
+    uint32_t stack_next; /* owner only: the stack table entry after the last one found */
 } ms__tbuf;
 
 typedef struct ms__chunk ms__chunk;
