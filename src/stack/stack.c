@@ -186,12 +186,18 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 
 #define MIX(h, x) ((h) = ((h) ^ (uint64_t)(x)) * UINT64_C(0x9E3779B97F4A7C15), (h) ^= (h) >> 29)
 
-/* Four lanes, each a chain of multiplies over every fourth frame, so that a
- * 20-frame stack costs the latency of 5 steps and a merge, not of 20. */
+/* A chain of multiplies over the frames; from 8 frames, four chains over
+ * every fourth frame, merged, so that a 20-frame stack costs the latency of
+ * 5 steps and the merge, not of 20. */
 static uint64_t stack_hash(const uintptr_t *f, size_t depth)
 {
     uint64_t h0 = (uint64_t)depth * UINT64_C(0xD6E8FEB86659FD93), h1 = UINT64_C(0xA0761D6478BD642F),
              h2 = UINT64_C(0xE7037ED1A0B428DB), h3 = UINT64_C(0x8EBC6AF09C88C6E3);
+    if (depth < 8) {
+        for (size_t i = 0; i < depth; i++)
+            MIX(h0, f[i]);
+        return h0 | 1;
+    }
     size_t i = 0;
     for (; i + 4 <= depth; i += 4) {
         MIX(h0, f[i]);
