@@ -155,9 +155,10 @@ static void threads_should_agree_while_the_index_grows(void **state)
     for (unsigned i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&start);
-    // Two threads may each keep an entry of one stack only when the slot's
-    // claimer was preempted for the whole of another's bounded wait: allow a
-    // few, never many.
+    // One id per stack, whatever the timing: a thread that gives up waiting
+    // for a preempted claimer offers an entry of its own, and the first one
+    // published is every thread's id (an earlier version split about 50 of
+    // the 40 000 under ThreadSanitizer, 1 under AddressSanitizer).
     size_t split = 0;
     for (uint32_t k = 0; k < STACKS; k++) {
         for (unsigned i = 0; i < THREADS; i++) {
@@ -176,9 +177,10 @@ static void threads_should_agree_while_the_index_grows(void **state)
             seen = seen || id == shared_ids[i][k];
         assert_true(seen);
     }
-    assert_true(split <= STACKS / 1000);
-    uint64_t added = ms__stack_count() - before;
-    assert_true(added >= STACKS && added <= STACKS + STACKS / 100);
+    if (split)
+        print_message("%zu of %u stacks have two ids\n", split, (unsigned)STACKS);
+    assert_int_equal(split, 0);
+    assert_int_equal(ms__stack_count() - before, STACKS); // entries that lost are not counted
 }
 
 int main(void)

@@ -7,10 +7,13 @@
  * filled from it and published with a compare-and-swap; the older tables stay
  * (and are searched) so an insert racing with the switch is never lost. A
  * slot holds the entry's whole hash beside its id, so a lookup reads the index
- * only, never the arena (for many distinct stacks, each was a cache miss). Two
- * threads that insert the same new stack at once end with one id: the loser of
- * the compare-and-swap on the slot's hash waits for the winner's id there
- * (the winner writes the arena entry after winning, so there is one entry).
+ * only, never the arena (for many distinct stacks, each was a cache miss).
+ * Threads that insert the same new stack at once end with one id: the losers
+ * of the compare-and-swap on the slot's hash wait for the winner's id there
+ * (the winner appends the arena entry after winning, so there is one entry);
+ * one that gives up waiting offers its own entry, and the first published
+ * decides (publish). A claim in a table that a newer one replaced meanwhile
+ * takes the id the newer one gives (settle_in_newer).
  *
  * Before the index, a thread looks at the arena entry after the last one it
  * found: a program that repeats a piece of work asks for its stacks in the
@@ -20,6 +23,7 @@
 #include "stack/stack.h"
 
 #include <execinfo.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -239,9 +243,14 @@ static tbl *tbl_new(size_t cap)
     return t;
 }
 
+/* The loads of `newest` and of a slot's hash, and the claim of a slot, are
+ * sequentially consistent (free on x86: plain loads and a locked
+ * compare-and-swap): a thread that claims a slot and then still reads its
+ * table as the newest knows that whoever reads a newer one later also sees
+ * the claim when it searches the older tables (see insert). */
 static tbl *get_newest(void)
 {
-    tbl *t = ms_atomic_load_acquire(&newest);
+    tbl *t = atomic_load(&newest);
     if (ms_likely(t))
         return t;
     tbl *n = tbl_new(FIRST_CAP), *expect = NULL;
@@ -263,34 +272,42 @@ static uint64_t entry_of(uint32_t id, size_t depth) { return id | (uint64_t)dept
 static uint32_t entry_id(uint64_t e, size_t depth) { return (e >> 32) == depth ? (uint32_t)e : 0; }
 
 /* The slot's entry once its claimer has published it: it does so right after
- * its compare-and-swap, so this waits for a few instructions of another
- * thread, unless that thread was preempted there. @return 0 if it still is
- * unpublished after a bounded wait. */
+ * its compare-and-swap and the append of the arena entry, so this waits for a
+ * few hundred instructions of another thread, unless that thread was
+ * preempted there. Then it gives the processor away a bounded number of times
+ * (system calls, but only when two threads meet on the first use of one stack
+ * and one of them is off the processor). @return 0 if it still is unpublished
+ * after that. */
 static uint64_t entry_wait(islot *sl)
 {
-    for (int spin = 0; spin < 4096; spin++) {
+    for (int spin = 0; spin < 4096 + 256; spin++) {
         uint64_t e = ms_atomic_load_acquire(&sl->entry);
         if (e)
             return e;
+        if (spin >= 4096)
+            sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        ms_compiler_barrier();
+        else
+            __builtin_ia32_pause();
 #endif
+        ms_compiler_barrier();
     }
     return 0;
 }
 
-static uint32_t find_in(const tbl *t, uint64_t h, size_t depth)
+static uint32_t slot_id(uintptr_t *a, islot *sl, uint64_t h, const uintptr_t *f, size_t depth);
+
+/* Stack (h, f, depth) in table t: its id, or 0 if t does not hold it. */
+static uint32_t find_in(uintptr_t *a, const tbl *t, uint64_t h, const uintptr_t *f, size_t depth)
 {
     size_t mask = t->cap - 1;
     islot *slot = ((tbl *)(uintptr_t)t)->slot;
     for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
-        uint64_t sh = ms_atomic_load_acquire(&slot[i].hash);
+        uint64_t sh = atomic_load(&slot[i].hash);
         if (sh == 0)
             return 0;
-        if (sh == h) // unpublished yet: the caller inserts, and waits there
-            return entry_id(ms_atomic_load_acquire(&slot[i].entry), depth);
+        if (sh == h) // claimed, perhaps not yet published
+            return slot_id(a, &slot[i], h, f, depth);
     }
     return 0;
 }
@@ -308,8 +325,8 @@ static void maybe_grow(tbl *t)
         uint64_t h = ms_atomic_load_acquire(&t->slot[i].hash);
         if (h == 0)
             continue;
-        // A slot its claimer never published is left out: that stack gets a
-        // second entry when next interned, which costs arena words only.
+        // A slot its claimer never published is left out: lookups find it in
+        // t, which stays searched.
         uint64_t e = entry_wait(&t->slot[i]);
         if (e == 0)
             continue;
@@ -328,15 +345,21 @@ static void maybe_grow(tbl *t)
         ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(islot));
 }
 
-/* Append stack (h, f, depth) to the arena. @return its id, 0 when the arena
- * is full. */
+/* An arena entry is appended with this bit in its depth word, cleared once an
+ * index slot gives its id: a thread's guess (entry_is) never takes an entry
+ * the index does not give. One stays set when another thread published first
+ * (slot_id). */
+#define UNINDEXED ((uintptr_t)1 << 31)
+
+/* Append stack (h, f, depth) to the arena, not yet indexed. @return its id, 0
+ * when the arena is full. */
 static uint32_t append(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth)
 {
     size_t need = 2 + depth;
     size_t at = ms_atomic_add_relaxed(&arena_top, need);
     if (at + need > ARENA_WORDS)
         return 0;
-    a[at + 1] = depth;
+    __atomic_store_n(&a[at + 1], depth | UNINDEXED, __ATOMIC_RELAXED);
     memcpy(&a[at + 2], f, depth * sizeof *f);
     // The hash last, released: a thread that guesses this entry (entry_is)
     // and reads the hash with acquire sees the whole entry.
@@ -344,48 +367,110 @@ static uint32_t append(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
     return (uint32_t)at;
 }
 
-/* The slot is claimed before the arena entry is written, so that threads
- * inserting one new stack at once leave one entry: a thread that guesses the
- * entry after the one it found (ms__stack_intern) must never meet a second
- * entry of a stack, whose id the index does not give. */
-static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth)
+/* Publish id in slot sl unless another entry was published there first, the
+ * first publisher deciding the stack's id; `own`: id is an entry this thread
+ * appended, made guessable when it wins. @return the slot's id. */
+static uint32_t publish(uintptr_t *a, islot *sl, uint32_t id, size_t depth, bool own)
+{
+    uint64_t want = 0, e = entry_of(id, depth);
+    // The arena entry before the id (the readers' acquire).
+    if (!atomic_compare_exchange_strong_explicit(&sl->entry, &want, e, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return entry_id(want, depth);
+    if (own) {
+        __atomic_store_n(&a[id + 1], depth, __ATOMIC_RELEASE);
+        ms_atomic_add_relaxed(&nstacks, 1);
+    }
+    return id;
+}
+
+/* The id in a claimed slot of hash h (0: another stack of that hash). Its
+ * claimer publishes it right after its compare-and-swap and the append of
+ * its entry, so this waits for a few hundred instructions of another thread;
+ * if that thread is off the processor for the whole bounded wait (or is gone:
+ * a fork's child), this thread offers an entry of its own, and whichever is
+ * published first is the id, for both. */
+static uint32_t slot_id(uintptr_t *a, islot *sl, uint64_t h, const uintptr_t *f, size_t depth)
+{
+    uint64_t e = entry_wait(sl);
+    if (e)
+        return entry_id(e, depth);
+    uint32_t mine = append(a, h, f, depth);
+    return mine ? publish(a, sl, mine, depth, true) : 0;
+}
+
+static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth, tbl *searched);
+
+/* A claim in table t, which is no longer the newest: the table that replaced
+ * it may have been filled before the claim, so another thread may have put
+ * the stack in a newer table without seeing this claim. The newer tables
+ * decide the id (this function's own insert there, when none has it); the
+ * slot in t is published with it, for the threads waiting there. (Tables
+ * older than t need no search: a claim there is settled in the newer ones
+ * too.) */
+static uint32_t settle_in_newer(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintptr_t *f,
+                                size_t depth)
+{
+    tbl *top = atomic_load(&newest);
+    uint32_t id = 0;
+    for (tbl *u = top; u != t && !id; u = u->older)
+        id = find_in(a, u, h, f, depth);
+    if (!id)
+        id = insert(a, h, f, depth, top);
+    ms_atomic_add_relaxed(&t->count, 1);
+    if (id)
+        (void)publish(a, sl, id, depth, false); // lost only to a thread that gave up on us
+    return id;
+}
+
+/* Stack (h, f, depth), which no table held when `searched` was the newest:
+ * its id, from a slot of the newest table claimed by this thread or by
+ * another inserting it at the same time; 0 when full. The slot is claimed
+ * before the arena entry is appended, so that threads inserting one new
+ * stack at once leave one indexed entry. */
+static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth, tbl *searched)
 {
     if (ms_atomic_load_relaxed(&arena_top) + 2 + depth > ARENA_WORDS)
         return 0; // full: claim no slot that would stay without an entry
-    for (;;) {
-        tbl *t = ms_atomic_load_acquire(&newest);
-        if (ms_atomic_load_relaxed(&t->count) + 1 >= t->cap)
-            return 0; // full and could not grow
-        size_t mask = t->cap - 1;
-        for (size_t i = (size_t)h & mask, probes = 0;; i = (i + 1) & mask) {
-            if (++probes > t->cap)
-                return 0; // filled up meanwhile and could not grow
-            islot *sl = &t->slot[i];
-            uint64_t sh = ms_atomic_load_acquire(&sl->hash);
-            if (sh == 0) {
-                uint64_t want = 0;
-                if (atomic_compare_exchange_strong_explicit(
-                        &sl->hash, &want, h, memory_order_acq_rel, memory_order_acquire)) {
-                    uint32_t at = append(a, h, f, depth);
-                    if (!at)
-                        return 0; // the slot stays unpublished: see entry_wait
-                    // The arena entry before the id (the readers' acquire).
-                    ms_atomic_store_release(&sl->entry, entry_of(at, depth));
-                    ms_atomic_add_relaxed(&t->count, 1);
-                    ms_atomic_add_relaxed(&nstacks, 1);
-                    maybe_grow(t);
-                    return at;
-                }
-                sh = want; // another thread took the slot: is it the same stack?
+    tbl *t = atomic_load(&newest);
+    if (t != searched) {
+        // Newer tables since the search: the older ones again, searched after
+        // reading t (see get_newest), for a claim made since.
+        for (tbl *u = t->older; u; u = u->older) {
+            uint32_t id = find_in(a, u, h, f, depth);
+            if (id)
+                return id;
+        }
+    }
+    if (ms_atomic_load_relaxed(&t->count) + 1 >= t->cap)
+        return 0; // full and could not grow
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)h & mask, probes = 0;; i = (i + 1) & mask) {
+        if (++probes > t->cap)
+            return 0; // filled up meanwhile and could not grow
+        islot *sl = &t->slot[i];
+        uint64_t sh = atomic_load(&sl->hash);
+        if (sh == 0) {
+            uint64_t want = 0;
+            if (atomic_compare_exchange_strong(&sl->hash, &want, h)) {
+                // Still the newest after the claim: whoever reads a newer
+                // table reads it after this, and finds the claim here.
+                if (atomic_load(&newest) != t)
+                    return settle_in_newer(a, t, sl, h, f, depth);
+                uint32_t at = append(a, h, f, depth);
+                if (!at)
+                    return 0; // the slot stays unpublished: see slot_id
+                uint32_t id = publish(a, sl, at, depth, true);
+                ms_atomic_add_relaxed(&t->count, 1);
+                maybe_grow(t);
+                return id;
             }
-            if (sh == h) {
-                uint64_t e = entry_wait(sl);
-                if (e == 0) // its claimer is stalled: an entry of our own
-                    return append(a, h, f, depth);
-                uint32_t id = entry_id(e, depth);
-                if (id)
-                    return id; // the id is shared
-            }
+            sh = want; // another thread took the slot: is it the same stack?
+        }
+        if (sh == h) {
+            uint32_t id = slot_id(a, sl, h, f, depth);
+            if (id)
+                return id; // the id is shared
         }
     }
 }
@@ -402,7 +487,8 @@ static uint32_t entry_after(uint32_t id, size_t depth)
  * thread's being written, is the stack of hash h and this depth. */
 static bool entry_is(const uintptr_t *a, uint32_t id, uint64_t h, size_t depth)
 {
-    return id && __atomic_load_n(&a[id], __ATOMIC_ACQUIRE) == h && a[id + 1] == depth;
+    return id && __atomic_load_n(&a[id], __ATOMIC_ACQUIRE) == h &&
+           __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) == depth;
 }
 
 uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
@@ -420,10 +506,11 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
     } else if (a && b && entry_is(a, b->stack_next, h, depth)) {
         id = b->stack_next; // the guess (above)
     } else {
-        for (tbl *t = a ? get_newest() : NULL; t && !id; t = t->older)
-            id = find_in(t, h, depth);
-        if (!id && a && ms_atomic_load_acquire(&newest))
-            id = insert(a, h, frames, depth);
+        tbl *top = a ? get_newest() : NULL;
+        for (tbl *t = top; t && !id; t = t->older)
+            id = find_in(a, t, h, frames, depth);
+        if (!id && top)
+            id = insert(a, h, frames, depth, top);
         if (!id) {
             ms_atomic_add_relaxed(&ndropped, 1);
             return 0;
@@ -445,7 +532,7 @@ size_t ms__stack_get(uint32_t id, const uintptr_t **frames)
     size_t top = ms_atomic_load_acquire(&arena_top);
     if (!a || id == 0 || (size_t)id + 2 > top)
         return 0;
-    size_t depth = a[id + 1];
+    size_t depth = __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) & ~UNINDEXED;
     // An id that is not an entry's start fails these checks (the hash covers
     // the frames and the depth).
     if (depth == 0 || depth > MS__STACK_MAX_DEPTH || id + 2 + depth > top ||
