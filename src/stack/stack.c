@@ -8,12 +8,11 @@
  * (and are searched) so an insert racing with the switch is never lost. A
  * slot holds the entry's whole hash beside its id, so a lookup reads the index
  * only, never the arena (for many distinct stacks, each was a cache miss).
- * Threads that insert the same new stack at once end with one id: the losers
- * of the compare-and-swap on the slot's hash wait for the winner's id there
- * (the winner appends the arena entry after winning, so there is one entry);
- * one that gives up waiting offers its own entry, and the first published
- * decides (publish). A claim in a table that a newer one replaced meanwhile
- * takes the id the newer one gives (settle_in_newer).
+ * Threads that insert the same new stack at once end with one id, whatever
+ * the timing: the first to claim its slot decides the slot's entry word by a
+ * compare-and-swap, as does a thread that waited for that in vain, and the
+ * first decision holds for all. A claim in a table that a newer one has
+ * replaced defers to the newer tables (decide).
  *
  * Before the index, a thread looks at the arena entry after the last one it
  * found: a program that repeats a piece of work asks for its stacks in the
@@ -37,7 +36,7 @@
 #define FIRST_CAP 4096u
 
 /* An index slot: the entry's hash (0 = empty; claimed by a compare-and-swap),
- * then its id | depth << 32 (0 until the claimer publishes it). */
+ * then its entry word (0 until decided: see decide). */
 typedef struct islot {
     _Atomic uint64_t hash;
     _Atomic uint64_t entry;
@@ -243,11 +242,11 @@ static tbl *tbl_new(size_t cap)
     return t;
 }
 
-/* The loads of `newest` and of a slot's hash, and the claim of a slot, are
- * sequentially consistent (free on x86: plain loads and a locked
- * compare-and-swap): a thread that claims a slot and then still reads its
- * table as the newest knows that whoever reads a newer one later also sees
- * the claim when it searches the older tables (see insert). */
+/* The loads of `newest` and of a slot's hash, and the compare-and-swaps on
+ * them, are sequentially consistent (free on x86: plain loads and locked
+ * instructions): a thread that sees a claim in table t and then still reads t
+ * as the newest knows that whoever reads a newer table later, and then
+ * searches t, sees the claim too (decide, insert). */
 static tbl *get_newest(void)
 {
     tbl *t = atomic_load(&newest);
@@ -256,28 +255,31 @@ static tbl *get_newest(void)
     tbl *n = tbl_new(FIRST_CAP), *expect = NULL;
     if (!n)
         return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
-                                                 memory_order_acquire)) {
+    if (!atomic_compare_exchange_strong(&newest, &expect, n)) {
         ms__pages_free(n, sizeof(tbl) + FIRST_CAP * sizeof(islot));
         return expect;
     }
     return n;
 }
 
+/* A slot's entry word: 0 while undecided, then once, by a compare-and-swap,
+ * either an arena entry (id | depth << 32, depth ≥ 1) or FORWARD: the stack's
+ * id is the one the tables newer than this slot's give. */
+#define FORWARD UINT64_MAX
+
 static uint64_t entry_of(uint32_t id, size_t depth) { return id | (uint64_t)depth << 32; }
 
-/* The id in a published slot whose hash matched: 0 if the depth differs too
+/* The id in a decided slot whose hash matched: 0 if the depth differs too
  * (64-bit hashes of distinct stacks do not meet in practice, as in the
  * threads' caches, so the frames themselves are not compared). */
 static uint32_t entry_id(uint64_t e, size_t depth) { return (e >> 32) == depth ? (uint32_t)e : 0; }
 
-/* The slot's entry once its claimer has published it: it does so right after
- * its compare-and-swap and the append of the arena entry, so this waits for a
+/* The slot's entry once it is decided. Its claimer decides right after its
+ * compare-and-swap (an append to the arena, or FORWARD), so this waits for a
  * few hundred instructions of another thread, unless that thread was
- * preempted there. Then it gives the processor away a bounded number of times
- * (system calls, but only when two threads meet on the first use of one stack
- * and one of them is off the processor). @return 0 if it still is unpublished
- * after that. */
+ * preempted there; then it gives the processor away a bounded number of
+ * times (system calls, but only when two threads meet on the first use of
+ * one stack and one is off the processor). @return 0 if still undecided. */
 static uint64_t entry_wait(islot *sl)
 {
     for (int spin = 0; spin < 4096 + 256; spin++) {
@@ -295,40 +297,24 @@ static uint64_t entry_wait(islot *sl)
     return 0;
 }
 
-static uint32_t slot_id(uintptr_t *a, islot *sl, uint64_t h, const uintptr_t *f, size_t depth);
-
-/* Stack (h, f, depth) in table t: its id, or 0 if t does not hold it. */
-static uint32_t find_in(uintptr_t *a, const tbl *t, uint64_t h, const uintptr_t *f, size_t depth)
-{
-    size_t mask = t->cap - 1;
-    islot *slot = ((tbl *)(uintptr_t)t)->slot;
-    for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
-        uint64_t sh = atomic_load(&slot[i].hash);
-        if (sh == 0)
-            return 0;
-        if (sh == h) // claimed, perhaps not yet published
-            return slot_id(a, &slot[i], h, f, depth);
-    }
-    return 0;
-}
-
 /* When t is half full, publish a table twice its size holding its entries. */
 static void maybe_grow(tbl *t)
 {
-    if (ms_atomic_load_relaxed(&t->count) * 2 < t->cap || ms_atomic_load_acquire(&newest) != t)
+    if (ms_atomic_load_relaxed(&t->count) * 2 < t->cap || atomic_load(&newest) != t)
         return;
     tbl *n = tbl_new(t->cap * 2);
     if (!n)
         return; // stays usable up to full; inserts then fail, counted
     size_t mask = n->cap - 1, copied = 0;
     for (size_t i = 0; i < t->cap; i++) {
-        uint64_t h = ms_atomic_load_acquire(&t->slot[i].hash);
+        uint64_t h = atomic_load(&t->slot[i].hash);
         if (h == 0)
             continue;
-        // A slot its claimer never published is left out: lookups find it in
-        // t, which stays searched.
+        // A slot still undecided is left out (lookups find it in t, which
+        // stays searched), and so is FORWARD: only a table newer than t gives
+        // that stack, and this one is not published if there is one.
         uint64_t e = entry_wait(&t->slot[i]);
-        if (e == 0)
+        if (e == 0 || e == FORWARD)
             continue;
         size_t j = (size_t)h & mask;
         while (ms_atomic_load_relaxed(&n->slot[j].hash) != 0)
@@ -340,15 +326,14 @@ static void maybe_grow(tbl *t)
     ms_atomic_store_relaxed(&n->count, copied);
     n->older = t;
     tbl *expect = t;
-    if (!atomic_compare_exchange_strong_explicit(&newest, &expect, n, memory_order_acq_rel,
-                                                 memory_order_acquire))
+    if (!atomic_compare_exchange_strong(&newest, &expect, n))
         ms__pages_free(n, sizeof(tbl) + n->cap * sizeof(islot));
 }
 
 /* An arena entry is appended with this bit in its depth word, cleared once an
  * index slot gives its id: a thread's guess (entry_is) never takes an entry
- * the index does not give. One stays set when another thread published first
- * (slot_id). */
+ * the index does not give. It stays set on an entry whose thread lost the
+ * decision (decide). */
 #define UNINDEXED ((uintptr_t)1 << 31)
 
 /* Append stack (h, f, depth) to the arena, not yet indexed. @return its id, 0
@@ -367,79 +352,95 @@ static uint32_t append(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
     return (uint32_t)at;
 }
 
-/* Publish id in slot sl unless another entry was published there first, the
- * first publisher deciding the stack's id; `own`: id is an entry this thread
- * appended, made guessable when it wins. @return the slot's id. */
-static uint32_t publish(uintptr_t *a, islot *sl, uint32_t id, size_t depth, bool own)
-{
-    uint64_t want = 0, e = entry_of(id, depth);
-    // The arena entry before the id (the readers' acquire).
-    if (!atomic_compare_exchange_strong_explicit(&sl->entry, &want, e, memory_order_acq_rel,
-                                                 memory_order_acquire))
-        return entry_id(want, depth);
-    if (own) {
-        __atomic_store_n(&a[id + 1], depth, __ATOMIC_RELEASE);
-        ms_atomic_add_relaxed(&nstacks, 1);
-    }
-    return id;
-}
-
-/* The id in a claimed slot of hash h (0: another stack of that hash). Its
- * claimer publishes it right after its compare-and-swap and the append of
- * its entry, so this waits for a few hundred instructions of another thread;
- * if that thread is off the processor for the whole bounded wait (or is gone:
- * a fork's child), this thread offers an entry of its own, and whichever is
- * published first is the id, for both. */
-static uint32_t slot_id(uintptr_t *a, islot *sl, uint64_t h, const uintptr_t *f, size_t depth)
-{
-    uint64_t e = entry_wait(sl);
-    if (e)
-        return entry_id(e, depth);
-    uint32_t mine = append(a, h, f, depth);
-    return mine ? publish(a, sl, mine, depth, true) : 0;
-}
-
+static uint32_t find_in(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, size_t depth);
 static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth, tbl *searched);
 
-/* A claim in table t, which is no longer the newest: the table that replaced
- * it may have been filled before the claim, so another thread may have put
- * the stack in a newer table without seeing this claim. The newer tables
- * decide the id (this function's own insert there, when none has it); the
- * slot in t is published with it, for the threads waiting there. (Tables
- * older than t need no search: a claim there is settled in the newer ones
- * too.) */
-static uint32_t settle_in_newer(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintptr_t *f,
-                                size_t depth)
+/* The stack's id when a slot of table t holding it says FORWARD: from the
+ * tables newer than t (t itself and older ones hold no answer: any claim of
+ * the stack in them is decided the same way). Every thread that settles one
+ * stack meets the others, and any that inserted it through a newer table
+ * without seeing t's claim, on one slot of the newest table. */
+static uint32_t settle(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, size_t depth)
 {
     tbl *top = atomic_load(&newest);
-    uint32_t id = 0;
-    for (tbl *u = top; u != t && !id; u = u->older)
-        id = find_in(a, u, h, f, depth);
-    if (!id)
-        id = insert(a, h, f, depth, top);
-    ms_atomic_add_relaxed(&t->count, 1);
-    if (id)
-        (void)publish(a, sl, id, depth, false); // lost only to a thread that gave up on us
-    return id;
+    for (tbl *u = top; u && u != t; u = u->older) {
+        uint32_t id = find_in(a, u, h, f, depth);
+        if (id)
+            return id;
+    }
+    return insert(a, h, f, depth, top);
 }
 
-/* Stack (h, f, depth), which no table held when `searched` was the newest:
- * its id, from a slot of the newest table claimed by this thread or by
- * another inserting it at the same time; 0 when full. The slot is claimed
- * before the arena entry is appended, so that threads inserting one new
- * stack at once leave one indexed entry. */
+/* Decide claimed slot sl of table t, for its claimer right after its claim,
+ * or for a thread that waited for the decision in vain (the claimer off the
+ * processor, or gone: a fork's child). While t is the newest table the slot
+ * takes an arena entry: every thread that reads a newer table later, then
+ * searches t, sees the claim and takes that id. Once t has been replaced, a
+ * thread that inserted the stack through the newer table may not have seen
+ * the claim, so the slot takes FORWARD and the newer tables decide. The first
+ * compare-and-swap on the entry word decides for all: the thread that loses
+ * takes the winner's answer. @return the id, 0 when full. */
+static uint32_t decide(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintptr_t *f,
+                       size_t depth)
+{
+    uint64_t want = 0;
+    if (atomic_load(&newest) == t) {
+        uint32_t at = append(a, h, f, depth);
+        if (!at)
+            return 0; // full: the slot stays undecided for another to try
+        if (atomic_compare_exchange_strong(&sl->entry, &want, entry_of(at, depth))) {
+            __atomic_store_n(&a[at + 1], depth, __ATOMIC_RELEASE); // now indexed
+            ms_atomic_add_relaxed(&nstacks, 1);
+            return at;
+        }
+    } else if (atomic_compare_exchange_strong(&sl->entry, &want, FORWARD)) {
+        return settle(a, t, h, f, depth);
+    }
+    return want == FORWARD ? settle(a, t, h, f, depth) : entry_id(want, depth);
+}
+
+/* The id in claimed slot sl of table t (hash h): 0 if it is another stack of
+ * that hash. */
+static uint32_t slot_id(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintptr_t *f,
+                        size_t depth)
+{
+    uint64_t e = entry_wait(sl);
+    if (e == 0)
+        return decide(a, t, sl, h, f, depth);
+    return e == FORWARD ? settle(a, t, h, f, depth) : entry_id(e, depth);
+}
+
+/* Stack (h, f, depth) in table t: its id, or 0 if t does not hold it. */
+static uint32_t find_in(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, size_t depth)
+{
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)h & mask, probes = 0; probes < t->cap; i = (i + 1) & mask, probes++) {
+        uint64_t sh = atomic_load(&t->slot[i].hash);
+        if (sh == 0)
+            return 0;
+        if (sh == h)
+            return slot_id(a, t, &t->slot[i], h, f, depth);
+    }
+    return 0;
+}
+
+/* Stack (h, f, depth), which no table held when the caller searched them all
+ * after reading `searched` as the newest: its id, from a slot of the newest
+ * table claimed by this thread or by another inserting it at the same time;
+ * 0 when full. */
 static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth, tbl *searched)
 {
     if (ms_atomic_load_relaxed(&arena_top) + 2 + depth > ARENA_WORDS)
-        return 0; // full: claim no slot that would stay without an entry
+        return 0; // full: claim no slot that would stay undecided
     tbl *t = atomic_load(&newest);
     if (t != searched) {
-        // Newer tables since the search: the older ones again, searched after
-        // reading t (see get_newest), for a claim made since.
+        // Replaced since the search: a claim decided in `searched` or in a
+        // table between while it was the newest may have been missed, so
+        // those are searched again, after reading t (see get_newest).
         for (tbl *u = t->older; u; u = u->older) {
             uint32_t id = find_in(a, u, h, f, depth);
-            if (id)
-                return id;
+            if (id || u == searched)
+                return id ? id : insert(a, h, f, depth, t);
         }
     }
     if (ms_atomic_load_relaxed(&t->count) + 1 >= t->cap)
@@ -453,24 +454,17 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
         if (sh == 0) {
             uint64_t want = 0;
             if (atomic_compare_exchange_strong(&sl->hash, &want, h)) {
-                // Still the newest after the claim: whoever reads a newer
-                // table reads it after this, and finds the claim here.
-                if (atomic_load(&newest) != t)
-                    return settle_in_newer(a, t, sl, h, f, depth);
-                uint32_t at = append(a, h, f, depth);
-                if (!at)
-                    return 0; // the slot stays unpublished: see slot_id
-                uint32_t id = publish(a, sl, at, depth, true);
                 ms_atomic_add_relaxed(&t->count, 1);
+                uint32_t id = decide(a, t, sl, h, f, depth);
                 maybe_grow(t);
                 return id;
             }
             sh = want; // another thread took the slot: is it the same stack?
         }
         if (sh == h) {
-            uint32_t id = slot_id(a, sl, h, f, depth);
+            uint32_t id = slot_id(a, t, sl, h, f, depth);
             if (id)
-                return id; // the id is shared
+                return id;
         }
     }
 }
