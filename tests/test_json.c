@@ -578,6 +578,30 @@ static void sampled_report_should_say_it_is_an_estimate(void **state)
     remove_tree(dir);
 }
 
+/* With call stacks on, the report says how many events went without their
+ * stack (the stack table full): none here. */
+static void stacks_should_be_counted_in_the_sampling_object(void **state)
+{
+    (void)state;
+    char dir[4096], path[4200];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/stacks.json", dir);
+    ms_tracker *t = ms_tracker_with_sampling(ms_tracker_new(), ms_sampling_full());
+    assert_non_null(t);
+    char *block = malloc(48);
+    assert_non_null(block);
+    TRACK(t, block);
+    assert_int_equal(ms_export_json(t, path), 0);
+    cJSON *root = parse_file(path);
+    const cJSON *sampling = object(root, "sampling");
+    assert_true(boolean(sampling, "capture_call_stack"));
+    assert_int_equal(count(sampling, "stacks_dropped"), 0);
+    cJSON_Delete(root);
+    MS_FREE(t, block);
+    ms_tracker_free(t);
+    remove_tree(dir);
+}
+
 /* ------------------------------------------------------------- timeline */
 
 /* @return the largest max_bytes of the timeline; checks its shape. */
@@ -719,6 +743,7 @@ int main(void)
         cmocka_unit_test(auto_export_should_write_the_report_when_the_tracker_is_freed),
         cmocka_unit_test(failed_export_should_leave_no_partial_or_temporary_file),
         cmocka_unit_test(sampled_report_should_say_it_is_an_estimate),
+        cmocka_unit_test(stacks_should_be_counted_in_the_sampling_object),
         cmocka_unit_test(timeline_should_stay_within_1024_points_and_reach_the_peak),
         cmocka_unit_test(global_tracker_should_auto_export_at_exit),
     };

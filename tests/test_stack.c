@@ -2,7 +2,7 @@
  * stack, the frames it stands for given back by id, and the same answers when
  * four threads intern the same new stacks at once, in the same order, while
  * the index grows from its first 4096 slots past 65 536 (its slots are claimed
- * by a compare-and-swap on the hash and published with the id just after).
+ * by a compare-and-swap on the hash and decided by one on the entry word).
  * With a thread's cache (its store buffer), a stack is looked for first in
  * the table entry after the last one the thread found: the same ids whether
  * that guess is right, wrong, or an entry another thread is still writing. */

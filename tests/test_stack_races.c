@@ -2,14 +2,17 @@
  *
  * test_stack races four threads and cannot choose the interleaving; this test
  * includes src/stack/stack.c itself and plays each thread's steps in the
- * order that once split a stack into two ids: a claimer kept off the
- * processor between its claim and its decision (played by claiming a slot by
- * hand and deciding it later), an index table replaced in between (played by
- * publishing a newer table), a lookup that searched before the claim. Each
- * scenario checks that every step gives one id, that the table counts the
- * stack once, and that an entry which lost the decision is never what a
- * thread's guess returns. (A waiter gives up after about a millisecond: the
- * lookups that meet an undecided claim here take that long.) */
+ * order that once split a stack into two ids, or might: a claimer kept off
+ * the processor between its claim and its decision (played by claiming a
+ * slot by hand and deciding it later), an index table replaced in between
+ * (played by publishing a newer table, or by the real grower), a lookup that
+ * searched before the claim. The scenarios check that every step gives one
+ * id and that the table counts the stack once; those where a decision is
+ * lost check that the losing entry is never what a thread's guess returns.
+ * Then a signal handler on a thread that is inside the table, and, last (it
+ * leaves the arena full), a stack that comes when the arena is full. (A
+ * waiter gives up after a fraction of a millisecond: the lookups that meet
+ * an undecided claim here take that long.) */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 
 #include "stack/stack.c"
+#include "tracker/tracker.h"
 
 /* Stack k of this test: 12 frames (the hash's four lanes) unlike any other.
  * (The depth is a variable: with a constant, gcc 12 warns of an overflow in a
@@ -67,7 +71,7 @@ static tbl *table(void)
     return t;
 }
 
-static uint32_t intern(uint32_t k)
+static uint32_t lookup(uint32_t k)
 {
     uintptr_t f[MS__STACK_MAX_DEPTH];
     return ms__stack_intern(NULL, f, frames_of(k, f));
@@ -112,11 +116,11 @@ static void a_claim_given_up_after_its_table_was_replaced(void **state)
     tbl *t = table();
     islot *sl = claim(t, hash_of(k));
     replace(t);
-    uint32_t id = intern(k); // waits for the claim, then decides it
+    uint32_t id = lookup(k); // waits for the claim, then decides it
     assert_int_not_equal(id, 0);
     assert_true(atomic_load(&sl->entry) == FORWARD);
     assert_int_equal(claimer_returns(t, sl, k), id);
-    assert_int_equal(intern(k), id);
+    assert_int_equal(lookup(k), id);
     assert_int_equal(ms__stack_count() - before, 1);
 }
 
@@ -145,7 +149,7 @@ static void an_insert_after_the_table_moved_searches_again(void **state)
             assert_int_equal(got, id);
         else
             assert_int_equal(claimer_returns(t, sl, k), got);
-        assert_int_equal(intern(k), got);
+        assert_int_equal(lookup(k), got);
         assert_int_equal(ms__stack_count() - before, 1);
     }
 }
@@ -160,11 +164,11 @@ static void a_late_claim_in_a_replaced_table_defers(void **state)
     uint64_t before = ms__stack_count();
     tbl *t = table();
     replace(t);
-    uint32_t id = intern(k); // in the newer table
+    uint32_t id = lookup(k); // in the newer table
     assert_int_not_equal(id, 0);
     islot *sl = claim(t, hash_of(k));
     assert_int_equal(claimer_returns(t, sl, k), id);
-    assert_int_equal(intern(k), id);
+    assert_int_equal(lookup(k), id);
     assert_int_equal(ms__stack_count() - before, 1);
 }
 
@@ -179,9 +183,9 @@ static void a_claimer_that_never_returns(void **state)
     uint64_t before = ms__stack_count();
     tbl *t = table();
     islot *sl = claim(t, hash_of(k));
-    uint32_t id = intern(k);
+    uint32_t id = lookup(k);
     assert_int_not_equal(id, 0);
-    assert_int_equal(intern(k), id); // decided now: no second wait, same id
+    assert_int_equal(lookup(k), id); // decided now: no second wait, same id
     uint32_t late = (uint32_t)ms_atomic_load_relaxed(&arena_top);
     assert_int_equal(claimer_returns(t, sl, k), id);
     assert_int_not_equal(ms_atomic_load_relaxed(&arena_top), late); // it appended, and lost
@@ -203,17 +207,170 @@ static void a_claim_decided_before_the_replacement(void **state)
     uint32_t id = claimer_returns(t, sl, k);
     assert_int_not_equal(id, 0);
     replace(t);
-    assert_int_equal(intern(k), id);
+    assert_int_equal(lookup(k), id);
+}
+
+/* A claim in a table twice replaced: a late claimer in the middle table
+ * decides FORWARD through the newest; the first claimer, back, defers to the
+ * middle table's answer. */
+static void a_claim_deferred_through_two_tables(void **state)
+{
+    (void)state;
+    const uint32_t k = 20;
+    uint64_t before = ms__stack_count();
+    tbl *t = table();
+    islot *first = claim(t, hash_of(k));
+    tbl *middle = replace(t);
+    islot *late = claim(middle, hash_of(k)); // it read `middle` as the newest
+    replace(middle);
+    uint32_t id = lookup(k); // waits on `late` in vain, forwards it, inserts in the newest
+    assert_int_not_equal(id, 0);
+    assert_true(atomic_load(&late->entry) == FORWARD);
+    assert_true(atomic_load(&first->entry) == 0); // nobody had to look there
+    assert_int_equal(claimer_returns(middle, late, k), id);
+    assert_int_equal(claimer_returns(t, first, k), id);
+    assert_true(atomic_load(&first->entry) == FORWARD);
+    assert_int_equal(lookup(k), id);
+    assert_int_equal(ms__stack_count() - before, 1);
+}
+
+/* The claimer read its table as the newest and appended its entry; the table
+ * is replaced before its compare-and-swap. Either a waiter forwards the slot
+ * first (the claimer's entry loses, never to be guessed) or the claimer's
+ * late compare-and-swap wins (and the newer table's lookups find it). */
+static void a_decision_late_after_the_replacement(void **state)
+{
+    (void)state;
+    for (uint32_t order = 0; order < 2; order++) {
+        const uint32_t k = 21 + order;
+        uint64_t before = ms__stack_count();
+        uintptr_t f[MS__STACK_MAX_DEPTH];
+        size_t depth = frames_of(k, f);
+        uint64_t h = hash_of(k);
+        uintptr_t *a = get_arena();
+        tbl *t = table();
+        islot *sl = claim(t, h);
+        assert_true(atomic_load(&newest) == t); // decide's first step,
+        uint32_t at = append(a, h, f, depth);   // its second,
+        replace(t);                             // and here it is preempted
+        uint64_t want = 0;
+        uint32_t id;
+        if (order == 0) {
+            id = lookup(k); // waits in vain, forwards, inserts in the newer table
+            assert_false(atomic_compare_exchange_strong(&sl->entry, &want, entry_of(at, depth)));
+            assert_true(want == FORWARD);
+            assert_int_equal(settle(a, t, h, f, depth), id); // what decide does then
+            assert_int_not_equal(id, at);
+            assert_int_equal(guess(at, k), id);
+        } else {
+            assert_true(atomic_compare_exchange_strong(&sl->entry, &want, entry_of(at, depth)));
+            __atomic_store_n(&a[at + 1], depth, __ATOMIC_RELEASE); // decide's last steps
+            ms_atomic_add_relaxed(&nstacks, 1);
+            id = at;
+        }
+        assert_int_equal(lookup(k), id);
+        assert_int_equal(ms__stack_count() - before, 1);
+    }
+}
+
+/* The real grower meets a claim not yet decided: after its wait it leaves
+ * the claim out of the new table; the claimer, back, finds its table
+ * replaced and defers to the new one. */
+static void a_grower_leaves_an_undecided_claim_out(void **state)
+{
+    (void)state;
+    tbl *t = table();
+    uint32_t *ids = calloc(t->cap, sizeof *ids);
+    assert_non_null(ids);
+    uint32_t k = 100000;
+    for (; ms_atomic_load_relaxed(&t->count) * 2 + 4 < t->cap; k++)
+        assert_int_not_equal(ids[k - 100000] = lookup(k), 0);
+    assert_true(atomic_load(&newest) == t);
+    const uint32_t u = 30;
+    islot *sl = claim(t, hash_of(u));
+    for (; atomic_load(&newest) == t; k++) // the insert that fills t to half grows it
+        assert_int_not_equal(ids[k - 100000] = lookup(k), 0);
+    tbl *n = atomic_load(&newest);
+    assert_true(n->older == t);
+    uintptr_t f[MS__STACK_MAX_DEPTH];
+    size_t depth = frames_of(u, f);
+    uint64_t before = ms__stack_count();
+    assert_int_equal(find_in(get_arena(), n, hash_of(u), f, depth), 0); // left out
+    uint32_t id = claimer_returns(t, sl, u);
+    assert_int_not_equal(id, 0);
+    assert_true(atomic_load(&sl->entry) == FORWARD);
+    assert_int_equal(lookup(u), id);
+    assert_int_equal(ms__stack_count() - before, 1);
+    for (uint32_t j = 100000; j < k; j++) // the others: copied, the same ids
+        assert_int_equal(find_in(get_arena(), n, hash_of(j), f, depth), ids[j - 100000]);
+    free(ids);
+}
+
+/* A signal handler that interns a stack while its thread is inside the table
+ * with the same store buffer (stack_busy set) answers right and leaves the
+ * thread's cache, guess and caller-only stack as they were: the thread
+ * resumes with what it had read. */
+static void a_signal_handler_leaves_the_threads_cache_be(void **state)
+{
+    (void)state;
+    ms__tbuf *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    uint32_t mine = 0, theirs = lookup(41);
+    uintptr_t f[MS__STACK_MAX_DEPTH];
+    mine = ms__stack_intern(b, f, frames_of(40, f)); // fills the cache and the guess
+    assert_int_equal(mine, lookup(40));
+    ms__tbuf saved = *b;
+    b->stack_busy = 1; // the thread is inside ms__stack_intern: the handler runs
+    assert_int_equal(ms__stack_intern(b, f, frames_of(41, f)), theirs);
+    uintptr_t site = 0x5b0000000000u;
+    uint32_t caller = ms__tracker_caller_stack(b, site);
+    assert_int_not_equal(caller, 0);
+    b->stack_busy = 0;
+    assert_memory_equal(b, &saved, sizeof *b);                   // nothing of the thread's moved
+    assert_int_equal(ms__tracker_caller_stack(b, site), caller); // not busy: cached
+    assert_true(b->caller_pc == site && b->caller_stack == caller);
+    free(b);
+}
+
+/* Last: the arena fills between a claim and its decision. The slot takes
+ * DROPPED, so no later lookup waits for it or appends again, and an id past
+ * the arena's end reads nothing. (The arena stays full: nothing may follow.) */
+static void a_stack_that_comes_when_the_arena_is_full(void **state)
+{
+    (void)state;
+    const uint32_t k = 50;
+    uint64_t dropped = ms__stack_dropped();
+    tbl *t = table();
+    islot *sl = claim(t, hash_of(k));
+    ms_atomic_store_relaxed(&arena_top, ARENA_WORDS - 5);
+    assert_int_equal(claimer_returns(t, sl, k), 0);
+    assert_true(atomic_load(&sl->entry) == DROPPED);
+    size_t top = ms_atomic_load_relaxed(&arena_top);
+    assert_true(top > ARENA_WORDS);
+    assert_int_equal(lookup(k), 0);
+    assert_int_equal(lookup(51), 0); // a stack never seen: no slot claimed either
+    assert_int_equal(ms_atomic_load_relaxed(&arena_top), top);
+    assert_int_equal(ms__stack_dropped() - dropped, 2);
+    uintptr_t fr[MS__STACK_MAX_DEPTH];
+    assert_int_equal(ms_stack_frames((uint32_t)ARENA_WORDS + 1, fr, MS__STACK_MAX_DEPTH), 0);
+    assert_int_equal(ms__stack_top((uint32_t)ARENA_WORDS - 2), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        // first, while the first table is small (the others replace it with
+        // empty ones twice its size)
+        cmocka_unit_test(a_grower_leaves_an_undecided_claim_out),
         cmocka_unit_test(a_claim_given_up_after_its_table_was_replaced),
         cmocka_unit_test(an_insert_after_the_table_moved_searches_again),
         cmocka_unit_test(a_late_claim_in_a_replaced_table_defers),
         cmocka_unit_test(a_claimer_that_never_returns),
         cmocka_unit_test(a_claim_decided_before_the_replacement),
+        cmocka_unit_test(a_claim_deferred_through_two_tables),
+        cmocka_unit_test(a_decision_late_after_the_replacement),
+        cmocka_unit_test(a_signal_handler_leaves_the_threads_cache_be),
+        cmocka_unit_test(a_stack_that_comes_when_the_arena_is_full), // last
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -410,6 +410,7 @@ int ms__json_build(ms_tracker *t, const ms__json_limits *lim, ms__buf *b)
     cJSON_AddBoolToObject(sm, "capture_call_stack", cfg.capture_call_stack);
     add_u64(sm, "max_stack_depth", cfg.max_stack_depth);
     cJSON_AddBoolToObject(sm, "is_estimate", r->is_estimate);
+    add_u64(sm, "stacks_dropped", ms_atomic_load_relaxed(&t->store->stackless));
     cJSON_AddItemToObject(root, "report", report_json(r));
     cJSON_AddItemToObject(root, "stats", stats_json(&stats));
     add_u64(root, "dropped_events", stats.dropped_events);

@@ -1,17 +1,15 @@
 /* stack.c — walking and interning call stacks (see stack.h).
  *
  * The table: entries are appended to an arena reserved once (1 GiB of address
- * space, pages touched only as used): [hash, depth, frames...]; an entry's id
- * is its word offset. An open-addressing index of ids finds them. The index
- * never resizes in place: when it is half full a table twice the size is
- * filled from it and published with a compare-and-swap; the older tables stay
- * (and are searched) so an insert racing with the switch is never lost. A
- * slot holds the entry's whole hash beside its id, so a lookup reads the index
- * only, never the arena (for many distinct stacks, each was a cache miss).
- * Threads that insert the same new stack at once end with one id, whatever
- * the timing: the first to claim its slot decides the slot's entry word by a
- * compare-and-swap, as does a thread that waited for that in vain, and the
- * first decision holds for all. A claim in a table that a newer one has
+ * space, pages touched only as used): [hash, depth (and the UNINDEXED bit),
+ * frames...]; an entry's id is its word offset. An open-addressing index of ids finds them. The
+ * index never resizes in place: when it is half full a table twice the size is filled from it and
+ * published with a compare-and-swap; the older tables stay (and are searched) so an insert racing
+ * with the switch is never lost. A slot holds the entry's whole hash beside its id, so a lookup
+ * reads the index only, never the arena (for many distinct stacks, each was a cache miss). Threads
+ * that insert the same new stack at once end with one id, whatever the timing: the first to claim
+ * its slot decides the slot's entry word by a compare-and-swap, as does a thread that waited for
+ * that in vain, and the first decision holds for all. A claim in a table that a newer one has
  * replaced defers to the newer tables (decide).
  *
  * Before the index, a thread looks at the arena entry after the last one it
@@ -263,9 +261,11 @@ static tbl *get_newest(void)
 }
 
 /* A slot's entry word: 0 while undecided, then once, by a compare-and-swap,
- * either an arena entry (id | depth << 32, depth ≥ 1) or FORWARD: the stack's
- * id is the one the tables newer than this slot's give. */
+ * an arena entry (id | depth << 32, depth ≥ 1), FORWARD (the stack's id is the
+ * one the tables newer than this slot's give) or DROPPED (the arena was full:
+ * the stack has no id, and never will). */
 #define FORWARD UINT64_MAX
+#define DROPPED (UINT64_MAX - 1)
 
 static uint64_t entry_of(uint32_t id, size_t depth) { return id | (uint64_t)depth << 32; }
 
@@ -278,8 +278,9 @@ static uint32_t entry_id(uint64_t e, size_t depth) { return (e >> 32) == depth ?
  * compare-and-swap (an append to the arena, or FORWARD), so this waits for a
  * few hundred instructions of another thread, unless that thread was
  * preempted there; then it gives the processor away a bounded number of
- * times (system calls, but only when two threads meet on the first use of
- * one stack and one is off the processor). @return 0 if still undecided. */
+ * times (system calls, but only when a thread meets a claim that another,
+ * off the processor, has not decided: on the first use of one stack by two
+ * threads, or in a grower's copy). @return 0 if still undecided. */
 static uint64_t entry_wait(islot *sl)
 {
     for (int spin = 0; spin < 4096 + 256; spin++) {
@@ -314,7 +315,7 @@ static void maybe_grow(tbl *t)
         // stays searched), and so is FORWARD: only a table newer than t gives
         // that stack, and this one is not published if there is one.
         uint64_t e = entry_wait(&t->slot[i]);
-        if (e == 0 || e == FORWARD)
+        if (e == 0 || e == FORWARD || e == DROPPED)
             continue;
         size_t j = (size_t)h & mask;
         while (ms_atomic_load_relaxed(&n->slot[j].hash) != 0)
@@ -359,7 +360,8 @@ static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t dept
  * tables newer than t (t itself and older ones hold no answer: any claim of
  * the stack in them is decided the same way). Every thread that settles one
  * stack meets the others, and any that inserted it through a newer table
- * without seeing t's claim, on one slot of the newest table. */
+ * without seeing t's claim, on one slot of a newer table (which may in turn
+ * defer to a table newer still). */
 static uint32_t settle(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, size_t depth)
 {
     tbl *top = atomic_load(&newest);
@@ -373,22 +375,25 @@ static uint32_t settle(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, siz
 
 /* Decide claimed slot sl of table t, for its claimer right after its claim,
  * or for a thread that waited for the decision in vain (the claimer off the
- * processor, or gone: a fork's child). While t is the newest table the slot
- * takes an arena entry: every thread that reads a newer table later, then
- * searches t, sees the claim and takes that id. Once t has been replaced, a
+ * processor, or gone: a fork's child). If the decider reads t as the newest
+ * table, the slot takes an arena entry: every thread that reads a newer table
+ * later, then searches t, sees the claim and takes that id (the
+ * compare-and-swap may land after t is replaced). Once t has been replaced, a
  * thread that inserted the stack through the newer table may not have seen
  * the claim, so the slot takes FORWARD and the newer tables decide. The first
  * compare-and-swap on the entry word decides for all: the thread that loses
- * takes the winner's answer. @return the id, 0 when full. */
+ * takes the winner's answer. When the arena is full the slot takes DROPPED.
+ * @return the id, 0 when full. */
 static uint32_t decide(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintptr_t *f,
                        size_t depth)
 {
     uint64_t want = 0;
     if (atomic_load(&newest) == t) {
         uint32_t at = append(a, h, f, depth);
-        if (!at)
-            return 0; // full: the slot stays undecided for another to try
-        if (atomic_compare_exchange_strong(&sl->entry, &want, entry_of(at, depth))) {
+        if (!at) { // the arena is full, for good: nobody waits for this slot again
+            if (atomic_compare_exchange_strong(&sl->entry, &want, DROPPED))
+                return 0;
+        } else if (atomic_compare_exchange_strong(&sl->entry, &want, entry_of(at, depth))) {
             __atomic_store_n(&a[at + 1], depth, __ATOMIC_RELEASE); // now indexed
             ms_atomic_add_relaxed(&nstacks, 1);
             return at;
@@ -396,7 +401,7 @@ static uint32_t decide(uintptr_t *a, tbl *t, islot *sl, uint64_t h, const uintpt
     } else if (atomic_compare_exchange_strong(&sl->entry, &want, FORWARD)) {
         return settle(a, t, h, f, depth);
     }
-    return want == FORWARD ? settle(a, t, h, f, depth) : entry_id(want, depth);
+    return want == FORWARD ? settle(a, t, h, f, depth) : entry_id(want, depth); // DROPPED: 0
 }
 
 /* The id in claimed slot sl of table t (hash h): 0 if it is another stack of
@@ -424,10 +429,12 @@ static uint32_t find_in(uintptr_t *a, tbl *t, uint64_t h, const uintptr_t *f, si
     return 0;
 }
 
-/* Stack (h, f, depth), which no table held when the caller searched them all
- * after reading `searched` as the newest: its id, from a slot of the newest
- * table claimed by this thread or by another inserting it at the same time;
- * 0 when full. */
+/* Stack (h, f, depth), which no table held when the caller searched them
+ * after reading `searched` as the newest (all of them; or, from settle, those
+ * newer than a FORWARD slot's table: a claim in that table or an older one is
+ * decided in the newer ones too): its id, from a slot of the newest table
+ * claimed by this thread or by another inserting it at the same time; 0 when
+ * full. */
 static uint32_t insert(uintptr_t *a, uint64_t h, const uintptr_t *f, size_t depth, tbl *searched)
 {
     if (ms_atomic_load_relaxed(&arena_top) + 2 + depth > ARENA_WORDS)
@@ -485,7 +492,8 @@ static bool entry_is(const uintptr_t *a, uint32_t id, uint64_t h, size_t depth)
            __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) == depth;
 }
 
-uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
+/* ms__stack_intern, with b's cache (NULL: none) its to update. */
+static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
     if (depth == 0)
         return 0;
@@ -493,12 +501,12 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
         depth = MS__STACK_MAX_DEPTH;
     uint64_t h = stack_hash(frames, depth);
     ms__stack_slot *c = b ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
-    uint32_t id = 0;
+    uint32_t id = 0, guess = 0;
     uintptr_t *a = get_arena();
     if (c && c->hash == h) {
         id = c->id; // 64-bit hashes of distinct stacks do not meet in practice
-    } else if (a && b && entry_is(a, b->stack_next, h, depth)) {
-        id = b->stack_next; // the guess (above)
+    } else if (a && b && entry_is(a, (guess = b->stack_next), h, depth)) {
+        id = guess; // the guess (above), read once
     } else {
         tbl *top = a ? get_newest() : NULL;
         for (tbl *t = top; t && !id; t = t->older)
@@ -520,10 +528,29 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
     return id;
 }
 
+uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
+{
+    if (!b || b->stack_busy) // a signal handler that interrupted this thread's call
+        return intern(NULL, frames, depth);
+    b->stack_busy = 1;
+    ms_compiler_barrier();
+    uint32_t id = intern(b, frames, depth);
+    ms_compiler_barrier();
+    b->stack_busy = 0;
+    return id;
+}
+
+uint32_t ms__stack_intern_held(ms__tbuf *b, const uintptr_t *frames, size_t depth)
+{
+    return intern(b, frames, depth);
+}
+
 size_t ms__stack_get(uint32_t id, const uintptr_t **frames)
 {
     uintptr_t *a = ms_atomic_load_acquire(&arena);
     size_t top = ms_atomic_load_acquire(&arena_top);
+    if (top > ARENA_WORDS) // past the end after an append that found it full
+        top = ARENA_WORDS;
     if (!a || id == 0 || (size_t)id + 2 > top)
         return 0;
     size_t depth = __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) & ~UNINDEXED;
@@ -539,7 +566,8 @@ size_t ms__stack_get(uint32_t id, const uintptr_t **frames)
 uintptr_t ms__stack_top(uint32_t id)
 {
     uintptr_t *a = ms_atomic_load_acquire(&arena);
-    if (!a || id == 0 || (size_t)id + 3 > ms_atomic_load_acquire(&arena_top))
+    if (!a || id == 0 || (size_t)id + 3 > ms_atomic_load_acquire(&arena_top) ||
+        (size_t)id + 3 > ARENA_WORDS)
         return 0;
     return a[id + 2];
 }

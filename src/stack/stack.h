@@ -32,8 +32,11 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 
 /* @return the id of this stack (1 ..), interning it on first sight; 0 when
  * the table is full (counted in ms__stack_dropped). Lock-free; `b` (may be
- * NULL) holds the calling thread's cache. */
+ * NULL) holds the calling thread's cache, which a call from a signal handler
+ * that interrupted one on the same thread does not use (b->stack_busy). */
 uint32_t ms__stack_intern(struct ms__tbuf *b, const uintptr_t *frames, size_t depth);
+/* The same for a caller that has set b->stack_busy itself (b not NULL). */
+uint32_t ms__stack_intern_held(struct ms__tbuf *b, const uintptr_t *frames, size_t depth);
 
 /* @return the depth of stack `id` and its frames in *frames (borrowed, valid
  * for the process's life), 0 for an unknown id. */

@@ -96,6 +96,9 @@ typedef struct ms__tbuf {
 
     ms__stack_slot stack_cache[MS__STACK_CACHE]; /* owner only */
     uint32_t stack_next; /* owner only: the stack table entry after the last one found */
+    /* 1 while the owner updates stack_cache, stack_next or caller_* (a signal
+     * handler that interns a stack on this thread meanwhile leaves them be). */
+    volatile sig_atomic_t stack_busy;
 } ms__tbuf;
 
 typedef struct ms__chunk ms__chunk;
@@ -129,6 +132,7 @@ struct ms_event_store {
     alignas(MS_CACHE_LINE) ms__tids *tids;
     _Atomic(ms__tbuf *) tbufs; /* pushed lock-free by new threads */
     _Atomic uint64_t dropped;
+    _Atomic uint64_t stackless; /* events recorded without their stack: the table was full */
     _Atomic uint64_t segs_allocated;
     /* Of those, spares handed to threads and not taken into use yet (added
      * before a spare is published, taken off before it is freed). */
