@@ -603,6 +603,53 @@ static void report_should_carry_exact_figures_and_positive_rates(void **state)
     ms_tracker_free(t);
 }
 
+/* One block per level of a recursion: a stack each, one site. */
+static __attribute__((noinline)) size_t chain(ms_tracker *t, char **keep, size_t depth)
+{
+    if (depth == 0)
+        return 0;
+    char *link = malloc(32);
+    assert_non_null(link);
+    TRACK_SIZED(t, link, 32);
+    keep[depth - 1] = link;
+    size_t below = chain(t, keep, depth - 1);
+    __asm__ volatile("" ::: "memory"); // no tail call: each level keeps its frame
+    return below + 1;
+}
+
+static void summary_should_list_a_recursions_blocks_as_one_place(void **state)
+{
+    (void)state;
+    ms_sampling_config cfg = ms_sampling_full();
+    ms_tracker *t = ms_tracker_with_sampling(TRACKER(), cfg);
+    assert_non_null(t);
+    char *keep[6], *other = malloc(500);
+    assert_non_null(other);
+    TRACK_SIZED(t, other, 500);
+    assert_int_equal(chain(t, keep, 6), 6);
+    ms_analysis_report *r = ms_analyze(t);
+    assert_non_null(r);
+    assert_int_equal(r->leak_count, 7); // a stack per level, and `other`
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(ms_report_print(r, out), 0);
+    rewind(out);
+    char text[8192];
+    size_t len = fread(text, 1, sizeof text - 1, out);
+    text[len] = '\0';
+    fclose(out);
+    assert_non_null(strstr(text, "(7, 692 B, from 2 places; 7 stacks)"));
+    const char *row = strstr(text, "in     6 blocks  link chain ");
+    assert_non_null(row);
+    assert_non_null(strstr(text, "500 B in     1 block   other "));
+    assert_null(strstr(strstr(row, "link chain") + 1, "link chain")); // listed once
+    ms_report_free(r);
+    for (size_t i = 0; i < 6; i++)
+        MS_FREE(t, keep[i]);
+    MS_FREE(t, other);
+    ms_tracker_free(t);
+}
+
 static void tracker_events_should_list_what_was_recorded_in_order(void **state)
 {
     (void)state;
@@ -805,6 +852,7 @@ int main(void)
         cmocka_unit_test(hotspots_should_be_sorted_by_bytes_then_count),
         cmocka_unit_test(hotspots_should_group_unnamed_blocks_under_a_question_mark),
         cmocka_unit_test(report_should_carry_exact_figures_and_positive_rates),
+        cmocka_unit_test(summary_should_list_a_recursions_blocks_as_one_place),
         cmocka_unit_test(tracker_events_should_list_what_was_recorded_in_order),
         cmocka_unit_test(one_tracker_should_be_shared_by_threads),
         cmocka_unit_test(tracker_should_stay_exact_while_threads_churn_and_a_reader_analyzes),

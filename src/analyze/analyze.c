@@ -383,6 +383,64 @@ static void print_system(const ms_analysis_report *r, FILE *out)
                 last->gpu_count == 1 ? "" : "s");
 }
 
+/* A row of the summary's live blocks: the leak groups (one per site and
+ * stack) that print alike, added up. */
+typedef struct place {
+    const char *var, *func, *loc;
+    size_t count;
+    uint64_t bytes;
+} place;
+
+static int cmp_text(const char *x, const char *y) { return strcmp(x ? x : "", y ? y : ""); }
+
+static int cmp_place_text(const void *a, const void *b)
+{
+    const place *x = a, *y = b;
+    int c = cmp_text(x->var, y->var);
+    if (c == 0)
+        c = cmp_text(x->func, y->func);
+    return c ? c : cmp_text(x->loc, y->loc);
+}
+
+static int cmp_place_bytes(const void *a, const void *b)
+{
+    const place *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    return cmp_place_text(a, b);
+}
+
+/* The report's leak groups merged by what a row shows (name, function and
+ * location: a recursive function's blocks have a stack per depth, one place),
+ * most bytes first. @return how many (0 when there are none or no memory, and
+ * then *out is NULL). */
+static size_t leak_places(const ms_analysis_report *r, place **out)
+{
+    *out = NULL;
+    if (r->leak_count == 0)
+        return 0;
+    place *p = ms__malloc(r->leak_count * sizeof *p);
+    if (!p)
+        return 0;
+    for (size_t i = 0; i < r->leak_count; i++) {
+        const ms_leak *l = &r->leaks[i];
+        p[i] = (place){l->var_name, l->function, l->location, l->count, l->bytes};
+    }
+    qsort(p, r->leak_count, sizeof *p, cmp_place_text);
+    size_t n = 0;
+    for (size_t i = 0; i < r->leak_count; i++) {
+        if (n > 0 && cmp_place_text(&p[n - 1], &p[i]) == 0) {
+            p[n - 1].count += p[i].count;
+            p[n - 1].bytes += p[i].bytes;
+        } else {
+            p[n++] = p[i];
+        }
+    }
+    qsort(p, n, sizeof *p, cmp_place_bytes);
+    *out = p;
+    return n;
+}
+
 int ms_report_print(const ms_analysis_report *r, FILE *out)
 {
     if (!r || !out)
@@ -420,20 +478,27 @@ int ms_report_print(const ms_analysis_report *r, FILE *out)
                 h->allocation_count, h->allocation_count == 1 ? " " : "s", live, h->var_name,
                 h->type_name, h->location ? short_location(h->location, cwd, cwd_len) : "?");
     }
-    n = r->leak_count < 5 ? r->leak_count : 5;
-    if (n > 0) {
+    place *places;
+    size_t nplaces = leak_places(r, &places);
+    if (r->leak_count > 0) {
         human_bytes(cur, sizeof cur, r->leaked_bytes);
-        fprintf(out, "  live blocks by where they were allocated (%zu in %zu group%s, %s):\n",
-                r->leaked_blocks, r->leak_count, r->leak_count == 1 ? "" : "s", cur);
+        fprintf(out,
+                "  live blocks by where they were allocated (%zu, %s, from %zu place%s; %zu "
+                "stack%s):\n",
+                r->leaked_blocks, cur, nplaces, nplaces == 1 ? "" : "s", r->leak_count,
+                r->leak_count == 1 ? "" : "s");
     }
-    for (size_t i = 0; i < n; i++) {
-        const ms_leak *l = &r->leaks[i];
+    for (size_t i = 0; i < nplaces && i < 5; i++) {
+        const place *l = &places[i];
         char sz[32];
         human_bytes(sz, sizeof sz, l->bytes);
         fprintf(out, "    %10s in %5zu block%s  %s%s%s%s%s\n", sz, l->count,
-                l->count == 1 ? " " : "s", l->var_name ? l->var_name : "", l->var_name ? " " : "",
-                l->function ? l->function : "?", l->location ? " " : "",
-                l->location ? short_location(l->location, cwd, cwd_len) : "");
+                l->count == 1 ? " " : "s", l->var ? l->var : "", l->var ? " " : "",
+                l->func ? l->func : "?", l->loc ? " " : "",
+                l->loc ? short_location(l->loc, cwd, cwd_len) : "");
     }
+    if (r->leak_count > 0 && !places)
+        fprintf(out, "    (no memory to list them)\n");
+    ms__free(places);
     return ferror(out) ? ms__fail(MS_EIO, "cannot write the report") : 0;
 }
