@@ -18,6 +18,14 @@ void *ms__pages_alloc(size_t bytes)
     return p;
 }
 
+void *ms__pages_alloc_written(size_t bytes)
+{
+    char *p = ms__pages_alloc(bytes);
+    for (size_t off = 0; p && off < bytes; off += 4096)
+        ((volatile char *)p)[off] = 0;
+    return p;
+}
+
 void ms__pages_free(void *p, size_t bytes)
 {
     if (p)

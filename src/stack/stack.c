@@ -234,7 +234,9 @@ static uintptr_t *get_arena(void)
 
 static tbl *tbl_new(size_t cap)
 {
-    tbl *t = ms__pages_alloc(sizeof(tbl) + cap * sizeof(islot));
+    // Probed before a claim writes it; it fills at random, so all its pages
+    // are touched soon anyway.
+    tbl *t = ms__pages_alloc_written(sizeof(tbl) + cap * sizeof(islot));
     if (t)
         t->cap = cap;
     return t;
@@ -520,7 +522,12 @@ static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth
     }
     if (c) {
         *c = (ms__stack_slot){h, id};
+        // No guess past the arena's top: reading a page nobody has written
+        // maps the zero page there, and the append that writes it then pays
+        // a copy-on-write fault and a TLB flush on every CPU.
         uint32_t next = entry_after(id, depth);
+        if (next && (size_t)next + 2 > ms_atomic_load_relaxed(&arena_top))
+            next = 0;
         b->stack_next = next;
         if (next) // by the next call, likely to be the entry it needs
             __builtin_prefetch(&a[next]);

@@ -24,9 +24,10 @@ int ms__live_init(ms__live *l, uint64_t series_width)
     l->site_index_cap = 2 * MIN_SITES;
     while (l->width_shift < 62 && (UINT64_C(1) << l->width_shift) < series_width)
         l->width_shift++;
-    l->blocks = ms__pages_alloc(l->bcap * sizeof *l->blocks);
+    // The two hash tables are probed before they are written (pages.h).
+    l->blocks = ms__pages_alloc_written(l->bcap * sizeof *l->blocks);
     l->site_list = ms__pages_alloc(l->site_list_cap * sizeof *l->site_list);
-    l->site_index = ms__pages_alloc(l->site_index_cap * sizeof *l->site_index);
+    l->site_index = ms__pages_alloc_written(l->site_index_cap * sizeof *l->site_index);
     l->threads = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->threads);
     l->thread_used = ms__pages_alloc(MS__TIDS_CAP * sizeof *l->thread_used);
     l->series = ms__pages_alloc(MS__SERIES_CAP * sizeof *l->series);
@@ -82,7 +83,7 @@ const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr)
 static bool grow_blocks(ms__live *l)
 {
     size_t ncap = l->bcap * 2;
-    ms__block *nb = ms__pages_alloc(ncap * sizeof *nb);
+    ms__block *nb = ms__pages_alloc_written(ncap * sizeof *nb);
     if (!nb)
         return false;
     for (size_t i = 0; i < l->bcap; i++) {
@@ -139,7 +140,7 @@ static inline __attribute__((always_inline)) void remove_block(ms__live *l, ms__
 static bool grow_site_index(ms__live *l)
 {
     size_t ncap = l->site_index_cap * 2;
-    uint32_t *ni = ms__pages_alloc(ncap * sizeof *ni);
+    uint32_t *ni = ms__pages_alloc_written(ncap * sizeof *ni);
     if (!ni)
         return false;
     for (uint32_t idx = 1; idx < l->site_count; idx++) {

@@ -673,7 +673,7 @@ static bool held_put(ms_event_store *s, const ms__rec *r, uint64_t order)
 {
     if ((s->held_count + 1) * 2 > s->held_cap) {
         size_t ncap = s->held_cap ? s->held_cap * 2 : 64;
-        ms__held *n = ms__pages_alloc(ncap * sizeof *n);
+        ms__held *n = ms__pages_alloc_written(ncap * sizeof *n);
         if (!n)
             return false;
         for (size_t i = 0; i < s->held_cap; i++) {
