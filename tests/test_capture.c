@@ -24,6 +24,7 @@
 #include <cmocka.h>
 #include <memscope.h>
 
+#include "common/alloc.h"    // the library's own heap memory
 #include "common/heap.h"     // capture's sampled-block header
 #include "tracker/tracker.h" // the store's fold thread
 
@@ -133,6 +134,38 @@ static void untrack_under_capture_should_not_count_twice(void **state)
     munmap(m, 8192);
     ms_memory_stats x = stats();
     assert_int_equal(x.active_allocations, z.active_allocations);
+}
+
+/* The library's own heap memory (ms__malloc and the rest) and what printing
+ * a report allocates are never the program's: gcc once dropped the marks
+ * around malloc and calloc (it knows they read none of our variables), and
+ * every ms__malloc under capture was recorded as a block of the program's. */
+static void library_memory_should_never_be_the_programs(void **state)
+{
+    (void)state;
+    ms_analysis_report *r = ms_analyze(ms_tracker_global());
+    assert_non_null(r);
+    FILE *out = tmpfile(); // its buffer before the figures: the program's own
+    assert_non_null(out);
+    assert_int_equal(fputs("-", out) >= 0, 1);
+    ms_memory_stats a = stats();
+    void *p = ms__malloc(100), *q = ms__calloc(3, 50);
+    assert_true(p && q);
+    q = ms__realloc(q, 5000);
+    assert_non_null(q);
+    char *d = ms__strdup("memscope");
+    assert_non_null(d);
+    ms__free(p);
+    ms__free(q);
+    ms__free(d);
+    for (int i = 0; i < 3; i++) // qsort's buffer, the summary's list of places
+        assert_int_equal(ms_report_print(r, out), 0);
+    ms_memory_stats z = stats();
+    assert_int_equal(z.total_allocations, a.total_allocations);
+    assert_int_equal(z.total_deallocations, a.total_deallocations);
+    assert_int_equal(z.unseen_deallocations, a.unseen_deallocations);
+    fclose(out);
+    ms_report_free(r);
 }
 
 static void every_entry_point_should_be_recorded_right(void **state)
@@ -733,6 +766,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(capture_should_be_on_from_the_start),
         cmocka_unit_test(figures_and_leaks_should_be_exact),
         cmocka_unit_test(untrack_under_capture_should_not_count_twice),
+        cmocka_unit_test(library_memory_should_never_be_the_programs),
         cmocka_unit_test(every_entry_point_should_be_recorded_right),
         cmocka_unit_test(exited_threads_should_leave_nothing_behind),
         cmocka_unit_test(fork_should_work_in_parent_and_child),

@@ -28,8 +28,11 @@ typedef struct ms__tls {
 } ms__tls;
 extern _Thread_local ms__tls ms__tl;
 
-static inline void ms__internal_enter(void) { ms__tl.internal++; }
-static inline void ms__internal_leave(void) { ms__tl.internal--; }
+/* Volatile: the compiler knows that malloc and calloc read no memory of the
+ * program's, and would otherwise drop an enter/leave pair around them (gcc
+ * 12 -O3 did: the library's own blocks were then recorded as the program's). */
+static inline void ms__internal_enter(void) { (*(volatile unsigned *)&ms__tl.internal)++; }
+static inline void ms__internal_leave(void) { (*(volatile unsigned *)&ms__tl.internal)--; }
 
 void *ms__malloc(size_t n);
 void *ms__calloc(size_t count, size_t size);
