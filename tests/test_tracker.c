@@ -617,6 +617,32 @@ static __attribute__((noinline)) size_t chain(ms_tracker *t, char **keep, size_t
     return below + 1;
 }
 
+/* The printed summary of r. */
+static void summary_of(const ms_analysis_report *r, char *text, size_t cap)
+{
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(ms_report_print(r, out), 0);
+    rewind(out);
+    size_t len = fread(text, 1, cap - 1, out);
+    text[len] = '\0';
+    fclose(out);
+}
+
+/* The summary has a row that starts with `start`, names this test's function
+ * and ends at this file's `line` (the path may be relative to the directory). */
+static void summary_row_should_end(const char *text, const char *start, unsigned line)
+{
+    const char *row = strstr(text, start);
+    assert_non_null(row);
+    const char *end = strchr(row, '\n');
+    assert_non_null(end);
+    char want[64];
+    int n = snprintf(want, sizeof want, "test_tracker.c:%u", line);
+    assert_true(end - row > n && strncmp(end - n, want, (size_t)n) == 0);
+    assert_non_null(strstr(row, "summary_should_list_a_recursions_blocks_as_one_place "));
+}
+
 static void summary_should_list_a_recursions_blocks_as_one_place(void **state)
 {
     (void)state;
@@ -627,26 +653,36 @@ static void summary_should_list_a_recursions_blocks_as_one_place(void **state)
     assert_non_null(other);
     TRACK_SIZED(t, other, 500);
     assert_int_equal(chain(t, keep, 6), 6);
+    // Two sites of one name in one function: two places, each its own line.
+    char *twice = malloc(100);
+    assert_non_null(twice);
+    TRACK_SIZED(t, twice, 100);
+    unsigned first_line = __LINE__ - 1;
+    char *second = twice;
+    twice = malloc(7);
+    assert_non_null(twice);
+    TRACK_SIZED(t, twice, 7);
+    unsigned second_line = __LINE__ - 1;
     ms_analysis_report *r = ms_analyze(t);
     assert_non_null(r);
-    assert_int_equal(r->leak_count, 7); // a stack per level, and `other`
-    FILE *out = tmpfile();
-    assert_non_null(out);
-    assert_int_equal(ms_report_print(r, out), 0);
-    rewind(out);
+    assert_int_equal(r->leak_count, 9); // a stack per level, `other` and the two `twice`
     char text[8192];
-    size_t len = fread(text, 1, sizeof text - 1, out);
-    text[len] = '\0';
-    fclose(out);
-    assert_non_null(strstr(text, "(7, 692 B, from 2 places; 7 stacks)"));
-    const char *row = strstr(text, "in     6 blocks  link chain ");
+    summary_of(r, text, sizeof text);
+    assert_non_null(strstr(text, "live blocks: 9 (799 B) from 4 call sites, 9 call stacks:\n"));
+    const char *big = strstr(text, "       500 B in     1 block   other ");
+    const char *row = strstr(text, "       192 B in     6 blocks  link chain ");
+    assert_non_null(big);
     assert_non_null(row);
-    assert_non_null(strstr(text, "500 B in     1 block   other "));
+    assert_true(big < row);                                           // most bytes first
     assert_null(strstr(strstr(row, "link chain") + 1, "link chain")); // listed once
+    summary_row_should_end(text, "100 B in     1 block   twice ", first_line);
+    summary_row_should_end(text, "7 B in     1 block   twice ", second_line);
     ms_report_free(r);
     for (size_t i = 0; i < 6; i++)
         MS_FREE(t, keep[i]);
     MS_FREE(t, other);
+    MS_FREE(t, second);
+    MS_FREE(t, twice);
     ms_tracker_free(t);
 }
 

@@ -32,6 +32,7 @@ typedef struct report_impl {
     ms_analysis_report pub; /* first: the public pointer is this struct's */
     sym_cache syms;
     const char **frames; /* every leak's frames, one array */
+    char **locs;         /* the leaks' own "file:line" strings (NULL: none), leak_count */
 } report_impl;
 
 static void sym_free(sym_cache *c)
@@ -142,7 +143,8 @@ static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
     }
     r->leaks = ms__calloc(groups, sizeof *r->leaks);
     ri->frames = ms__calloc(nframes, sizeof *ri->frames);
-    if (!r->leaks || !ri->frames) {
+    ri->locs = ms__calloc(groups, sizeof *ri->locs);
+    if (!r->leaks || !ri->frames || !ri->locs) {
         ms__free(k);
         return MS_ENOMEM;
     }
@@ -161,6 +163,16 @@ static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
             l->var_name = site->name;
             l->type_name = site->type;
             l->function = site->func;
+            if (site->file) { // the site's own line: two sites may share name and function
+                size_t n = strlen(site->file) + 24;
+                char *loc = ri->locs[r->leak_count - 1] = ms__malloc(n);
+                if (!loc) {
+                    ms__free(k);
+                    return MS_ENOMEM;
+                }
+                snprintf(loc, n, "%s:%u", site->file, site->line);
+                l->location = loc;
+            }
         }
         const uintptr_t *fr = NULL;
         size_t depth = ms__stack_get(k[i].stack, &fr);
@@ -181,16 +193,6 @@ static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
         i = j;
     }
     ms__free(k);
-    // Site locations ("file:42") live in the hotspots: share them.
-    for (size_t i = 0; i < r->leak_count; i++) {
-        ms_leak *l = &r->leaks[i];
-        if (!l->var_name)
-            continue;
-        for (size_t h = 0; h < r->hotspot_count && !l->location; h++)
-            if (r->hotspots[h].var_name == l->var_name && r->hotspots[h].function == l->function &&
-                r->hotspots[h].location)
-                l->location = r->hotspots[h].location;
-    }
     qsort(r->leaks, r->leak_count, sizeof *r->leaks, cmp_leak);
     for (size_t i = 0; i < r->leak_count; i++) {
         r->leaked_blocks += r->leaks[i].count;
@@ -303,6 +305,9 @@ void ms_report_free(ms_analysis_report *r)
     ms__free(r->system_snapshots);
     ms__free(r->leaks);
     ms__free(ri->frames);
+    for (size_t i = 0; ri->locs && i < r->leak_count; i++)
+        ms__free(ri->locs[i]);
+    ms__free(ri->locs);
     sym_free(&ri->syms);
     ms__free(ri);
 }
@@ -391,7 +396,7 @@ typedef struct place {
     uint64_t bytes;
 } place;
 
-static int cmp_text(const char *x, const char *y) { return strcmp(x ? x : "", y ? y : ""); }
+static int cmp_text(const char *x, const char *y) { return strcmp(x, y); }
 
 static int cmp_place_text(const void *a, const void *b)
 {
@@ -407,6 +412,8 @@ static int cmp_place_bytes(const void *a, const void *b)
     const place *x = a, *y = b;
     if (x->bytes != y->bytes)
         return x->bytes < y->bytes ? 1 : -1;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
     return cmp_place_text(a, b);
 }
 
@@ -424,7 +431,10 @@ static size_t leak_places(const ms_analysis_report *r, place **out)
         return 0;
     for (size_t i = 0; i < r->leak_count; i++) {
         const ms_leak *l = &r->leaks[i];
-        p[i] = (place){l->var_name, l->function, l->location, l->count, l->bytes};
+        // As printed: an empty name is none, an unknown function "?".
+        p[i] =
+            (place){l->var_name ? l->var_name : "", l->function && *l->function ? l->function : "?",
+                    l->location ? l->location : "", l->count, l->bytes};
     }
     qsort(p, r->leak_count, sizeof *p, cmp_place_text);
     size_t n = 0;
@@ -441,10 +451,8 @@ static size_t leak_places(const ms_analysis_report *r, place **out)
     return n;
 }
 
-int ms_report_print(const ms_analysis_report *r, FILE *out)
+static int print_report(const ms_analysis_report *r, FILE *out)
 {
-    if (!r || !out)
-        return ms__fail(MS_EINVAL, "ms_report_print: report or stream is NULL");
     char cur[32], peak[32], tot[32], dur[32], cwd[4096];
     human_bytes(cur, sizeof cur, r->current_memory_bytes);
     human_bytes(peak, sizeof peak, r->peak_memory_bytes);
@@ -481,24 +489,40 @@ int ms_report_print(const ms_analysis_report *r, FILE *out)
     place *places;
     size_t nplaces = leak_places(r, &places);
     if (r->leak_count > 0) {
+        bool stacks = false;
+        for (size_t i = 0; i < r->leak_count && !stacks; i++)
+            stacks = r->leaks[i].frame_count > 1;
         human_bytes(cur, sizeof cur, r->leaked_bytes);
-        fprintf(out,
-                "  live blocks by where they were allocated (%zu, %s, from %zu place%s; %zu "
-                "stack%s):\n",
-                r->leaked_blocks, cur, nplaces, nplaces == 1 ? "" : "s", r->leak_count,
-                r->leak_count == 1 ? "" : "s");
+        fprintf(out, "  live blocks: %zu (%s)", r->leaked_blocks, cur);
+        if (places)
+            fprintf(out, " from %zu call site%s", nplaces, nplaces == 1 ? "" : "s");
+        if (stacks)
+            fprintf(out, ", %zu call stack%s", r->leak_count, r->leak_count == 1 ? "" : "s");
+        fprintf(out, "%s\n", nplaces > 5 ? "; the largest 5:" : ":");
     }
     for (size_t i = 0; i < nplaces && i < 5; i++) {
         const place *l = &places[i];
         char sz[32];
         human_bytes(sz, sizeof sz, l->bytes);
         fprintf(out, "    %10s in %5zu block%s  %s%s%s%s%s\n", sz, l->count,
-                l->count == 1 ? " " : "s", l->var ? l->var : "", l->var ? " " : "",
-                l->func ? l->func : "?", l->loc ? " " : "",
-                l->loc ? short_location(l->loc, cwd, cwd_len) : "");
+                l->count == 1 ? " " : "s", l->var, *l->var ? " " : "", l->func, *l->loc ? " " : "",
+                *l->loc ? short_location(l->loc, cwd, cwd_len) : "");
     }
+    if (nplaces > 5)
+        fprintf(out, "    ... and %zu more call site%s\n", nplaces - 5,
+                nplaces - 5 == 1 ? "" : "s");
     if (r->leak_count > 0 && !places)
         fprintf(out, "    (no memory to list them)\n");
     ms__free(places);
     return ferror(out) ? ms__fail(MS_EIO, "cannot write the report") : 0;
+}
+
+int ms_report_print(const ms_analysis_report *r, FILE *out)
+{
+    if (!r || !out)
+        return ms__fail(MS_EINVAL, "ms_report_print: report or stream is NULL");
+    ms__internal_enter(); // its memory (qsort's, the list's) is not the program's
+    int rc = print_report(r, out);
+    ms__internal_leave();
+    return rc;
 }
