@@ -507,7 +507,12 @@ static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth
     uintptr_t *a = get_arena();
     if (c && c->hash == h) {
         id = c->id; // 64-bit hashes of distinct stacks do not meet in practice
-    } else if (a && b && entry_is(a, (guess = b->stack_next), h, depth)) {
+    } else if (a && b && (guess = b->stack_next) != 0 &&
+               // Not past the arena's top: a read of a page nobody has written
+               // maps the zero page there, and the append that writes it then
+               // pays a copy-on-write fault and a TLB flush on every CPU.
+               (size_t)guess + 2 <= ms_atomic_load_relaxed(&arena_top) &&
+               entry_is(a, guess, h, depth)) {
         id = guess; // the guess (above), read once
     } else {
         tbl *top = a ? get_newest() : NULL;
@@ -522,14 +527,9 @@ static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth
     }
     if (c) {
         *c = (ms__stack_slot){h, id};
-        // No guess past the arena's top: reading a page nobody has written
-        // maps the zero page there, and the append that writes it then pays
-        // a copy-on-write fault and a TLB flush on every CPU.
         uint32_t next = entry_after(id, depth);
-        if (next && (size_t)next + 2 > ms_atomic_load_relaxed(&arena_top))
-            next = 0;
         b->stack_next = next;
-        if (next) // by the next call, likely to be the entry it needs
+        if (next) // by the next call, likely to be the entry it needs (a prefetch never faults)
             __builtin_prefetch(&a[next]);
     }
     return id;
