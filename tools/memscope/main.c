@@ -141,6 +141,51 @@ static void say_system(size_t n, double overwritten, double cpu, double rss)
                 prog_name, overwritten, n);
 }
 
+/* A line of the run's summary: the live blocks from one place (function and
+ * location), added up over the stacks that reach it. */
+typedef struct place {
+    const char *fn, *loc;
+    double count, bytes;
+} place;
+
+static int place_text(const void *a, const void *b)
+{
+    const place *x = a, *y = b;
+    int c = strcmp(x->fn, y->fn);
+    return c ? c : strcmp(x->loc, y->loc);
+}
+
+static int place_bytes(const void *a, const void *b)
+{
+    const place *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    return place_text(a, b);
+}
+
+/* Print the 3 places with the most live bytes; p[0..n) may repeat a place
+ * (one entry per stack), and is sorted here. */
+static void say_places(place *p, size_t n)
+{
+    qsort(p, n, sizeof *p, place_text);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && place_text(&p[m - 1], &p[i]) == 0) {
+            p[m - 1].count += p[i].count;
+            p[m - 1].bytes += p[i].bytes;
+        } else {
+            p[m++] = p[i];
+        }
+    }
+    qsort(p, m, sizeof *p, place_bytes);
+    for (size_t i = 0; i < m && i < 3; i++) {
+        char b[32];
+        memscope_human(b, sizeof b, p[i].bytes);
+        fprintf(stderr, "%s:   %10s in %6.0f blocks from %s%s%s\n", prog_name, b, p[i].count,
+                p[i].fn, *p[i].loc ? " at " : "", p[i].loc);
+    }
+}
+
 /* The summary of a binary trace: the run rebuilt from it. */
 static bool summarize_trace(const char *path)
 {
@@ -155,14 +200,15 @@ static bool summarize_trace(const char *path)
     memscope_human(live, sizeof live, (double)r->leaked_bytes);
     fprintf(stderr, "%s: %zu allocations, %zu frees, peak %s; %zu blocks (%s) live at exit\n",
             prog_name, r->total_allocations, r->total_deallocations, peak, r->leaked_blocks, live);
-    for (size_t i = 0; i < r->leak_count && i < 3; i++) {
-        char b[32];
-        memscope_human(b, sizeof b, (double)r->leaks[i].bytes);
-        fprintf(stderr, "%s:   %10s in %6zu blocks from %s%s%s\n", prog_name, b, r->leaks[i].count,
-                r->leaks[i].function ? r->leaks[i].function : "?",
-                r->leaks[i].location ? " at " : "",
-                r->leaks[i].location ? r->leaks[i].location : "");
+    place *p = r->leak_count ? calloc(r->leak_count, sizeof *p) : NULL;
+    for (size_t i = 0; p && i < r->leak_count; i++) {
+        const ms_leak *l = &r->leaks[i];
+        p[i] = (place){l->function && *l->function ? l->function : "?",
+                       l->location ? l->location : "", (double)l->count, (double)l->bytes};
     }
+    if (p)
+        say_places(p, r->leak_count);
+    free(p);
     double cpu = 0, rss = 0;
     for (size_t i = 0; i < r->system_snapshot_count; i++) {
         const ms_system_snapshot *x = &r->system_snapshots[i];
@@ -217,20 +263,23 @@ static bool summarize(const char *path)
             prog_name, num(r, "total_allocations"), num(r, "total_deallocations"), peak,
             num(r, "leaked_blocks"), live);
     const cJSON *leaks = cJSON_GetObjectItemCaseSensitive(root, "leaks");
-    int shown = 0;
+    int nleaks = cJSON_GetArraySize(leaks);
+    place *p = nleaks > 0 ? calloc((size_t)nleaks, sizeof *p) : NULL;
+    size_t np = 0;
     const cJSON *l;
     cJSON_ArrayForEach(l, leaks)
     {
-        if (shown++ == 3)
+        if (!p)
             break;
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(l, "function");
         const cJSON *loc = cJSON_GetObjectItemCaseSensitive(l, "location");
-        char b[32];
-        memscope_human(b, sizeof b, num(l, "bytes"));
-        fprintf(stderr, "%s:   %10s in %6.0f blocks from %s%s%s\n", prog_name, b, num(l, "count"),
-                cJSON_IsString(fn) ? fn->valuestring : "?", cJSON_IsString(loc) ? " at " : "",
-                cJSON_IsString(loc) ? loc->valuestring : "");
+        p[np++] =
+            (place){cJSON_IsString(fn) && *fn->valuestring ? fn->valuestring : "?",
+                    cJSON_IsString(loc) ? loc->valuestring : "", num(l, "count"), num(l, "bytes")};
     }
+    if (p)
+        say_places(p, np);
+    free(p);
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system_snapshots");
     int nsys = cJSON_GetArraySize(sys);
     double cpu = 0, mem = 0;
