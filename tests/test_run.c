@@ -386,6 +386,35 @@ static void bin_format_should_stream_the_run(void **state)
     assert_int_equal(run(wrong, NULL), 2);
 }
 
+/* One function reached by two stacks: two leak groups in the report, one
+ * line of memscope run's summary with both added up. */
+static void summary_should_add_up_the_stacks_of_one_place(void **state)
+{
+    (void)state;
+    char out[600], said_at[600];
+    path_in(out, sizeof out, "two_paths.json");
+    path_in(said_at, sizeof said_at, "two_paths.txt");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks",         "16", "-o",
+                          out,          "--",  PROGS "/two_paths", NULL};
+    assert_int_equal(run_err(argv, NULL, said_at), 0);
+    cJSON *root = report(out);
+    size_t groups = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(root, "leaks"))
+    {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(l, "function");
+        groups += cJSON_IsString(fn) && strcmp(fn->valuestring, "leak_here") == 0;
+    }
+    assert_int_equal(groups, 2); // path_a's and path_b's
+    cJSON_Delete(root);
+    char *said = slurp_file(said_at, NULL);
+    assert_non_null(said);
+    const char *line = strstr(said, "3.6 KiB in     37 blocks from leak_here at ");
+    assert_non_null(line);
+    assert_null(strstr(strstr(line, "from leak_here") + 1, "from leak_here")); // once
+    free(said);
+}
+
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 {
     (void)state;
@@ -776,6 +805,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(html_report_should_show_the_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(report_should_read_a_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(bin_format_should_stream_the_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(summary_should_add_up_the_stacks_of_one_place, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),
