@@ -351,6 +351,17 @@ static void a_stack_that_comes_when_the_arena_is_full(void **state)
     assert_int_equal(lookup(51), 0); // a stack never seen: no slot claimed either
     assert_int_equal(ms_atomic_load_relaxed(&arena_top), top);
     assert_int_equal(ms__stack_dropped() - dropped, 2);
+    // Through a thread's buffer, its store counts the event that goes without
+    // its stack (the JSON report's sampling.stacks_dropped).
+    ms__tbuf *b = calloc(1, sizeof *b);
+    ms_event_store *s = calloc(1, sizeof *s);
+    assert_true(b && s);
+    b->store = s;
+    uintptr_t f[MS__STACK_MAX_DEPTH];
+    assert_int_equal(ms__stack_intern(b, f, frames_of(52, f)), 0);
+    assert_int_equal(ms_atomic_load_relaxed(&s->stackless), 1);
+    free(s);
+    free(b);
     uintptr_t fr[MS__STACK_MAX_DEPTH];
     assert_int_equal(ms_stack_frames((uint32_t)ARENA_WORDS + 1, fr, MS__STACK_MAX_DEPTH), 0);
     assert_int_equal(ms__stack_top((uint32_t)ARENA_WORDS - 2), 0);

@@ -396,15 +396,13 @@ typedef struct place {
     uint64_t bytes;
 } place;
 
-static int cmp_text(const char *x, const char *y) { return strcmp(x, y); }
-
 static int cmp_place_text(const void *a, const void *b)
 {
     const place *x = a, *y = b;
-    int c = cmp_text(x->var, y->var);
+    int c = strcmp(x->var, y->var);
     if (c == 0)
-        c = cmp_text(x->func, y->func);
-    return c ? c : cmp_text(x->loc, y->loc);
+        c = strcmp(x->func, y->func);
+    return c ? c : strcmp(x->loc, y->loc);
 }
 
 static int cmp_place_bytes(const void *a, const void *b)

@@ -2,15 +2,18 @@
  *
  * The table: entries are appended to an arena reserved once (1 GiB of address
  * space, pages touched only as used): [hash, depth (and the UNINDEXED bit),
- * frames...]; an entry's id is its word offset. An open-addressing index of ids finds them. The
- * index never resizes in place: when it is half full a table twice the size is filled from it and
- * published with a compare-and-swap; the older tables stay (and are searched) so an insert racing
- * with the switch is never lost. A slot holds the entry's whole hash beside its id, so a lookup
- * reads the index only, never the arena (for many distinct stacks, each was a cache miss). Threads
- * that insert the same new stack at once end with one id, whatever the timing: the first to claim
- * its slot decides the slot's entry word by a compare-and-swap, as does a thread that waited for
- * that in vain, and the first decision holds for all. A claim in a table that a newer one has
- * replaced defers to the newer tables (decide).
+ * frames...]; an entry's id is its word offset. An open-addressing index of
+ * ids finds them. The index never resizes in place: when it is half full a
+ * table twice the size is filled from it and published with a
+ * compare-and-swap; the older tables stay (and are searched) so an insert
+ * racing with the switch is never lost. A slot holds the entry's whole hash
+ * beside its id, so a lookup reads the index only, never the arena (for many
+ * distinct stacks, each was a cache miss). Threads that insert the same new
+ * stack at once end with one id, whatever the timing: the first to claim its
+ * slot decides the slot's entry word by a compare-and-swap, as does a thread
+ * that waited for that in vain, and the first decision holds for all. A claim
+ * in a table that a newer one has replaced defers to the newer tables
+ * (decide).
  *
  * Before the index, a thread looks at the arena entry after the last one it
  * found: a program that repeats a piece of work asks for its stacks in the
@@ -494,20 +497,21 @@ static bool entry_is(const uintptr_t *a, uint32_t id, uint64_t h, size_t depth)
            __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) == depth;
 }
 
-/* ms__stack_intern, with b's cache (NULL: none) its to update. */
-static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
+/* ms__stack_intern: with b's cache and guess when `cached` (else b only
+ * counts a dropped stack; b may be NULL). */
+static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames, size_t depth)
 {
     if (depth == 0)
         return 0;
     if (depth > MS__STACK_MAX_DEPTH)
         depth = MS__STACK_MAX_DEPTH;
     uint64_t h = stack_hash(frames, depth);
-    ms__stack_slot *c = b ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
+    ms__stack_slot *c = b && cached ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
     uint32_t id = 0, guess = 0;
     uintptr_t *a = get_arena();
     if (c && c->hash == h) {
         id = c->id; // 64-bit hashes of distinct stacks do not meet in practice
-    } else if (a && b && (guess = b->stack_next) != 0 &&
+    } else if (a && c && (guess = b->stack_next) != 0 &&
                // Not past the arena's top: a read of a page nobody has written
                // maps the zero page there, and the append that writes it then
                // pays a copy-on-write fault and a TLB flush on every CPU.
@@ -522,6 +526,8 @@ static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth
             id = insert(a, h, frames, depth, top);
         if (!id) {
             ms_atomic_add_relaxed(&ndropped, 1);
+            if (b && b->store) // the event goes without its stack: its report says so
+                ms_atomic_add_relaxed(&b->store->stackless, 1);
             return 0;
         }
     }
@@ -538,10 +544,10 @@ static inline uint32_t intern(ms__tbuf *b, const uintptr_t *frames, size_t depth
 uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
     if (!b || b->stack_busy) // a signal handler that interrupted this thread's call
-        return intern(NULL, frames, depth);
+        return intern(b, false, frames, depth);
     b->stack_busy = 1;
     ms_compiler_barrier();
-    uint32_t id = intern(b, frames, depth);
+    uint32_t id = intern(b, true, frames, depth);
     ms_compiler_barrier();
     b->stack_busy = 0;
     return id;
@@ -549,7 +555,7 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 
 uint32_t ms__stack_intern_held(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
-    return intern(b, frames, depth);
+    return intern(b, true, frames, depth);
 }
 
 size_t ms__stack_get(uint32_t id, const uintptr_t **frames)

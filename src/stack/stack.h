@@ -31,7 +31,7 @@ void ms__stack_warm_up(void);
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
 
 /* @return the id of this stack (1 ..), interning it on first sight; 0 when
- * the table is full (counted in ms__stack_dropped). Lock-free; `b` (may be
+ * the table is full (counted in ms__stack_dropped, and in b's store). Lock-free; `b` (may be
  * NULL) holds the calling thread's cache, which a call from a signal handler
  * that interrupted one on the same thread does not use (b->stack_busy). */
 uint32_t ms__stack_intern(struct ms__tbuf *b, const uintptr_t *frames, size_t depth);

@@ -134,20 +134,13 @@ uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uint
 {
     uintptr_t frames[MS__STACK_MAX_DEPTH];
     size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
-    uint32_t id = ms__stack_intern(b, frames, depth);
-    if (ms_unlikely(!id && depth))
-        ms_atomic_add_relaxed(&b->store->stackless, 1);
-    return id;
+    return ms__stack_intern(b, frames, depth);
 }
 
 uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret)
 {
-    if (b->stack_busy) { // a signal handler, while this thread's call updates the caches
-        uint32_t id = ms__stack_intern(NULL, &ret, 1);
-        if (ms_unlikely(!id))
-            ms_atomic_add_relaxed(&b->store->stackless, 1);
-        return id;
-    }
+    if (b->stack_busy) // a signal handler, while this thread's call updates the caches
+        return ms__stack_intern(b, &ret, 1); // which leaves them be too
     b->stack_busy = 1;
     ms_compiler_barrier();
     // The pair changes through (pc, 0), which ms__tracker_stack's shortcut
@@ -155,8 +148,6 @@ uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret)
     b->caller_stack = 0;
     ms_compiler_barrier();
     uint32_t id = ms__stack_intern_held(b, &ret, 1);
-    if (ms_unlikely(!id))
-        ms_atomic_add_relaxed(&b->store->stackless, 1);
     b->caller_pc = ret;
     ms_compiler_barrier();
     b->caller_stack = id;
