@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/pages.h"
+#include "stack/stack.h"
 #include "store/store.h"
 
 enum { T0 = 1000000 };
@@ -439,6 +440,161 @@ static long resident_pages(void)
  * written when mapped (a page read first maps the zero page, not resident,
  * and the write after it is a copy-on-write fault with a TLB flush on every
  * CPU). Plain ms__pages_alloc memory that is only read stays off RSS. */
+/* Two live states fed the same records, one through the fold's inline path
+ * (ms__live_apply_common, falling back to ms__live_apply) and one through
+ * ms__live_apply alone, must end up the same: the inline path is only a
+ * faster way to the same state. The records mix what the inline path takes
+ * with everything it must leave alone: frees of addresses not live, taken
+ * addresses, named blocks, reallocations, filtered and soft records, new
+ * threads, new stacks, new timeline points and a table that grows. */
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void assert_live_equal(const ms__live *a, const ms__live *b)
+{
+    ms_memory_stats sa, sb;
+    ms__live_stats(a, &sa);
+    ms__live_stats(b, &sb);
+    assert_memory_equal(&sa, &sb, sizeof sa);
+    assert_memory_equal(a->size_hist, b->size_hist, sizeof a->size_hist);
+    assert_int_equal(a->bcount, b->bcount);
+    assert_int_equal(a->bcap, b->bcap);
+    for (size_t i = 0; i < a->bcap; i++) {
+        if (!a->blocks[i].ptr)
+            continue;
+        const ms__block *x = &a->blocks[i], *y = ms__live_find(b, x->ptr);
+        assert_non_null(y);
+        assert_int_equal(x->tick, y->tick);
+        assert_int_equal(x->size_w, y->size_w);
+        assert_int_equal(x->site, y->site);
+        assert_int_equal(x->stack, y->stack);
+    }
+    assert_int_equal(a->site_count, b->site_count);
+    assert_memory_equal(a->site_list, b->site_list, a->site_count * sizeof *a->site_list);
+    assert_int_equal(a->thread_used_count, b->thread_used_count);
+    for (size_t i = 0; i < a->thread_used_count; i++) {
+        unsigned slot = a->thread_used[i];
+        assert_int_equal(slot, b->thread_used[i]);
+        const ms__thread_stat *x = &a->threads[slot], *y = &b->threads[slot];
+        assert_int_equal(x->allocs, y->allocs);
+        assert_int_equal(x->frees, y->frees);
+        assert_int_equal(x->allocated, y->allocated);
+        assert_int_equal(x->deallocated, y->deallocated);
+        assert_int_equal(x->current, y->current);
+        assert_int_equal(x->peak, y->peak);
+    }
+    assert_int_equal(a->npoints, b->npoints);
+    assert_int_equal(a->width_shift, b->width_shift);
+    assert_memory_equal(a->series, b->series, a->npoints * sizeof *a->series);
+}
+
+static void inline_apply_should_give_the_state_ms__live_apply_gives(void **state)
+{
+    (void)state;
+    ms_event_store *s = ms_event_store_new();
+    ms__tbuf *tb = ms__store_tbuf(s);
+    assert_non_null(tb);
+    uint32_t stacks[6];
+    for (uintptr_t k = 0; k < 6; k++) {
+        uintptr_t frame = 0x401000 + 64 * k;
+        stacks[k] = ms__stack_intern(tb, &frame, 1);
+        assert_int_not_equal(stacks[k], 0);
+    }
+    static const ms_site sites[2] = {{"a", "int *", "f.c", 1, "f"}, {"b", "int *", "f.c", 2, "f"}};
+    ms__live a, b;
+    assert_int_equal(ms__live_init(&a, 1u << 10), 0);
+    assert_int_equal(ms__live_init(&b, 1u << 10), 0);
+    a.filter = ms__pages_alloc(sizeof *a.filter);
+    b.filter = ms__pages_alloc(sizeof *b.filter);
+    assert_true(a.filter && b.filter);
+    // Mostly a program's churn: a free of a live block, then an allocation
+    // at an address no live block holds (the last one freed, or a new one).
+    // In one record in ten, anything else, at any address.
+    enum { KEEP = 2000, RECORDS = 400000 };
+    static uintptr_t keep[KEEP], freed[KEEP + 1];
+    size_t nfreed = 0;
+    uintptr_t next_addr = 0x10000;
+    uint64_t x = 88172645463325252u, tick = 1000;
+    size_t common = 0, k = 0;
+    bool freeing = true;
+    for (size_t n = 0; n < RECORDS; n++) {
+        uint64_t v = rng_next(&x);
+        // The live set passes 0.7 of the first table: it grows.
+        size_t held = n < RECORDS / 2 ? 300 : KEEP;
+        // Threads 2 and 3 start after a while, and only in the churn.
+        unsigned slot = (unsigned)(v >> 40) % (n < 1000 || v % 100 < 10 ? 2 : 4);
+        uint64_t size = 1 + (v >> 44) % 5000;
+        uint32_t stack = stacks[(v >> 56) % 16 == 0 ? (v >> 60) % (n < 100000 ? 2 : 6) : 0];
+        tick += (v >> 20) % 97 == 0 ? (v >> 30) % 50000 : (v >> 30) % 3;
+        uintptr_t any = 0x10000 + 16 * (uintptr_t)((v >> 8) % (next_addr / 16 + 8));
+        ms__rec r;
+        unsigned kind = (unsigned)(v % 100);
+        if (kind >= 10 && freeing) { // the free of a live block (or of none yet)
+            k = (size_t)(v >> 24) % held;
+            ms__rec_set(&r, tick, MS_EVENT_DEALLOCATE, slot, keep[k], 0, 0, MS__RF_CAPTURED, NULL);
+            if (keep[k])
+                freed[nfreed++] = keep[k];
+            keep[k] = 0;
+            freeing = false;
+        } else if (kind >= 10) { // an allocation at an address that is not live
+            uintptr_t p = nfreed ? freed[--nfreed] : (next_addr += 16);
+            ms__rec_set(&r, tick, MS_EVENT_ALLOCATE, slot, p, 0, size,
+                        ms__rec_extra(stack, MS__RF_CAPTURED), NULL);
+            keep[k] = p;
+            freeing = true;
+        } else if (kind < 2) { // a captured allocation anywhere (may be taken)
+            ms__rec_set(&r, tick, MS_EVENT_ALLOCATE, slot, any, 0, size,
+                        ms__rec_extra(stack, MS__RF_CAPTURED | (kind ? MS__RF_FILTERED : 0)),
+                        !kind && (v >> 63) ? &sites[0] : NULL);
+            if (kind) { // as the hook does: a counted slot, that the fold counts out
+                ms__filter_add_counted(a.filter, any);
+                ms__filter_add_counted(b.filter, any);
+            }
+        } else if (kind < 4) // a captured free anywhere: may not be live
+            ms__rec_set(&r, tick, MS_EVENT_DEALLOCATE, slot, any, 0, 0,
+                        MS__RF_CAPTURED | (kind == 2 ? MS__RF_TAKEN : 0), NULL);
+        else if (kind < 6) // TRACK under capture, or a tracked block
+            ms__rec_set(&r, tick, kind == 4 ? MS__REC_NAME : MS_EVENT_ALLOCATE, slot, any, 0, size,
+                        0, &sites[v >> 63]);
+        else if (kind < 7) // UNTRACK under capture, or without
+            ms__rec_set(&r, tick, MS_EVENT_DEALLOCATE, slot, any, 0, 0, (v >> 63) ? MS__RF_SOFT : 0,
+                        NULL);
+        else if (kind < 8) // a captured reallocation
+            ms__rec_set(&r, tick, MS_EVENT_REALLOCATE, slot, any,
+                        0x10000 + 16 * (uintptr_t)((v >> 24) % (next_addr / 16)), size,
+                        ms__rec_extra(stack, MS__RF_CAPTURED), NULL);
+        else if (kind < 9) // an allocation with no stack, or of NULL
+            ms__rec_set(&r, tick, MS_EVENT_ALLOCATE, slot, (v >> 62) ? 0 : any, 0, size,
+                        MS__RF_CAPTURED, NULL);
+        else // a free of NULL
+            ms__rec_set(&r, tick, MS_EVENT_DEALLOCATE, slot, 0, 0, 0, MS__RF_CAPTURED, NULL);
+        if (ms__live_apply_common(&a, &r))
+            common++;
+        else
+            assert_true(ms__live_apply(&a, &r));
+        assert_true(ms__live_apply(&b, &r));
+        assert_true(a.bcount * 10 <= a.bcap * 7); // grown in time
+        if (n % 50000 == 0)
+            assert_live_equal(&a, &b);
+    }
+    assert_live_equal(&a, &b);
+    assert_true(a.bcap >= 4096);             // the table grew
+    assert_true(a.npoints > 100);            // across many timeline points
+    assert_true(common > RECORDS * 3 / 4);   // the inline path took most records ...
+    assert_true(common < RECORDS * 19 / 20); // ... and left the rest
+    assert_memory_equal(a.filter, b.filter, sizeof *a.filter);
+    ms__pages_free(a.filter, sizeof *a.filter);
+    ms__pages_free(b.filter, sizeof *b.filter);
+    ms__live_destroy(&a);
+    ms__live_destroy(&b);
+    ms_event_store_free(s);
+}
+
 static void tables_should_be_written_when_mapped(void **state)
 {
     (void)state;
@@ -469,6 +625,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tables_should_be_written_when_mapped),
+        cmocka_unit_test(inline_apply_should_give_the_state_ms__live_apply_gives),
         cmocka_unit_test(free_before_its_allocation_from_another_thread_should_be_put_in_order),
         cmocka_unit_test(free_before_a_reallocation_to_its_address_should_be_put_in_order),
         cmocka_unit_test(free_long_before_an_allocation_should_stay_unmatched),

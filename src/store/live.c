@@ -119,22 +119,6 @@ static inline __attribute__((always_inline)) ms__block *probe_for_insert(ms__liv
     return &l->blocks[i];
 }
 
-/* Backward-shift deletion: pull later members of the probe run into the hole. */
-static inline __attribute__((always_inline)) void remove_block(ms__live *l, ms__block *b)
-{
-    size_t mask = l->bcap - 1;
-    size_t hole = (size_t)(b - l->blocks);
-    for (size_t i = (hole + 1) & mask; l->blocks[i].ptr != 0; i = (i + 1) & mask) {
-        size_t home = ms__hash_ptr_shift(l->blocks[i].ptr, l->bshift);
-        if (ms__probe_may_move(hole, i, home)) {
-            l->blocks[hole] = l->blocks[i];
-            hole = i;
-        }
-    }
-    l->blocks[hole].ptr = 0;
-    l->bcount--;
-}
-
 /* -------------------------------------------------------------- sites */
 
 static bool grow_site_index(ms__live *l)
@@ -300,7 +284,7 @@ static inline __attribute__((always_inline)) void close_block(ms__live *l, ms__b
     l->deallocs++;
     l->deallocated += size;
     l->current -= size;
-    remove_block(l, b);
+    ms__live_remove(l, b);
 }
 
 /* The site a record counts under: its TRACK site; for a block capture saw

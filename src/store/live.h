@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/atomic.h"
 #include "store/rec.h"
 #include "store/tids.h"
 
@@ -25,6 +26,10 @@ typedef struct ms__block {
 #define MS__BF_CAPTURED (1u << 31) /* allocated through the malloc hooks */
 #define MS__BF_FILTERED (1u << 30) /* counted in the sampled filter */
 #define MS__BF_STACK_MASK ((1u << 30) - 1)
+
+static inline uint64_t ms__block_size(const ms__block *b) { return b->size_w & MS__SIZE_MASK; }
+static inline unsigned ms__block_slot(const ms__block *b) { return (unsigned)(b->size_w >> 48); }
+static inline uint32_t ms__block_stack(const ms__block *b) { return b->stack & MS__BF_STACK_MASK; }
 
 typedef struct ms__site_stat {
     const ms_site *site; /* NULL for index 0, the blocks that were not named */
@@ -131,6 +136,106 @@ static inline void ms__live_prefetch(const ms__live *l, uintptr_t ptr)
 }
 /* @return the live block at ptr, or NULL. */
 const ms__block *ms__live_find(const ms__live *l, uintptr_t ptr);
+
+/* Take the block b out of the table: backward-shift deletion pulls the later
+ * members of its probe run into the hole, so churn leaves no tombstones. */
+static inline __attribute__((always_inline)) void ms__live_remove(ms__live *l, ms__block *b)
+{
+    size_t mask = l->bcap - 1;
+    size_t hole = (size_t)(b - l->blocks);
+    for (size_t i = (hole + 1) & mask; l->blocks[i].ptr != 0; i = (i + 1) & mask) {
+        size_t home = ms__hash_ptr_shift(l->blocks[i].ptr, l->bshift);
+        if (ms__probe_may_move(hole, i, home)) {
+            l->blocks[hole] = l->blocks[i];
+            hole = i;
+        }
+    }
+    l->blocks[hole].ptr = 0;
+    l->bcount--;
+}
+
+/* The type and flag bits (old_w >> 48) of the two records capture makes most. */
+#define MS__COMMON_ALLOC (((MS__RF_CAPTURED | MS__RF_STACK) >> 48) | MS_EVENT_ALLOCATE)
+#define MS__COMMON_FREE ((MS__RF_CAPTURED >> 48) | MS_EVENT_DEALLOCATE)
+
+/* The records capture makes most, applied inline by the store's fold: the
+ * allocation of an address that is not live, with a stack whose site the
+ * one-entry cache holds, and the free of a live block that is not in the
+ * sampled filter; from threads already listed, inside the timeline's last
+ * point, and with room in the table. @return whether r was applied, exactly
+ * as ms__live_apply would apply it; false: nothing changed, and
+ * ms__live_apply must take r (test_fold compares the two). */
+static inline __attribute__((always_inline)) bool ms__live_apply_common(ms__live *l,
+                                                                        const ms__rec *r)
+{
+    uintptr_t ptr = r->ptr;
+    if (ms_unlikely(r->tick >= l->series_next) || r->site != NULL || ptr == 0)
+        return false;
+    uint64_t head = r->old_w >> 48;
+    ms__block *blocks = l->blocks;
+    size_t mask = l->bcap - 1;
+    size_t i = ms__hash_ptr_shift(ptr, l->bshift);
+    if (head == MS__COMMON_ALLOC) {
+        uint32_t stack = (uint32_t)(r->old_w & MS__SIZE_MASK);
+        ms__thread_stat *t = &l->threads[ms__rec_slot(r)];
+        if (stack != l->last_stack || !t->listed || (l->bcount + 1) * 10 > l->bcap * 7)
+            return false;
+        for (; blocks[i].ptr != 0; i = (i + 1) & mask)
+            if (blocks[i].ptr == ptr) // taken, or replaced: ms__live_apply decides
+                return false;
+        uint64_t size = ms__rec_size(r);
+        uint32_t site = l->last_stack_site;
+        ms__block *b = &blocks[i];
+        l->bcount++;
+        b->ptr = ptr;
+        b->site = site;
+        b->stack = stack | MS__BF_CAPTURED;
+        b->tick = r->tick;
+        b->size_w = r->size_w; // size:48 | slot:16
+        t->allocs++;
+        t->allocated += size;
+        t->current += size;
+        if (t->current > t->peak)
+            t->peak = t->current;
+        ms__site_stat *st = &l->site_list[site];
+        st->allocs++;
+        st->bytes += size;
+        st->live_count++;
+        st->live_bytes += size;
+        l->allocs++;
+        l->allocated += size;
+        l->current += size;
+        l->size_hist[ms__size_bucket(size)]++;
+        if (l->current > l->peak)
+            l->peak = l->current;
+    } else if (head == MS__COMMON_FREE) {
+        for (; blocks[i].ptr != ptr; i = (i + 1) & mask)
+            if (blocks[i].ptr == 0) // not live: ms__live_apply (or the fold's hold) decides
+                return false;
+        ms__block *b = &blocks[i];
+        if (b->stack & MS__BF_FILTERED)
+            return false;
+        ms__thread_stat *owner = &l->threads[ms__block_slot(b)]; // listed when b opened
+        uint64_t size = ms__block_size(b);
+        owner->frees++;
+        owner->deallocated += size;
+        owner->current -= size;
+        ms__site_stat *st = &l->site_list[b->site];
+        st->live_count--;
+        st->live_bytes -= size;
+        l->deallocs++;
+        l->deallocated += size;
+        l->current -= size;
+        ms__live_remove(l, b);
+    } else {
+        return false;
+    }
+    ms__point *last = &l->series[l->npoints - 1];
+    if (l->current > last->max)
+        last->max = l->current;
+    last->last = l->current;
+    return true;
+}
 /* The live state's figures (the store-level counters are left 0). */
 void ms__live_stats(const ms__live *l, ms_memory_stats *out);
 
@@ -138,9 +243,6 @@ static inline const ms_site *ms__live_site(const ms__live *l, uint32_t idx)
 {
     return l->site_list[idx].site;
 }
-static inline uint64_t ms__block_size(const ms__block *b) { return b->size_w & MS__SIZE_MASK; }
-static inline unsigned ms__block_slot(const ms__block *b) { return (unsigned)(b->size_w >> 48); }
-static inline uint32_t ms__block_stack(const ms__block *b) { return b->stack & MS__BF_STACK_MASK; }
 
 /* Blocks capture recorded without a TRACK name are counted per allocating
  * code address: the site table keys them by a tagged address (never a real

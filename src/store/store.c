@@ -843,7 +843,13 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
             if (x->tick >= watermark || x->tick > bound ||
                 (x->tick == bound && b->order > bound_order))
                 break;
-            if (!fold_one(s, x, b->order, false)) {
+            // Most records take the inline path (live.h); held frees and
+            // everything else take fold_one's.
+            if (ms_likely(s->held_count == 0) && ms_likely(ms__live_apply_common(&s->live, x))) {
+                retain(s, x);
+                if (ms_unlikely(s->nwaiting))
+                    s->recheck = true; // as fold_one
+            } else if (!fold_one(s, x, b->order, false)) {
                 b->waiting = true;
                 break;
             }
