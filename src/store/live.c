@@ -20,6 +20,7 @@ int ms__live_init(ms__live *l, uint64_t series_width)
     memset(l, 0, sizeof *l);
     l->bcap = MIN_BLOCKS;
     l->bshift = 64u - (unsigned)__builtin_ctzll(MIN_BLOCKS);
+    l->bgrow = ms__live_grow_at(MIN_BLOCKS);
     l->site_list_cap = MIN_SITES;
     l->site_index_cap = 2 * MIN_SITES;
     while (l->width_shift < 62 && (UINT64_C(1) << l->width_shift) < series_width)
@@ -97,6 +98,7 @@ static bool grow_blocks(ms__live *l)
     ms__pages_free(l->blocks, l->bcap * sizeof *l->blocks);
     l->blocks = nb;
     l->bcap = ncap;
+    l->bgrow = ms__live_grow_at(ncap);
     l->bshift--;
     return true;
 }
@@ -106,8 +108,8 @@ static bool grow_blocks(ms__live *l)
 static inline __attribute__((always_inline)) ms__block *probe_for_insert(ms__live *l, uintptr_t ptr,
                                                                          bool *found)
 {
-    // Keep the load at or under 0.7 so probes stay short.
-    if ((l->bcount + 1) * 10 > l->bcap * 7 && !grow_blocks(l)) {
+    // Keep the load low enough that probes stay short (ms__live_grow_at).
+    if (l->bcount >= l->bgrow && !grow_blocks(l)) {
         l->failed = true;
         if (l->bcount + 1 >= l->bcap) // truly full: refuse rather than loop
             return NULL;
