@@ -476,6 +476,17 @@ static void fork_should_leave_the_parents_report(void **state)
     root = report(out2);
     assert_int_equal(num(leak_from(root, "main"), "bytes"), 4321);
     cJSON_Delete(root);
+
+    // Sampling: the child, not traced, frees blocks with a sampled header
+    // (glibc would abort it on a pointer inside its block), and, traced,
+    // records their frees.
+    const char *argv3[] = {MEMSCOPE_CLI, "run", "-q", "--sample-rate", "0.5",
+                           "-o",         out,   "--", PROGS "/forker", NULL};
+    assert_int_equal(run(argv3, NULL), 0);
+    const char *argv4[] = {
+        MEMSCOPE_CLI,    "run", "-q", "--follow-children", "--sample-rate", "0.5", "-o", out2, "--",
+        PROGS "/forker", NULL};
+    assert_int_equal(run(argv4, NULL), 0);
 }
 
 static void fifty_threads_should_be_counted(void **state)

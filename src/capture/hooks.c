@@ -38,11 +38,13 @@ static inline ms__tbuf *rec_enter(ms_event_store *s)
     return ms__store_tbuf_slow(s);
 }
 
-/* The hooks' state word (tracker/tracker.h): capture's mode and the global
- * tracker's sampling. ON_SAMPLING: recording sampled blocks only, with no
- * sampled filter (the frees of unsampled blocks are skipped). */
+/* The hooks' state word (tracker/tracker.h): capture's mode, the global
+ * tracker's sampling, and whether a sampled header exists. ON_SAMPLING:
+ * recording sampled blocks only, with no sampled filter (the frees of
+ * unsampled blocks are skipped), once sampled blocks exist: what the hooks
+ * see while they sample, almost from the start. */
 static inline unsigned hook_state(void) { return ms_atomic_load_relaxed(&ms__hook_state); }
-#define ON_SAMPLING (MS__CAP_ON | MS__GS_SAMPLING)
+#define ON_SAMPLING (MS__CAP_ON | MS__GS_SAMPLING | MS__HS_HEADERS)
 
 /* Is the capture tracker sampling? Does its sampled filter hold blocks? */
 static inline bool sampling_on(void) { return hook_state() & MS__GS_SAMPLING; }
@@ -152,9 +154,6 @@ static inline void record_free(void *p, bool sampled)
  * the cache, and exact. A block keeps its header, and so its sampling, through
  * realloc, and after sampling is switched off. */
 
-/* Set (for good) once a sampled header exists: until then no free looks. */
-static _Atomic bool headers;
-
 /* Is the capture hook of this thread sampling? */
 static inline bool sampling_now(void) { return !ms__tl.internal && sampling_on(); }
 
@@ -203,7 +202,7 @@ static inline bool skip_free(void)
 /* The offset of p into glibc's block when p is a sampled block, else 0. */
 static inline size_t header_off(const void *p)
 {
-    if (ms_likely(!ms_atomic_load_relaxed(&headers)) || !p)
+    if (ms_likely(!(hook_state() & MS__HS_HEADERS)) || !p)
         return 0;
     return ms__sampled_off(p);
 }
@@ -217,8 +216,8 @@ static inline void *put_header(void *q, size_t off)
     uint64_t *p = (uint64_t *)(void *)((char *)q + off); // off keeps it aligned
     p[-2] = off;
     p[-1] = MS__SAMPLED_MAGIC;
-    if (!ms_atomic_load_relaxed(&headers))
-        ms_atomic_store_relaxed(&headers, true);
+    if (!(hook_state() & MS__HS_HEADERS)) // before p reaches any free
+        ms__hook_set(MS__HS_HEADERS, MS__HS_HEADERS);
     return p;
 }
 
@@ -333,7 +332,7 @@ MS_NOINLINE static void free_on(void *p)
     ms__real_free(p);
 }
 
-/* free(p) in a state other than ON_SAMPLING and MS__CAP_ON. */
+/* free(p) in a state other than ON_SAMPLING, MS__CAP_OFF and MS__CAP_ON. */
 MS_NOINLINE static void free_other(void *p, unsigned w)
 {
     unsigned m = w & MS__HOOK_MODE;
@@ -355,8 +354,8 @@ HOOK void free(void *p)
 {
     unsigned w = hook_state();
     if (ms_likely(w == ON_SAMPLING)) {
-        // No look at `headers` first: while sampling, sampled blocks exist
-        // almost at once, and the word below p is one glibc's free reads next.
+        // Sampled blocks exist: the word below p tells (one glibc's free
+        // reads next).
         size_t off = p ? ms__sampled_off(p) : 0;
         if (ms_unlikely(off))
             free_sampled(p, off, MS__CAP_ON);
@@ -364,16 +363,12 @@ HOOK void free(void *p)
             ms__real_free(p); // not sampled
         return;
     }
-    if (ms_likely(w == MS__CAP_ON)) {
-        size_t off = header_off(p);
-        if (ms_unlikely(off))
-            free_sampled(p, off, MS__CAP_ON);
-        else
-            free_on(p);
+    if (ms_likely(w == MS__CAP_OFF)) { // and no sampled block exists
+        ms__real_free(p);
         return;
     }
-    if (ms_likely(w == MS__CAP_OFF) && ms_likely(!header_off(p))) {
-        ms__real_free(p);
+    if (ms_likely(w == MS__CAP_ON)) { // and no sampled block exists
+        free_on(p);
         return;
     }
     free_other(p, w);

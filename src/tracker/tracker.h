@@ -54,6 +54,9 @@ uint32_t ms__tracker_public_stack(const ms_tracker *t, uint32_t id);
 #define MS__HOOK_MODE 7u
 #define MS__GS_SAMPLING 8u
 #define MS__GS_FILTER 16u
+/* Set, for good, once capture made a sampled block (a header below the
+ * pointer, capture/hooks.c): until then no free looks for one. */
+#define MS__HS_HEADERS 32u
 extern _Atomic unsigned ms__hook_state;
 /* Replace the bits `mask` of ms__hook_state by `bits` (release). */
 void ms__hook_set(unsigned mask, unsigned bits);
