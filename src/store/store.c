@@ -828,6 +828,11 @@ static bool fold_one(ms_event_store *s, const ms__rec *x, uint64_t order, bool f
 static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_t bound_order,
                          uint64_t watermark)
 {
+    // b's records fold while their tick is below `stop`: below the watermark,
+    // and before the bound (at it too, when b registered first).
+    uint64_t stop = b->order > bound_order ? bound : bound == UINT64_MAX ? bound : bound + 1;
+    if (watermark < stop)
+        stop = watermark;
     for (;;) {
         ms__rec *r = cursor_peek(s, b);
         if (!r || s->recheck)
@@ -840,8 +845,7 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
             const ms__rec *x = &g->ev[i];
             if (i + 8 < end)
                 ms__live_prefetch(&s->live, g->ev[i + 8].ptr);
-            if (x->tick >= watermark || x->tick > bound ||
-                (x->tick == bound && b->order > bound_order))
+            if (x->tick >= stop)
                 break;
             // Most records take the inline path (live.h); held frees and
             // everything else take fold_one's.
@@ -853,12 +857,13 @@ static ms__rec *fold_run(ms_event_store *s, ms__tbuf *b, uint64_t bound, uint64_
                 b->waiting = true;
                 break;
             }
-            b->last_folded_tick = x->tick;
             if (ms_unlikely(s->recheck)) {
                 i++;
                 break;
             }
         }
+        if (i > from)
+            b->last_folded_tick = g->ev[i - 1].tick;
         s->folded += i - from;
         b->rd_idx = i;
         if (i < end)
