@@ -93,7 +93,7 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
 
 /* Record the free of p (before the real free). `sampled`: p carries a
  * sampled header, so it was recorded whatever the sampling is now. */
-static inline void record_free(void *p, bool sampled)
+static inline __attribute__((always_inline)) void record_free(void *p, bool sampled)
 {
     if (ms_unlikely(ms__tl.internal))
         return;
@@ -114,8 +114,9 @@ static inline void record_free(void *p, bool sampled)
     // now, before its address can be reused. (So does a sampled block that
     // sampling, switched off and on again, put there.)
     uint64_t flags = MS__RF_CAPTURED;
-    bool filter_decides = !sampled && ms_unlikely(sampling_on());
-    if (ms_unlikely(filter_used()) && (sampled || filter_decides)) {
+    unsigned w = hook_state();
+    bool filter_decides = !sampled && ms_unlikely(w & MS__GS_SAMPLING);
+    if (ms_unlikely(w & MS__GS_FILTER) && (sampled || filter_decides)) {
         unsigned v = ms__filter_take(s->filter, (uintptr_t)p);
         if (v == MS__FILTER_NO && filter_decides)
             return;
