@@ -483,10 +483,33 @@ static void fork_should_leave_the_parents_report(void **state)
     const char *argv3[] = {MEMSCOPE_CLI, "run", "-q", "--sample-rate", "0.5",
                            "-o",         out,   "--", PROGS "/forker", NULL};
     assert_int_equal(run(argv3, NULL), 0);
+    char sub2[600], each[1024];
+    path_in(sub2, sizeof sub2, "follow-sampled");
+    assert_int_equal(mkdir(sub2, 0755), 0);
+    snprintf(each, sizeof each, "%s/r.json", sub2);
     const char *argv4[] = {
-        MEMSCOPE_CLI,    "run", "-q", "--follow-children", "--sample-rate", "0.5", "-o", out2, "--",
+        MEMSCOPE_CLI,    "run", "-q", "--follow-children", "--sample-rate", "0.5", "-o", each, "--",
         PROGS "/forker", NULL};
     assert_int_equal(run(argv4, NULL), 0);
+    assert_int_equal(count_entries(sub2), 2);
+    DIR *d = opendir(sub2);
+    assert_non_null(d);
+    int children = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "r.json") == 0)
+            continue;
+        // About 128 of the 256 blocks were sampled; unrecorded frees would
+        // leave them live in the child's report, estimated at twice that.
+        snprintf(each, sizeof each, "%s/%s", sub2, e->d_name);
+        root = report(each);
+        double count = 0, bytes = 0;
+        leaks_of(root, "main", &count, &bytes); // at most the child's own 1234 bytes
+        assert_true(count <= 2);
+        cJSON_Delete(root);
+        children++;
+    }
+    closedir(d);
+    assert_int_equal(children, 1);
 }
 
 static void fifty_threads_should_be_counted(void **state)

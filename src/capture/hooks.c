@@ -200,10 +200,14 @@ static inline bool skip_free(void)
     return (hook_state() & (MS__GS_SAMPLING | MS__GS_FILTER)) == MS__GS_SAMPLING;
 }
 
-/* The offset of p into glibc's block when p is a sampled block, else 0. */
+/* The offset of p into glibc's block when p is a sampled block, else 0.
+ * While sampling it looks whatever the headers bit says: another thread's
+ * first sampled block may reach this thread before the bit does, when the
+ * program hands it over with a relaxed or consume store (weakly ordered
+ * CPUs). */
 static inline size_t header_off(const void *p)
 {
-    if (ms_likely(!(hook_state() & MS__HS_HEADERS)) || !p)
+    if (ms_likely(!(hook_state() & (MS__HS_HEADERS | MS__GS_SAMPLING))) || !p)
         return 0;
     return ms__sampled_off(p);
 }
