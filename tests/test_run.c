@@ -447,6 +447,21 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     assert_int_equal(num(l, "bytes"), 96);
     assert_true(stack_has(l, "main"));
     cJSON_Delete(root);
+
+    // Through a wrapper without a frame pointer that leaves the register
+    // alone (as operator new): the chain alone would skip its caller.
+    path_in(out, sizeof out, "wrapped.json");
+    const char *argv3[] = {MEMSCOPE_CLI, "run", "--stacks",       "16", "-o",
+                           out,          "--",  PROGS "/wrapped", NULL};
+    assert_int_equal(run(argv3, NULL), 0);
+    root = report(out);
+    l = leak_from(root, "wrap_alloc");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 7); // one group: every call gave the same stack
+    assert_int_equal(num(l, "bytes"), 280);
+    assert_true(stack_has(l, "make_one"));
+    assert_true(stack_has(l, "main"));
+    cJSON_Delete(root);
 }
 
 static void fork_should_leave_the_parents_report(void **state)

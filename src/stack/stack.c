@@ -86,48 +86,88 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
 }
 
 /* Whether the frame-pointer chain from a call site can be trusted, learnt
- * once per site: a short chain (under 3 frames) may mean that the caller keeps
- * no frame pointer (then its frame register holds anything), or only that the
- * chain ends in code without them (glibc's start of main or of a thread). The
- * first time a site gives a short chain, the unwinder decides: when the chain
- * reached the caller's own frame and is a prefix of what the unwinder finds,
- * the caller keeps frame pointers, and later calls take the chain alone (so
- * one site always gives the same stack). Open addressing by site; an entry is
- * (site << 2 | verdict), never removed; when the table is full, the unwinder
- * answers. */
+ * once per site (the return address into the function that called us): the
+ * first walk from a site asks the unwinder too, and later walks take the
+ * chain alone when it agreed. A function that keeps no frame pointer leaves
+ * the chain in one of two states. Its frame register holds anything (the
+ * chain is short or wrong: the unwinder answers for that site from then on);
+ * or it never touched the register, so the chain goes on from its caller's
+ * frame, right but for one frame: the return address into its caller, which
+ * sits in its own frame. That is what a small wrapper does, such as C++'s
+ * operator new around malloc: the chain then lost the function that called
+ * `new`. Such a site is learnt as SKIP with the word where that return
+ * address sits (a function's frame at one call site has one layout), and a
+ * walk from it reads that word, then follows the chain. The chain alone is
+ * also trusted when it agrees with the unwinder as far as it goes and reached
+ * the caller's own frame (it may end early in code without frame pointers,
+ * as glibc's start of main or of a thread; one site then always gives the
+ * same stack), or when the unwinder found nothing. Open addressing by site;
+ * an entry is (skip << 58 | site << 2 | verdict), never removed; when the
+ * table is full, the unwinder answers. */
 #define VERDICTS 4096u
-enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2 };
+enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2, FP_SKIP = 3 };
+#define VERDICT_SITE(e) (((e) >> 2) & ((UINT64_C(1) << 56) - 1))
+#define VERDICT_SKIP(e) ((size_t)((e) >> 58)) /* words above the caller's return address */
+#define SKIP_WORDS 64u
 static _Atomic uint64_t verdicts[VERDICTS];
+/* The calling thread's last decided entry: one word, so that a signal
+ * handler's walk on the same thread reads an entry whole. */
+static _Thread_local uint64_t tl_verdict;
 
 static _Atomic uint64_t *verdict_slot(uintptr_t ret)
 {
     size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 52);
     for (size_t k = 0; k < 64; k++, i = (i + 1) & (VERDICTS - 1)) {
         uint64_t v = ms_atomic_load_acquire(&verdicts[i]);
-        if (v == 0 || (v >> 2) == (uint64_t)ret)
+        if (v == 0 || VERDICT_SITE(v) == (uint64_t)ret)
             return &verdicts[i];
     }
     return NULL;
 }
 
-static int verdict_of(uintptr_t ret)
+/* @return the site's entry, 0 when it has none yet. */
+static uint64_t verdict_of(uintptr_t ret)
 {
-    _Atomic uint64_t *e = verdict_slot(ret);
-    uint64_t v = e ? ms_atomic_load_acquire(e) : 0;
-    return v ? (int)(v & 3) : FP_UNKNOWN;
+    uint64_t e = tl_verdict;
+    if (ms_likely(e && VERDICT_SITE(e) == (uint64_t)ret))
+        return e;
+    _Atomic uint64_t *slot = verdict_slot(ret);
+    e = slot ? ms_atomic_load_acquire(slot) : 0;
+    if (e)
+        tl_verdict = e;
+    return e;
 }
 
-static void verdict_set(uintptr_t ret, int verdict)
+static void verdict_set(uintptr_t ret, int verdict, size_t skip)
 {
+    uint64_t entry = (uint64_t)skip << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
     for (int tries = 0; tries < 4; tries++) {
         _Atomic uint64_t *e = verdict_slot(ret);
         if (!e)
             return;
         uint64_t expect = 0;
-        if (atomic_compare_exchange_strong(e, &expect, (uint64_t)ret << 2 | (uint64_t)verdict) ||
-            (expect >> 2) == (uint64_t)ret)
+        if (atomic_compare_exchange_strong(e, &expect, entry) ||
+            VERDICT_SITE(expect) == (uint64_t)ret)
             return; // set, or another thread set this site's verdict
     }
+}
+
+/* A word of this thread's stack in another function's frame (pre: inside
+ * the stack). AddressSanitizer would take the padding it keeps around a
+ * frame's locals for an overflow. */
+__attribute__((no_sanitize("address"))) static uintptr_t stack_word(uintptr_t at)
+{
+    return *(const uintptr_t *)at;
+}
+
+/* The word of the frame above the caller's return address (fp[1]) that holds
+ * `ra`, for a SKIP verdict. @return SKIP_WORDS when there is none. */
+static size_t skip_of(uintptr_t fp, uintptr_t hi, uintptr_t ra)
+{
+    for (size_t k = 0; k < SKIP_WORDS && fp + 16 + 8 * k + 8 <= hi; k++)
+        if (stack_word(fp + 16 + 8 * k) == ra)
+            return k;
+    return SKIP_WORDS;
 }
 
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
@@ -140,14 +180,23 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     size_t n = 1;
     int m = ms_atomic_load_relaxed(&mode);
     int v = FP_UNTRUSTED; // the unwinder alone, unless the chain's verdict is asked
+    uintptr_t lo = 0, hi = 0, cur = (uintptr_t)fp;
+    bool in_stack = false;
     if (m != MS__UNWIND_UNWINDER) {
+        uint64_t e = m == MS__UNWIND_FP ? FP_TRUSTED : verdict_of(ret);
+        v = (int)(e & 3);
         // Each frame holds the caller's frame pointer and, above it, the
         // return address. Follow the chain only while it stays inside this
         // thread's stack and moves up it: code without frame pointers leaves
         // anything in that register, and we must never read outside the stack.
-        uintptr_t lo, hi, cur = (uintptr_t)fp;
         ms__thread_stack(&lo, &hi);
-        if (cur >= lo && cur + 16 <= hi && !(cur & 7)) {
+        in_stack = cur >= lo && cur + 16 <= hi && !(cur & 7);
+        if (in_stack && v == FP_SKIP && n < max) {
+            uintptr_t at = cur + 16 + 8 * VERDICT_SKIP(e);
+            if (at + 8 <= hi)
+                out[n++] = stack_word(at);
+        }
+        if (in_stack) {
             while (n < max) {
                 uintptr_t next = ((const uintptr_t *)cur)[0];
                 if (next <= cur || (next & 7) || next + 16 > hi ||
@@ -160,25 +209,38 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 cur = next;
             }
         }
-        if (m == MS__UNWIND_FP || n >= 3 || n == max)
-            return n;
-        v = verdict_of(ret);
-        if (v == FP_TRUSTED)
+        if (v == FP_TRUSTED || v == FP_SKIP)
             return n;
     }
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(ret, tmp, max);
     if (v == FP_UNKNOWN) {
         // One frame proves nothing about the caller (the first is `ret`
-        // itself): trusted when the chain found everything, or found the
-        // caller's own frame and agrees with the unwinder that far (or the
-        // unwinder found nothing: the chain is then all there is). The
-        // verdict is the caller's: a function keeps frame pointers or not. A
-        // caller of it that keeps none still ends the chain there.
-        bool trusted = u <= n || (n >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
-        verdict_set(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED);
-        if (trusted)
+        // itself). The verdict is the caller's: a function keeps frame
+        // pointers or not. A caller of it that keeps none still ends the
+        // chain there.
+        size_t both = u < n ? u : n;
+        bool agree = memcmp(tmp, out, both * sizeof *out) == 0;
+        if (agree && (u <= n || n >= 2)) {
+            verdict_set(ret, FP_TRUSTED, 0);
             return n;
+        }
+        // The unwinder's frames but its second are the chain's but its first?
+        size_t skip = SKIP_WORDS;
+        if (n >= 2 && u >= 3 && tmp[0] == out[0] && in_stack) {
+            size_t rest = u - 2 < n - 1 ? u - 2 : n - 1;
+            if (memcmp(tmp + 2, out + 1, rest * sizeof *out) == 0)
+                skip = skip_of((uintptr_t)fp, hi, tmp[1]);
+        }
+        if (skip < SKIP_WORDS) {
+            verdict_set(ret, FP_SKIP, skip);
+            // The stack every later walk from this site takes.
+            size_t keep = n < max ? n : max - 1;
+            memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
+            out[1] = tmp[1];
+            return keep + 1;
+        }
+        verdict_set(ret, FP_UNTRUSTED, 0);
     }
     if (u <= n)
         return n;

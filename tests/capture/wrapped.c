@@ -1,0 +1,44 @@
+/* wrapped — make_one(), which keeps a frame pointer, allocates through
+ * wrap_alloc(), a wrapper that keeps none and leaves the frame register alone
+ * (as C++'s operator new around malloc does): 7 blocks of 40 bytes, leaked.
+ * The frame-pointer chain from malloc goes on from make_one's frame and so
+ * skips make_one itself; under --stacks the stack must name it, on every
+ * call. */
+#include <stdlib.h>
+
+void *wrap_alloc(size_t n);
+#if defined(__x86_64__)
+// push, call, pop: no frame pointer, with the call-frame information an
+// unwinder needs.
+__asm__(".text\n"
+        ".globl wrap_alloc\n"
+        ".type wrap_alloc, @function\n"
+        "wrap_alloc:\n"
+        ".cfi_startproc\n"
+        "  pushq %rbx\n"
+        ".cfi_def_cfa_offset 16\n"
+        ".cfi_offset %rbx, -16\n"
+        "  call malloc@PLT\n"
+        "  popq %rbx\n"
+        ".cfi_def_cfa_offset 8\n"
+        "  ret\n"
+        ".cfi_endproc\n"
+        ".size wrap_alloc, .-wrap_alloc\n");
+#else
+__attribute__((noinline)) void *wrap_alloc(size_t n) { return malloc(n); }
+#endif
+
+void *volatile sink;
+
+__attribute__((noinline)) void make_one(void)
+{
+    sink = wrap_alloc(40);             // dropped at the next call: a leak
+    __asm__ volatile("" ::: "memory"); // not a tail call
+}
+
+int main(void)
+{
+    for (volatile int i = 0; i < 7; i++) // volatile: one call site, not unrolled
+        make_one();
+    return 0;
+}
