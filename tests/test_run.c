@@ -462,6 +462,19 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     assert_true(stack_has(l, "make_one"));
     assert_true(stack_has(l, "main"));
     cJSON_Delete(root);
+
+#ifdef HAVE_MANGLED_PROG
+    // A C++ name, demangled by the C++ runtime the program loaded.
+    path_in(out, sizeof out, "mangled.json");
+    const char *argv4[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/mangled", NULL};
+    assert_int_equal(run(argv4, NULL), 0);
+    root = report(out);
+    double count = 0, bytes = 0;
+    assert_true(leaks_of(root, "leak_nodes()", &count, &bytes));
+    assert_int_equal(count, 3);
+    assert_int_equal(bytes, 48);
+    cJSON_Delete(root);
+#endif
 }
 
 static void fork_should_leave_the_parents_report(void **state)

@@ -22,6 +22,36 @@ static void copy(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src ? src : "");
 }
 
+/* C++ names are shown demangled, by the C++ runtime's own demangler when the
+ * process has loaded it (every C++ program has): no dependency of ours, and
+ * a program without C++ has no mangled names to show. Looked up once. */
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+static demangle_fn demangler;
+static pthread_once_t demangler_once = PTHREAD_ONCE_INIT;
+
+static void find_demangler(void)
+{
+    void *sym = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    memcpy(&demangler, &sym, sizeof demangler); // POSIX: a symbol's address converts
+}
+
+static void set_function(char *dst, size_t size, const char *name)
+{
+    if (name && name[0] == '_' && name[1] == 'Z') {
+        pthread_once(&demangler_once, find_demangler);
+        demangle_fn demangle = demangler;
+        int status = -1;
+        char *plain = demangle ? demangle(name, NULL, NULL, &status) : NULL;
+        if (plain && status == 0) {
+            snprintf(dst, size, "%s", plain);
+            free(plain); // the runtime's malloc: ours, internal here
+            return;
+        }
+        free(plain);
+    }
+    snprintf(dst, size, "%s", name ? name : "");
+}
+
 static const char *base_name(const char *path)
 {
     const char *slash = path ? strrchr(path, '/') : NULL;
@@ -90,7 +120,7 @@ static bool dw_symbolize(uintptr_t pc, ms__symbol *out)
         GElf_Sym sym;
         const char *fn = dwfl_module_addrinfo(m, at, &off, &sym, NULL, NULL, NULL);
         if (fn) {
-            copy(out->function, sizeof out->function, fn);
+            set_function(out->function, sizeof out->function, fn);
             out->offset = (uintptr_t)off + 1;
         } else {
             out->offset = pc - (uintptr_t)start;
@@ -195,7 +225,7 @@ void ms__symbolize_pc(uintptr_t pc, ms__symbol *out)
         if (!out->module[0])
             copy(out->module, sizeof out->module, base_name(info.dli_fname));
         if (info.dli_sname && info.dli_saddr) {
-            copy(out->function, sizeof out->function, info.dli_sname);
+            set_function(out->function, sizeof out->function, info.dli_sname);
             out->offset = pc - (uintptr_t)info.dli_saddr;
         } else if (!out->offset) {
             out->offset = pc - (uintptr_t)info.dli_fbase;
