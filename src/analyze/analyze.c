@@ -177,6 +177,7 @@ static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
         const uintptr_t *fr = NULL;
         size_t depth = ms__stack_get(k[i].stack, &fr);
         l->frames = ri->frames + at;
+        bool placed = site != NULL; // else the first frame that is not operator new or such
         for (size_t d = 0; d < depth; d++) {
             const sym_entry *e = sym_get(&ri->syms, fr[d]);
             if (!e) {
@@ -184,9 +185,10 @@ static int build_leaks(report_impl *ri, const ms_memory_snapshot *s, double f)
                 return MS_ENOMEM;
             }
             ri->frames[at++] = e->text;
-            if (d == 0 && !site) {
+            if (!placed && (d + 1 == depth || !ms__symbol_is_allocator(e->function))) {
                 l->function = e->function;
                 l->location = e->location;
+                placed = true;
             }
         }
         l->frame_count = depth;

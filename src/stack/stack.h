@@ -6,6 +6,7 @@
 #ifndef MS_STACK_STACK_H
 #define MS_STACK_STACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,9 @@ int ms__symbol_define(uintptr_t pc, const ms__symbol *sym);
 void ms__symbolize_pc(uintptr_t pc, ms__symbol *out);
 /* "function (file.c:42)", "function+0x1a (lib.so)" or "0x... (lib.so+0x12)". */
 void ms__symbol_format(const ms__symbol *s, uintptr_t pc, char *buf, size_t size);
+/* Is `function` (a symbol's name, demangled or not) one that only allocates
+ * for its caller, C++'s operator new and new[] or strdup? A report names the
+ * first frame of a stack that is not one as the place of its blocks. */
+bool ms__symbol_is_allocator(const char *function);
 
 #endif

@@ -258,3 +258,20 @@ int ms_symbolize(uintptr_t pc, char *buf, size_t size)
     ms__symbol_format(&s, pc, buf, size);
     return 0;
 }
+
+bool ms__symbol_is_allocator(const char *f)
+{
+    if (!f)
+        return false;
+    // operator new, new[]: demangled, or mangled (_Znwm, _Znam, and their
+    // nothrow and aligned forms) when no demangler was there.
+    if (strncmp(f, "operator new", 12) == 0 && (f[12] == '(' || strncmp(f + 12, "[](", 3) == 0))
+        return true;
+    if (strncmp(f, "_Znw", 4) == 0 || strncmp(f, "_Zna", 4) == 0)
+        return true;
+    static const char *const plain[] = {"strdup", "__strdup", "strndup", "__strndup"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        if (strcmp(f, plain[i]) == 0)
+            return true;
+    return false;
+}

@@ -1,19 +1,20 @@
 /* wrapped — make_one(), which keeps a frame pointer, allocates through
- * wrap_alloc(), a wrapper that keeps none and leaves the frame register alone
- * (as C++'s operator new around malloc does): 7 blocks of 40 bytes, leaked.
- * The frame-pointer chain from malloc goes on from make_one's frame and so
- * skips make_one itself; under --stacks the stack must name it, on every
- * call. */
+ * wrap_alloc(), a wrapper that keeps none and leaves the frame register alone,
+ * as C++'s operator new around malloc does (and it is this program's operator
+ * new: its symbol is _Znwm): 7 blocks of 40 bytes, leaked. The frame-pointer
+ * chain from malloc goes on from make_one's frame and so skips make_one
+ * itself; under --stacks the stack must name it, on every call, and the
+ * report must place the blocks there, not in operator new. */
 #include <stdlib.h>
 
-void *wrap_alloc(size_t n);
+void *wrap_alloc(size_t n) __asm__("_Znwm");
 #if defined(__x86_64__)
 // push, call, pop: no frame pointer, with the call-frame information an
 // unwinder needs.
 __asm__(".text\n"
-        ".globl wrap_alloc\n"
-        ".type wrap_alloc, @function\n"
-        "wrap_alloc:\n"
+        ".globl _Znwm\n"
+        ".type _Znwm, @function\n"
+        "_Znwm:\n"
         ".cfi_startproc\n"
         "  pushq %rbx\n"
         ".cfi_def_cfa_offset 16\n"
@@ -23,7 +24,7 @@ __asm__(".text\n"
         ".cfi_def_cfa_offset 8\n"
         "  ret\n"
         ".cfi_endproc\n"
-        ".size wrap_alloc, .-wrap_alloc\n");
+        ".size _Znwm, .-_Znwm\n");
 #else
 __attribute__((noinline)) void *wrap_alloc(size_t n) { return malloc(n); }
 #endif
