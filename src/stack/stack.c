@@ -85,71 +85,98 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
     return 0;
 }
 
-/* Whether the frame-pointer chain from a call site can be trusted, learnt
- * once per site (the return address into the function that called us): the
- * first walk from a site asks the unwinder too, and later walks take the
- * chain alone when it agreed. A function that keeps no frame pointer leaves
- * the chain in one of two states. Its frame register holds anything (the
- * chain is short or wrong: the unwinder answers for that site from then on);
- * or it never touched the register, so the chain goes on from its caller's
- * frame, right but for one frame: the return address into its caller, which
- * sits in its own frame. That is what a small wrapper does, such as C++'s
- * operator new around malloc: the chain then lost the function that called
- * `new`. Such a site is learnt as SKIP with the word where that return
- * address sits (a function's frame at one call site has one layout), and a
- * walk from it reads that word, then follows the chain. The chain alone is
- * also trusted when it agrees with the unwinder as far as it goes and reached
- * the caller's own frame (it may end early in code without frame pointers,
- * as glibc's start of main or of a thread; one site then always gives the
- * same stack), or when the unwinder found nothing. Open addressing by site;
- * an entry is (skip << 58 | site << 2 | verdict), never removed; when the
- * table is full, the unwinder answers. */
-#define VERDICTS 4096u
+/* Whether the frame-pointer chain from a call site (the return address into
+ * the function that called us) can be trusted, learnt per site with the
+ * unwinder's help, in two tables.
+ *
+ * Chains of 3 frames or more: what the caller does with the frame register.
+ * If it keeps a frame pointer, the chain's second frame is right (TRUSTED).
+ * If it keeps none but never touches the register, as a small wrapper does
+ * (C++'s operator new around malloc), the chain goes on from its caller's
+ * frame and loses just one frame, the return address into its caller, which
+ * sits in the wrapper's own frame: the site is SKIP, with the word where that
+ * address sits (one call site of a function has one frame layout), and a walk
+ * reads that word, then follows the chain. Frames further up are taken as the
+ * chain gives them, as they always were. If neither holds (the register
+ * holds anything), the site is UNTRUSTED and the unwinder answers for it, but
+ * only after 16 walks that disagreed (an entry counts them while it is
+ * undecided): the first `new` of a program may come from code whose frames
+ * say nothing about later ones. A site the full table cannot hold is trusted.
+ *
+ * Chains under 3 frames: they may mean that the caller keeps no frame
+ * pointer, or only that the chain ran into code without them (glibc's start
+ * of main or of a thread). The first such chain from a site asks the
+ * unwinder: when the chain reached the caller's own frame and agrees with the
+ * unwinder that far (or the unwinder found nothing), later short chains from
+ * the site are taken alone, so one site always gives the same stack; else the
+ * unwinder answers for them.
+ *
+ * Open addressing by site; an entry is (count << 58 | site << 2 | verdict),
+ * never removed. */
+#define VERDICTS 16384u
 enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2, FP_SKIP = 3 };
 #define VERDICT_SITE(e) (((e) >> 2) & ((UINT64_C(1) << 56) - 1))
-#define VERDICT_SKIP(e) ((size_t)((e) >> 58)) /* words above the caller's return address */
+#define VERDICT_COUNT(e) ((size_t)((e) >> 58)) /* SKIP: the word; UNKNOWN: walks that disagreed */
 #define SKIP_WORDS 64u
-static _Atomic uint64_t verdicts[VERDICTS];
-/* The calling thread's last decided entry: one word, so that a signal
+#define DISAGREEMENTS 16u
+static _Atomic uint64_t chain_verdicts[VERDICTS], short_verdicts[VERDICTS];
+/* The calling thread's last decided chain entry: one word, so that a signal
  * handler's walk on the same thread reads an entry whole. */
 static _Thread_local uint64_t tl_verdict;
 
-static _Atomic uint64_t *verdict_slot(uintptr_t ret)
+static _Atomic uint64_t *verdict_slot(_Atomic uint64_t *table, uintptr_t ret)
 {
-    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 52);
+    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 50);
     for (size_t k = 0; k < 64; k++, i = (i + 1) & (VERDICTS - 1)) {
-        uint64_t v = ms_atomic_load_acquire(&verdicts[i]);
+        uint64_t v = ms_atomic_load_acquire(&table[i]);
         if (v == 0 || VERDICT_SITE(v) == (uint64_t)ret)
-            return &verdicts[i];
+            return &table[i];
     }
     return NULL;
 }
 
-/* @return the site's entry, 0 when it has none yet. */
-static uint64_t verdict_of(uintptr_t ret)
+static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t count)
+{
+    return (uint64_t)count << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
+}
+
+/* A chain's entry for the site: 0 when it has none, TRUSTED when the table
+ * has no room for it. */
+static uint64_t chain_verdict(uintptr_t ret)
 {
     uint64_t e = tl_verdict;
     if (ms_likely(e && VERDICT_SITE(e) == (uint64_t)ret))
         return e;
-    _Atomic uint64_t *slot = verdict_slot(ret);
-    e = slot ? ms_atomic_load_acquire(slot) : 0;
-    if (e)
+    _Atomic uint64_t *slot = verdict_slot(chain_verdicts, ret);
+    if (!slot)
+        return verdict_entry(ret, FP_TRUSTED, 0);
+    e = ms_atomic_load_acquire(slot);
+    if (e && (e & 3) != FP_UNKNOWN)
         tl_verdict = e;
     return e;
 }
 
-static void verdict_set(uintptr_t ret, int verdict, size_t skip)
+/* Move the site's entry from `seen` (0: none yet) to `entry`, unless another
+ * thread decided it meanwhile. */
+static void verdict_put(_Atomic uint64_t *table, uintptr_t ret, uint64_t seen, uint64_t entry)
 {
-    uint64_t entry = (uint64_t)skip << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
     for (int tries = 0; tries < 4; tries++) {
-        _Atomic uint64_t *e = verdict_slot(ret);
+        _Atomic uint64_t *e = verdict_slot(table, ret);
         if (!e)
             return;
-        uint64_t expect = 0;
-        if (atomic_compare_exchange_strong(e, &expect, entry) ||
-            VERDICT_SITE(expect) == (uint64_t)ret)
-            return; // set, or another thread set this site's verdict
+        uint64_t expect = ms_atomic_load_acquire(e);
+        if (expect != seen && (VERDICT_SITE(expect) != (uint64_t)ret || (expect & 3) != FP_UNKNOWN))
+            return; // another thread set this site's entry, or moved it on
+        if (atomic_compare_exchange_strong(e, &expect, entry))
+            return;
     }
+}
+
+static int short_verdict(uintptr_t ret)
+{
+    _Atomic uint64_t *e = verdict_slot(short_verdicts, ret);
+    uint64_t v = e ? ms_atomic_load_acquire(e) : 0;
+    return v ? (int)(v & 3) : FP_UNKNOWN;
 }
 
 /* A word of this thread's stack in another function's frame (pre: inside
@@ -179,11 +206,13 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     out[0] = ret;
     size_t n = 1;
     int m = ms_atomic_load_relaxed(&mode);
-    int v = FP_UNTRUSTED; // the unwinder alone, unless the chain's verdict is asked
+    uint64_t e = 0;
+    int v = FP_UNTRUSTED; // the unwinder alone, unless the chain is asked
     uintptr_t lo = 0, hi = 0, cur = (uintptr_t)fp;
     bool in_stack = false;
+    size_t read = 0; // frames read from the SKIP word rather than the chain
     if (m != MS__UNWIND_UNWINDER) {
-        uint64_t e = m == MS__UNWIND_FP ? FP_TRUSTED : verdict_of(ret);
+        e = m == MS__UNWIND_FP ? verdict_entry(ret, FP_TRUSTED, 0) : chain_verdict(ret);
         v = (int)(e & 3);
         // Each frame holds the caller's frame pointer and, above it, the
         // return address. Follow the chain only while it stays inside this
@@ -192,9 +221,11 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         ms__thread_stack(&lo, &hi);
         in_stack = cur >= lo && cur + 16 <= hi && !(cur & 7);
         if (in_stack && v == FP_SKIP && n < max) {
-            uintptr_t at = cur + 16 + 8 * VERDICT_SKIP(e);
-            if (at + 8 <= hi)
+            uintptr_t at = cur + 16 + 8 * VERDICT_COUNT(e);
+            if (at + 8 <= hi) {
                 out[n++] = stack_word(at);
+                read = 1;
+            }
         }
         if (in_stack) {
             while (n < max) {
@@ -209,38 +240,51 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 cur = next;
             }
         }
-        if (v == FP_TRUSTED || v == FP_SKIP)
+        if (m == MS__UNWIND_FP)
             return n;
+        if (n >= 3 || n == max) {
+            if (v == FP_TRUSTED || v == FP_SKIP)
+                return n;
+        } else {
+            v = short_verdict(ret);
+            if (v == FP_TRUSTED)
+                return n;
+        }
     }
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(ret, tmp, max);
-    if (v == FP_UNKNOWN) {
-        // One frame proves nothing about the caller (the first is `ret`
-        // itself). The verdict is the caller's: a function keeps frame
-        // pointers or not. A caller of it that keeps none still ends the
-        // chain there.
-        size_t both = u < n ? u : n;
-        bool agree = memcmp(tmp, out, both * sizeof *out) == 0;
-        if (agree && (u <= n || n >= 2)) {
-            verdict_set(ret, FP_TRUSTED, 0);
+    if (v == FP_UNKNOWN && (n >= 3 || n == max)) {
+        // The caller's own frame decides: the chain's second frame is the
+        // unwinder's second (TRUSTED), or its third (SKIP).
+        if (u >= 2 && tmp[1] == out[1]) {
+            verdict_put(chain_verdicts, ret, e, verdict_entry(ret, FP_TRUSTED, 0));
             return n;
         }
-        // The unwinder's frames but its second are the chain's but its first?
-        size_t skip = SKIP_WORDS;
-        if (n >= 2 && u >= 3 && tmp[0] == out[0] && in_stack) {
-            size_t rest = u - 2 < n - 1 ? u - 2 : n - 1;
-            if (memcmp(tmp + 2, out + 1, rest * sizeof *out) == 0)
-                skip = skip_of((uintptr_t)fp, hi, tmp[1]);
-        }
+        size_t skip = u >= 3 && tmp[2] == out[1] && in_stack ? skip_of((uintptr_t)fp, hi, tmp[1])
+                                                             : SKIP_WORDS;
         if (skip < SKIP_WORDS) {
-            verdict_set(ret, FP_SKIP, skip);
+            verdict_put(chain_verdicts, ret, e, verdict_entry(ret, FP_SKIP, skip));
             // The stack every later walk from this site takes.
             size_t keep = n < max ? n : max - 1;
             memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
             out[1] = tmp[1];
             return keep + 1;
         }
-        verdict_set(ret, FP_UNTRUSTED, 0);
+        size_t seen = VERDICT_COUNT(e) + 1;
+        verdict_put(chain_verdicts, ret, e,
+                    seen >= DISAGREEMENTS ? verdict_entry(ret, FP_UNTRUSTED, 0)
+                                          : verdict_entry(ret, FP_UNKNOWN, seen));
+    } else if (v == FP_UNKNOWN) {
+        // One frame proves nothing about the caller (the first is `ret`
+        // itself, and a frame read from the SKIP word is not the chain's):
+        // trusted when the chain found everything, or found the caller's own
+        // frame and agrees with the unwinder that far (or the unwinder found
+        // nothing: the chain is then all there is).
+        bool trusted = u <= n || (n - read >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
+        verdict_put(short_verdicts, ret, 0,
+                    verdict_entry(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED, 0));
+        if (trusted)
+            return n;
     }
     if (u <= n)
         return n;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/atomic.h"
 #include "common/error.h"
 #include "stack/stack.h"
 
@@ -23,23 +24,35 @@ static void copy(char *dst, size_t size, const char *src)
 }
 
 /* C++ names are shown demangled, by the C++ runtime's own demangler when the
- * process has loaded it (every C++ program has): no dependency of ours, and
- * a program without C++ has no mangled names to show. Looked up once. */
+ * process has loaded it (every C++ program has; a plugin may have, with
+ * RTLD_LOCAL): no dependency of ours, and a program without C++ has no
+ * mangled names to show. Looked for again until found: the runtime may be
+ * loaded after the first name is shown. */
 typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
-static demangle_fn demangler;
-static pthread_once_t demangler_once = PTHREAD_ONCE_INIT;
+static _Atomic(demangle_fn) demangler;
 
-static void find_demangler(void)
+static demangle_fn find_demangler(void)
 {
-    void *sym = dlsym(RTLD_DEFAULT, "__cxa_demangle");
-    memcpy(&demangler, &sym, sizeof demangler); // POSIX: a symbol's address converts
+    demangle_fn fn = ms_atomic_load_acquire(&demangler);
+    if (fn)
+        return fn;
+    // The reference RTLD_NOLOAD takes is kept: the library cannot be unloaded
+    // under the pointer kept here. Else a runtime linked into the program.
+    void *sym = NULL, *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (h && !(sym = dlsym(h, "__cxa_demangle")))
+        dlclose(h);
+    if (!sym)
+        sym = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    memcpy(&fn, &sym, sizeof fn); // POSIX: a symbol's address converts
+    if (fn)
+        ms_atomic_store_release(&demangler, fn);
+    return fn;
 }
 
 static void set_function(char *dst, size_t size, const char *name)
 {
     if (name && name[0] == '_' && name[1] == 'Z') {
-        pthread_once(&demangler_once, find_demangler);
-        demangle_fn demangle = demangler;
+        demangle_fn demangle = find_demangler();
         int status = -1;
         char *plain = demangle ? demangle(name, NULL, NULL, &status) : NULL;
         if (plain && status == 0) {
