@@ -468,6 +468,19 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     assert_int_equal(num(l, "count"), 3);
     assert_true(stack_has(l, "make_two"));
     assert_true(stack_has(l, "main"));
+    double count = 0, bytes = 0;
+    assert_true(leaks_of(root, "main", &count, &bytes));
+    assert_int_equal(count, 2);
+    assert_int_equal(bytes, 16);
+    cJSON_Delete(root);
+    // Two frames: the wrapper and its caller, still.
+    const char *argv3b[] = {MEMSCOPE_CLI, "run", "--stacks",       "2", "-o",
+                            out,          "--",  PROGS "/wrapped", NULL};
+    assert_int_equal(run(argv3b, NULL), 0);
+    root = report(out);
+    l = leak_from(root, "make_one");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 7);
     cJSON_Delete(root);
 
 #ifdef HAVE_MANGLED_PROG
@@ -476,7 +489,7 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     const char *argv4[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/mangled", NULL};
     assert_int_equal(run(argv4, NULL), 0);
     root = report(out);
-    double count = 0, bytes = 0;
+    count = 0, bytes = 0;
     assert_true(leaks_of(root, "leak_nodes()", &count, &bytes));
     assert_int_equal(count, 3);
     assert_int_equal(bytes, 48);

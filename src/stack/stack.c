@@ -85,98 +85,82 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
     return 0;
 }
 
-/* Whether the frame-pointer chain from a call site (the return address into
- * the function that called us) can be trusted, learnt per site with the
- * unwinder's help, in two tables.
+/* What the function that called us (the one `ret` returns into) does with
+ * the frame register, learnt per call site with the unwinder's help:
  *
- * Chains of 3 frames or more: what the caller does with the frame register.
- * If it keeps a frame pointer, the chain's second frame is right (TRUSTED).
- * If it keeps none but never touches the register, as a small wrapper does
- * (C++'s operator new around malloc), the chain goes on from its caller's
- * frame and loses just one frame, the return address into its caller, which
- * sits in the wrapper's own frame: the site is SKIP, with the word where that
- * address sits (one call site of a function has one frame layout), and a walk
- * reads that word, then follows the chain. Frames further up are taken as the
- * chain gives them, as they always were. If neither holds (the register
- * holds anything), the site is UNTRUSTED and the unwinder answers for it, but
- * only after 16 walks that disagreed (an entry counts them while it is
- * undecided): the first `new` of a program may come from code whose frames
- * say nothing about later ones. A site the full table cannot hold is trusted.
+ * - FP: it keeps a frame pointer. The chain's second frame is right, and the
+ *   chain is taken alone (frames further up as the chain gives them: it may
+ *   end early in code without frame pointers, as glibc's start of main, and
+ *   one site then always gives the same stack).
+ * - SKIP: it keeps none, and the return address into its caller sits `word`
+ *   words above the return address into it. A small wrapper that leaves the
+ *   register alone, such as C++'s operator new around malloc, leaves the chain
+ *   going on from its caller's frame, one frame short: a walk reads that word,
+ *   then follows the chain (one call site of a function has one frame
+ *   layout). When the chain past the word breaks at once (the wrapper's
+ *   caller keeps no frame pointer either), the unwinder answers that walk.
+ * - BAD: neither can be told (its caller's return address is not in the 64
+ *   words above), in 16 walks: the unwinder answers every walk.
  *
- * Chains under 3 frames: they may mean that the caller keeps no frame
- * pointer, or only that the chain ran into code without them (glibc's start
- * of main or of a thread). The first such chain from a site asks the
- * unwinder: when the chain reached the caller's own frame and agrees with the
- * unwinder that far (or the unwinder found nothing), later short chains from
- * the site are taken alone, so one site always gives the same stack; else the
- * unwinder answers for them.
- *
- * Open addressing by site; an entry is (count << 58 | site << 2 | verdict),
- * never removed. */
+ * A site is FP when the unwinder knows no more than `ret` (code without
+ * unwind information: the chain is all there is), and when the table has no
+ * room for it. Open addressing by site; an entry is (word or walks << 58 |
+ * site << 2 | verdict), never removed once decided. */
 #define VERDICTS 16384u
-enum { FP_UNKNOWN = 0, FP_TRUSTED = 1, FP_UNTRUSTED = 2, FP_SKIP = 3 };
+enum { V_UNKNOWN = 0, V_FP = 1, V_BAD = 2, V_SKIP = 3 };
 #define VERDICT_SITE(e) (((e) >> 2) & ((UINT64_C(1) << 56) - 1))
-#define VERDICT_COUNT(e) ((size_t)((e) >> 58)) /* SKIP: the word; UNKNOWN: walks that disagreed */
+/* SKIP: the word; UNKNOWN: the walks that could not tell. */
+#define VERDICT_ARG(e) ((size_t)((e) >> 58))
 #define SKIP_WORDS 64u
-#define DISAGREEMENTS 16u
-static _Atomic uint64_t chain_verdicts[VERDICTS], short_verdicts[VERDICTS];
-/* The calling thread's last decided chain entry: one word, so that a signal
+#define UNTOLD_WALKS 16u
+static _Atomic uint64_t verdicts[VERDICTS];
+/* The calling thread's last decided entry: one word, so that a signal
  * handler's walk on the same thread reads an entry whole. */
 static _Thread_local uint64_t tl_verdict;
 
-static _Atomic uint64_t *verdict_slot(_Atomic uint64_t *table, uintptr_t ret)
+static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t arg)
+{
+    return (uint64_t)arg << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
+}
+
+static _Atomic uint64_t *verdict_slot(uintptr_t ret)
 {
     size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 50);
     for (size_t k = 0; k < 64; k++, i = (i + 1) & (VERDICTS - 1)) {
-        uint64_t v = ms_atomic_load_acquire(&table[i]);
+        uint64_t v = ms_atomic_load_acquire(&verdicts[i]);
         if (v == 0 || VERDICT_SITE(v) == (uint64_t)ret)
-            return &table[i];
+            return &verdicts[i];
     }
     return NULL;
 }
 
-static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t count)
-{
-    return (uint64_t)count << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
-}
-
-/* A chain's entry for the site: 0 when it has none, TRUSTED when the table
- * has no room for it. */
-static uint64_t chain_verdict(uintptr_t ret)
+/* The site's entry: 0 when it has none yet, FP when the table has no room. */
+static uint64_t verdict_of(uintptr_t ret)
 {
     uint64_t e = tl_verdict;
     if (ms_likely(e && VERDICT_SITE(e) == (uint64_t)ret))
         return e;
-    _Atomic uint64_t *slot = verdict_slot(chain_verdicts, ret);
+    _Atomic uint64_t *slot = verdict_slot(ret);
     if (!slot)
-        return verdict_entry(ret, FP_TRUSTED, 0);
+        return verdict_entry(ret, V_FP, 0);
     e = ms_atomic_load_acquire(slot);
-    if (e && (e & 3) != FP_UNKNOWN)
+    if ((e & 3) != V_UNKNOWN)
         tl_verdict = e;
     return e;
 }
 
-/* Move the site's entry from `seen` (0: none yet) to `entry`, unless another
- * thread decided it meanwhile. */
-static void verdict_put(_Atomic uint64_t *table, uintptr_t ret, uint64_t seen, uint64_t entry)
+/* Move the site's entry on to `entry`: a decision, or one more walk that
+ * could not tell. A decided entry stays; losing a count to another thread
+ * only costs a walk. */
+static void verdict_put(uintptr_t ret, uint64_t entry)
 {
-    for (int tries = 0; tries < 4; tries++) {
-        _Atomic uint64_t *e = verdict_slot(table, ret);
-        if (!e)
-            return;
-        uint64_t expect = ms_atomic_load_acquire(e);
-        if (expect != seen && (VERDICT_SITE(expect) != (uint64_t)ret || (expect & 3) != FP_UNKNOWN))
-            return; // another thread set this site's entry, or moved it on
-        if (atomic_compare_exchange_strong(e, &expect, entry))
-            return;
+    _Atomic uint64_t *e = verdict_slot(ret);
+    if (!e)
+        return;
+    uint64_t seen = ms_atomic_load_acquire(e);
+    while ((seen == 0 || (VERDICT_SITE(seen) == (uint64_t)ret && (seen & 3) == V_UNKNOWN)) &&
+           !atomic_compare_exchange_weak(e, &seen, entry)) {
     }
-}
-
-static int short_verdict(uintptr_t ret)
-{
-    _Atomic uint64_t *e = verdict_slot(short_verdicts, ret);
-    uint64_t v = e ? ms_atomic_load_acquire(e) : 0;
-    return v ? (int)(v & 3) : FP_UNKNOWN;
 }
 
 /* A word of this thread's stack in another function's frame (pre: inside
@@ -187,9 +171,9 @@ __attribute__((no_sanitize("address"))) static uintptr_t stack_word(uintptr_t at
     return *(const uintptr_t *)at;
 }
 
-/* The word of the frame above the caller's return address (fp[1]) that holds
- * `ra`, for a SKIP verdict. @return SKIP_WORDS when there is none. */
-static size_t skip_of(uintptr_t fp, uintptr_t hi, uintptr_t ra)
+/* The word above the caller's return address (fp[1]) that holds `ra`.
+ * @return SKIP_WORDS when there is none. */
+static size_t skip_word(uintptr_t fp, uintptr_t hi, uintptr_t ra)
 {
     for (size_t k = 0; k < SKIP_WORDS && fp + 16 + 8 * k + 8 <= hi; k++)
         if (stack_word(fp + 16 + 8 * k) == ra)
@@ -207,12 +191,11 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     size_t n = 1;
     int m = ms_atomic_load_relaxed(&mode);
     uint64_t e = 0;
-    int v = FP_UNTRUSTED; // the unwinder alone, unless the chain is asked
+    int v = V_BAD; // the unwinder alone, unless the chain is asked
     uintptr_t lo = 0, hi = 0, cur = (uintptr_t)fp;
     bool in_stack = false;
-    size_t read = 0; // frames read from the SKIP word rather than the chain
     if (m != MS__UNWIND_UNWINDER) {
-        e = m == MS__UNWIND_FP ? verdict_entry(ret, FP_TRUSTED, 0) : chain_verdict(ret);
+        e = m == MS__UNWIND_FP ? verdict_entry(ret, V_FP, 0) : verdict_of(ret);
         v = (int)(e & 3);
         // Each frame holds the caller's frame pointer and, above it, the
         // return address. Follow the chain only while it stays inside this
@@ -220,73 +203,53 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         // anything in that register, and we must never read outside the stack.
         ms__thread_stack(&lo, &hi);
         in_stack = cur >= lo && cur + 16 <= hi && !(cur & 7);
-        if (in_stack && v == FP_SKIP && n < max) {
-            uintptr_t at = cur + 16 + 8 * VERDICT_COUNT(e);
-            if (at + 8 <= hi) {
+        if (in_stack && v == V_SKIP && n < max) {
+            uintptr_t at = cur + 16 + 8 * VERDICT_ARG(e);
+            if (at + 8 <= hi)
                 out[n++] = stack_word(at);
-                read = 1;
-            }
         }
         if (in_stack) {
             while (n < max) {
-                uintptr_t next = ((const uintptr_t *)cur)[0];
+                uintptr_t next = stack_word(cur);
                 if (next <= cur || (next & 7) || next + 16 > hi ||
                     next - cur > ((uintptr_t)1 << 24))
                     break;
-                uintptr_t ra = ((const uintptr_t *)next)[1];
+                uintptr_t ra = stack_word(next + 8);
                 if (ra < 4096)
                     break;
                 out[n++] = ra;
                 cur = next;
             }
         }
-        if (m == MS__UNWIND_FP)
+        if (v == V_FP || (v == V_SKIP && (n > 2 || n == max)))
             return n;
-        if (n >= 3 || n == max) {
-            if (v == FP_TRUSTED || v == FP_SKIP)
-                return n;
-        } else {
-            v = short_verdict(ret);
-            if (v == FP_TRUSTED)
-                return n;
-        }
     }
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(ret, tmp, max);
-    if (v == FP_UNKNOWN && (n >= 3 || n == max)) {
-        // The caller's own frame decides: the chain's second frame is the
-        // unwinder's second (TRUSTED), or its third (SKIP).
-        if (u >= 2 && tmp[1] == out[1]) {
-            verdict_put(chain_verdicts, ret, e, verdict_entry(ret, FP_TRUSTED, 0));
+    if (v == V_UNKNOWN) {
+        if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
+            verdict_put(ret, verdict_entry(ret, V_FP, 0));
             return n;
         }
-        size_t skip = u >= 3 && tmp[2] == out[1] && in_stack ? skip_of((uintptr_t)fp, hi, tmp[1])
-                                                             : SKIP_WORDS;
-        if (skip < SKIP_WORDS) {
-            verdict_put(chain_verdicts, ret, e, verdict_entry(ret, FP_SKIP, skip));
-            // The stack every later walk from this site takes.
-            size_t keep = n < max ? n : max - 1;
-            memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
-            out[1] = tmp[1];
-            return keep + 1;
+        size_t k = in_stack ? skip_word((uintptr_t)fp, hi, tmp[1]) : SKIP_WORDS;
+        if (k < SKIP_WORDS) {
+            verdict_put(ret, verdict_entry(ret, V_SKIP, k));
+            if (u >= 3 && n >= 2 && tmp[2] == out[1]) {
+                // The stack every later walk from this site takes.
+                size_t keep = n < max ? n : max - 1;
+                memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
+                out[1] = tmp[1];
+                return keep + 1;
+            }
+        } else {
+            size_t walks = VERDICT_ARG(e) + 1;
+            verdict_put(ret, walks >= UNTOLD_WALKS ? verdict_entry(ret, V_BAD, 0)
+                                                   : verdict_entry(ret, V_UNKNOWN, walks));
         }
-        size_t seen = VERDICT_COUNT(e) + 1;
-        verdict_put(chain_verdicts, ret, e,
-                    seen >= DISAGREEMENTS ? verdict_entry(ret, FP_UNTRUSTED, 0)
-                                          : verdict_entry(ret, FP_UNKNOWN, seen));
-    } else if (v == FP_UNKNOWN) {
-        // One frame proves nothing about the caller (the first is `ret`
-        // itself, and a frame read from the SKIP word is not the chain's):
-        // trusted when the chain found everything, or found the caller's own
-        // frame and agrees with the unwinder that far (or the unwinder found
-        // nothing: the chain is then all there is).
-        bool trusted = u <= n || (n - read >= 2 && memcmp(tmp, out, n * sizeof *out) == 0);
-        verdict_put(short_verdicts, ret, 0,
-                    verdict_entry(ret, trusted ? FP_TRUSTED : FP_UNTRUSTED, 0));
-        if (trusted)
-            return n;
     }
-    if (u <= n)
+    // The unwinder's frames are right as far as they go: the chain is wrong
+    // at its second frame, or was cut short past the SKIP word.
+    if (u < 2)
         return n;
     memcpy(out, tmp, u * sizeof *out);
     return u;

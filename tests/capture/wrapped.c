@@ -7,7 +7,8 @@
  * report must place the blocks there, not in operator new. Then 3 blocks of
  * 24 bytes through clobber_alloc(), which calls the wrapper with the frame
  * register cleared: a short chain from the same site, which the unwinder must
- * still complete. */
+ * still complete; and 2 blocks of 8 bytes from main itself, whose chain past
+ * the wrapper's word is one frame long. */
 #include <stdlib.h>
 
 void *wrap_alloc(size_t n) __asm__("_Znwm");
@@ -73,5 +74,7 @@ int main(void)
         make_one();
     for (volatile int i = 0; i < 3; i++)
         make_two();
+    for (volatile int i = 0; i < 2; i++) // and 2 blocks of 8 bytes straight from main
+        sink = wrap_alloc(8);
     return 0;
 }
