@@ -473,6 +473,26 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     assert_int_equal(count, 2);
     assert_int_equal(bytes, 16);
     cJSON_Delete(root);
+    // A frame register that points into a caller's data, and a walk on a
+    // coroutine's stack.
+    path_in(out, sizeof out, "odd.json");
+    const char *argv5[] = {MEMSCOPE_CLI, "run", "--stacks",          "16", "-o",
+                           out,          "--",  PROGS "/odd_stacks", NULL};
+    assert_int_equal(run(argv5, NULL), 0);
+    root = report(out);
+    l = leak_from(root, "holdp_alloc");
+    assert_non_null(l);
+    assert_int_equal(num(l, "count"), 5); // one group: no walk read the data as frames
+    assert_true(stack_has(l, "user"));
+    assert_true(stack_has(l, "main"));
+    int in_co = 0;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        in_co += stack_has(l, "alloc_here") && stack_has(l, "in_coroutine");
+    }
+    assert_int_equal(in_co, 1);
+    cJSON_Delete(root);
+
     // Two frames: the wrapper and its caller, still.
     const char *argv3b[] = {MEMSCOPE_CLI, "run", "--stacks",       "2", "-o",
                             out,          "--",  PROGS "/wrapped", NULL};

@@ -116,7 +116,7 @@ enum { V_UNKNOWN = 0, V_FP = 1, V_BAD = 2, V_SKIP = 3 };
 static _Atomic uint64_t verdicts[VERDICTS];
 /* The calling thread's last decided entry: one word, so that a signal
  * handler's walk on the same thread reads an entry whole. */
-static _Thread_local uint64_t tl_verdict;
+static _Thread_local volatile uint64_t tl_verdict;
 
 static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t arg)
 {
@@ -221,20 +221,33 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 cur = next;
             }
         }
-        if (v == V_FP || (v == V_SKIP && (n > 2 || n == max)))
+        if (m == MS__UNWIND_FP)
+            return n;
+        // A walk on another stack (a coroutine's, a signal stack) has no
+        // chain to judge: the unwinder answers it, and the site learns nothing.
+        if (in_stack && (v == V_FP || (v == V_SKIP && (n > 2 || n == max))))
             return n;
     }
+    // The decision looks at the unwinder's first three frames, whatever depth
+    // this walk asks for: a verdict serves every later walk from the site.
+    bool learn = v == V_UNKNOWN && in_stack;
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
-    size_t u = unwind(ret, tmp, max);
-    if (v == V_UNKNOWN) {
+    size_t u = unwind(ret, tmp, learn ? MS__STACK_MAX_DEPTH : max);
+    if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
             return n;
         }
-        size_t k = in_stack ? skip_word((uintptr_t)fp, hi, tmp[1]) : SKIP_WORDS;
-        if (k < SKIP_WORDS) {
+        // SKIP: the caller's return address is in the wrapper's frame, and
+        // the chain past it goes on where the unwinder does (or breaks at
+        // once: the wrapper's caller keeps no frame pointer either). A chain
+        // that goes elsewhere (the frame register holds a pointer into some
+        // frame's data) tells nothing.
+        size_t k = skip_word((uintptr_t)fp, hi, tmp[1]);
+        bool goes_on = u >= 3 && n >= 2 && tmp[2] == out[1];
+        if (k < SKIP_WORDS && (goes_on || n == 1)) {
             verdict_put(ret, verdict_entry(ret, V_SKIP, k));
-            if (u >= 3 && n >= 2 && tmp[2] == out[1]) {
+            if (goes_on) {
                 // The stack every later walk from this site takes.
                 size_t keep = n < max ? n : max - 1;
                 memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
@@ -248,7 +261,9 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         }
     }
     // The unwinder's frames are right as far as they go: the chain is wrong
-    // at its second frame, or was cut short past the SKIP word.
+    // at its second frame, cut short past the SKIP word, or on another stack.
+    if (u > max)
+        u = max;
     if (u < 2)
         return n;
     memcpy(out, tmp, u * sizeof *out);
