@@ -272,20 +272,10 @@ static inline void series_note(ms__live *l, uint64_t tick)
 static inline __attribute__((always_inline)) void close_block(ms__live *l, ms__block *b,
                                                               const ms__rec *r)
 {
-    uint64_t size = ms__block_size(b);
-    ms__thread_stat *owner = thread_stat(l, ms__block_slot(b));
-    owner->frees++;
-    owner->deallocated += size;
-    owner->current -= size;
-    ms__site_stat *st = &l->site_list[b->site];
-    st->live_count--;
-    st->live_bytes -= size;
+    ms__live_count_close(l, b, thread_stat(l, ms__block_slot(b)));
     if (ms_unlikely(b->stack & MS__BF_FILTERED) && l->filter &&
         !(r && (ms__rec_flags(r) & MS__RF_TAKEN)))
         ms__filter_release(l->filter, b->ptr);
-    l->deallocs++;
-    l->deallocated += size;
-    l->current -= size;
     ms__live_remove(l, b);
 }
 
@@ -336,28 +326,8 @@ static inline __attribute__((always_inline)) bool open_block(ms__live *l, const 
         close_block(l, b, NULL);
         b = probe_for_insert(l, ptr, &found); // deletion may have moved the run
     }
-    l->bcount++;
-    b->ptr = ptr;
     unsigned slot = ms__rec_slot(r);
-    b->site = site;
-    b->stack = stack;
-    b->tick = r->tick;
-    b->size_w = size | (uint64_t)slot << 48;
-    ms__thread_stat *t = thread_stat(l, slot);
-    t->allocs++;
-    t->allocated += size;
-    t->current += size;
-    if (t->current > t->peak)
-        t->peak = t->current;
-    ms__site_stat *st = &l->site_list[site];
-    st->allocs++;
-    st->bytes += size;
-    st->live_count++;
-    st->live_bytes += size;
-    l->allocs++;
-    l->allocated += size;
-    l->current += size;
-    l->size_hist[ms__size_bucket(size)]++;
+    ms__live_open_at(l, b, thread_stat(l, slot), slot, ptr, r->tick, size, site, stack);
     return true;
 }
 

@@ -165,6 +165,52 @@ static inline __attribute__((always_inline)) void ms__live_remove(ms__live *l, m
     l->bcount--;
 }
 
+/* Open a block in the empty slot b (found by a probe for ptr), of thread t
+ * (slot `slot`), and add it to its thread's, its site's and the totals'
+ * figures. Peak and the series are the caller's. */
+static inline __attribute__((always_inline)) void
+ms__live_open_at(ms__live *l, ms__block *b, ms__thread_stat *t, unsigned slot, uintptr_t ptr,
+                 uint64_t tick, uint64_t size, uint32_t site, uint32_t stack)
+{
+    l->bcount++;
+    b->ptr = ptr;
+    b->site = site;
+    b->stack = stack;
+    b->tick = tick;
+    b->size_w = size | (uint64_t)slot << 48;
+    t->allocs++;
+    t->allocated += size;
+    t->current += size;
+    if (t->current > t->peak)
+        t->peak = t->current;
+    ms__site_stat *st = &l->site_list[site];
+    st->allocs++;
+    st->bytes += size;
+    st->live_count++;
+    st->live_bytes += size;
+    l->allocs++;
+    l->allocated += size;
+    l->current += size;
+    l->size_hist[ms__size_bucket(size)]++;
+}
+
+/* Take the live block b out of its owner's (thread `owner`), its site's and
+ * the totals' figures; the caller then removes it from the table. */
+static inline __attribute__((always_inline)) void
+ms__live_count_close(ms__live *l, const ms__block *b, ms__thread_stat *owner)
+{
+    uint64_t size = ms__block_size(b);
+    owner->frees++;
+    owner->deallocated += size;
+    owner->current -= size;
+    ms__site_stat *st = &l->site_list[b->site];
+    st->live_count--;
+    st->live_bytes -= size;
+    l->deallocs++;
+    l->deallocated += size;
+    l->current -= size;
+}
+
 /* The type and flag bits (old_w >> 48) of the two records capture makes most. */
 #define MS__COMMON_ALLOC (((MS__RF_CAPTURED | MS__RF_STACK) >> 48) | MS_EVENT_ALLOCATE)
 #define MS__COMMON_FREE ((MS__RF_CAPTURED >> 48) | MS_EVENT_DEALLOCATE)
@@ -194,29 +240,8 @@ static inline __attribute__((always_inline)) bool ms__live_apply_common(ms__live
         for (; blocks[i].ptr != 0; i = (i + 1) & mask)
             if (blocks[i].ptr == ptr) // taken, or replaced: ms__live_apply decides
                 return false;
-        uint64_t size = ms__rec_size(r);
-        uint32_t site = l->last_stack_site;
-        ms__block *b = &blocks[i];
-        l->bcount++;
-        b->ptr = ptr;
-        b->site = site;
-        b->stack = stack | MS__BF_CAPTURED;
-        b->tick = r->tick;
-        b->size_w = r->size_w; // size:48 | slot:16
-        t->allocs++;
-        t->allocated += size;
-        t->current += size;
-        if (t->current > t->peak)
-            t->peak = t->current;
-        ms__site_stat *st = &l->site_list[site];
-        st->allocs++;
-        st->bytes += size;
-        st->live_count++;
-        st->live_bytes += size;
-        l->allocs++;
-        l->allocated += size;
-        l->current += size;
-        l->size_hist[ms__size_bucket(size)]++;
+        ms__live_open_at(l, &blocks[i], t, ms__rec_slot(r), ptr, r->tick, ms__rec_size(r),
+                         l->last_stack_site, stack | MS__BF_CAPTURED);
         if (l->current > l->peak)
             l->peak = l->current;
     } else if (head == MS__COMMON_FREE) {
@@ -226,17 +251,7 @@ static inline __attribute__((always_inline)) bool ms__live_apply_common(ms__live
         ms__block *b = &blocks[i];
         if (b->stack & MS__BF_FILTERED)
             return false;
-        ms__thread_stat *owner = &l->threads[ms__block_slot(b)]; // listed when b opened
-        uint64_t size = ms__block_size(b);
-        owner->frees++;
-        owner->deallocated += size;
-        owner->current -= size;
-        ms__site_stat *st = &l->site_list[b->site];
-        st->live_count--;
-        st->live_bytes -= size;
-        l->deallocs++;
-        l->deallocated += size;
-        l->current -= size;
+        ms__live_count_close(l, b, &l->threads[ms__block_slot(b)]); // listed when b opened
         ms__live_remove(l, b);
     } else {
         return false;
@@ -247,6 +262,7 @@ static inline __attribute__((always_inline)) bool ms__live_apply_common(ms__live
     last->last = l->current;
     return true;
 }
+
 /* The live state's figures (the store-level counters are left 0). */
 void ms__live_stats(const ms__live *l, ms_memory_stats *out);
 
