@@ -5,6 +5,9 @@
 #   fold_instructions_per_record: N   (the fold's loop and what it applies)
 #   live_apply_share: P%   (of the records, those the fold's inline path left
 #                           to ms__live_apply)
+#   fold_instructions_per_record_threads: N   (the same for `memscope run`'s
+#       preload library on build/bench/wl_threads 500000: two threads, a live
+#       set that leaves the L1 cache; records = allocations + frees reported)
 # Usage: bench/fold-instructions.sh [BUILD_DIR]. Needs valgrind (Debian: valgrind).
 set -euo pipefail
 build=${1:-build}
@@ -39,3 +42,26 @@ calls=$(awk '
   { want = 0 }
   END { print total + 0 }' "$out")
 awk -v c="$calls" -v n=$((2 * pairs)) 'BEGIN { printf "live_apply_share: %.2f%%\n", 100 * c / n }'
+
+# The threads workload under the preload library, its fold thread included.
+preload=$build/libmemscope_preload.so
+if [ -f "$preload" ] && [ -x "$build/bench/wl_threads" ]; then
+  report=$(mktemp --suffix=.json)
+  trap 'rm -f "$out" "$log" "$report"' EXIT
+  if ! LD_PRELOAD="$preload" MEMSCOPE_OUTPUT="$report" MEMSCOPE_RETAINED_BYTES=0 \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/wl_threads" 500000 \
+    >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
+  # The first "stats" object: its two counts, one per line.
+  records=$(awk -F'[:,]' '/"total_allocations"/ && !a { a = $2 + 0 }
+    /"total_deallocations"/ && !d { d = $2 + 0 } END { print a + d }' "$report")
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk -v n="${records:-0}" '
+    function count(s) { gsub(",", "", s); return s + 0 }
+    /:fold_locked_at / && !fold { fold = count($1) }
+    END {
+      if (!fold || !n) { print "# fold-instructions: no fold in the threads profile" > "/dev/stderr"; exit 1 }
+      printf "fold_instructions_per_record_threads: %.0f\n", fold / n
+    }'
+fi
