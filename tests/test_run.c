@@ -517,6 +517,59 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 #endif
 }
 
+#ifdef HAVE_MANGLED_PROG
+/* Whether the report has a hotspot in function fn, and none in operator new
+ * or strdup. */
+static bool hotspot_in(const cJSON *root, const char *fn)
+{
+    bool found = false;
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItem(root, "hotspots"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(h, "function");
+        if (!cJSON_IsString(f))
+            continue;
+        if (strncmp(f->valuestring, "operator new", 12) == 0 ||
+            strcmp(f->valuestring, "strdup") == 0 || strcmp(f->valuestring, "__strdup") == 0)
+            fail_msg("a hotspot in %s", f->valuestring);
+        found |= strcmp(f->valuestring, fn) == 0;
+    }
+    return found;
+}
+
+/* Blocks from the C++ runtime's operator new (plain, array, nothrow) and from
+ * strdup are placed where the program called them, with stacks or without. */
+static void blocks_from_new_should_be_placed_in_its_caller(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fn;
+        int count, bytes;
+    } want[] = {
+        {"new_some", 5, 240}, {"new_array", 4, 288}, {"new_nothrow", 3, 168}, {"dup_some", 2, 12}};
+    for (int stacks = 0; stacks < 2; stacks++) {
+        char out[600];
+        path_in(out, sizeof out, stacks ? "cxx_new_stacks.json" : "cxx_new.json");
+        const char *plain[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/cxx_new", NULL};
+        const char *deep[] = {MEMSCOPE_CLI, "run", "--stacks",       "16", "-o",
+                              out,          "--",  PROGS "/cxx_new", NULL};
+        assert_int_equal(run(stacks ? deep : plain, NULL), 0);
+        cJSON *root = report(out);
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+            double count = 0, bytes = 0;
+            if (!leaks_of(root, want[i].fn, &count, &bytes))
+                fail_msg("no leak placed in %s (stacks: %d)", want[i].fn, stacks);
+            assert_int_equal(count, want[i].count);
+            assert_int_equal(bytes, want[i].bytes);
+            assert_true(hotspot_in(root, want[i].fn));
+            if (stacks)
+                assert_true(stack_has(leak_from(root, want[i].fn), "main"));
+        }
+        cJSON_Delete(root);
+    }
+}
+#endif
+
 static void fork_should_leave_the_parents_report(void **state)
 {
     (void)state;
@@ -911,6 +964,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
+#ifdef HAVE_MANGLED_PROG
+        cmocka_unit_test_setup_teardown(blocks_from_new_should_be_placed_in_its_caller, setup,
+                                        teardown),
+#endif
         cmocka_unit_test_setup_teardown(fork_should_leave_the_parents_report, setup, teardown),
         cmocka_unit_test_setup_teardown(fifty_threads_should_be_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(sampling_should_add_no_thread, setup, teardown),

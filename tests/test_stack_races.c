@@ -323,13 +323,63 @@ static void a_signal_handler_leaves_the_threads_cache_be(void **state)
     b->stack_busy = 1; // the thread is inside ms__stack_intern: the handler runs
     assert_int_equal(ms__stack_intern(b, f, frames_of(41, f)), theirs);
     uintptr_t site = 0x5b0000000000u;
-    uint32_t caller = ms__tracker_caller_stack(b, site);
+    uint32_t caller = ms__tracker_caller_stack(b, NULL, site);
     assert_int_not_equal(caller, 0);
     b->stack_busy = 0;
-    assert_memory_equal(b, &saved, sizeof *b);                   // nothing of the thread's moved
-    assert_int_equal(ms__tracker_caller_stack(b, site), caller); // not busy: cached
+    assert_memory_equal(b, &saved, sizeof *b); // nothing of the thread's moved
+    assert_int_equal(ms__tracker_caller_stack(b, NULL, site), caller); // not busy: cached
     assert_true(b->caller_pc == site && b->caller_stack == caller);
     free(b);
+}
+
+/* Allocator wrappers: a range holds the return addresses just past its
+ * calls (lo excluded, hi included); a caller of one is read from the word its
+ * call site learnt, through a wrapper around a wrapper too; a caller-only stack
+ * and a stack's place are that caller, not the wrapper. */
+static void a_wrappers_caller_is_where_the_program_called_it(void **state)
+{
+    (void)state;
+    const uintptr_t a = 0x7e0000001000u, c = 0x7e0000002000u; // two wrappers
+    ms__stack_add_wrapper(a, a + 0x40);
+    ms__stack_add_wrapper(c, c + 0x20);
+    ms__stack_add_wrapper(c, c + 0x20); // once
+    assert_int_equal(ms_atomic_load_relaxed(&nwrap), 2);
+    assert_false(ms__stack_in_wrapper(a));
+    assert_true(ms__stack_in_wrapper(a + 1));
+    assert_true(ms__stack_in_wrapper(a + 0x40));
+    assert_false(ms__stack_in_wrapper(a + 0x41));
+    assert_false(ms__stack_in_wrapper(0x401000u)); // the program's code
+    assert_true(ms__stack_in_wrapper(c + 0x20));
+
+    // The hook's frame on this thread's stack: saved frame register, the
+    // return address into wrapper a (site ra), one word a pushed, then its
+    // caller's return address; the same behind a call from wrapper c (site rc).
+    const uintptr_t ra = a + 0x17, rc = c + 0x9, user = 0x401234u, user2 = 0x401300u;
+    volatile uintptr_t frame[8] = {0, ra, 0x5555, user, 0, 0, 0, 0};
+    const void *fp = (const void *)(uintptr_t)frame;
+    assert_int_equal(ms__stack_caller(fp, user), user); // not a wrapper: itself
+    wrap_site_learn(ra, 2);
+    assert_int_equal(ms__stack_caller(fp, ra), user);
+    frame[3] = rc; // a called from c, which keeps one word, then user2
+    frame[5] = user2;
+    wrap_site_learn(rc, 2);
+    assert_int_equal(ms__stack_caller(fp, ra), user2);
+    wrap_site_learn(rc, 7); // a decided site stays
+    assert_int_equal(wrap_site_words(rc), 2);
+
+    ms__tbuf *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    uintptr_t one = user2;
+    uint32_t id = ms__tracker_caller_stack(b, fp, ra);
+    assert_int_equal(id, ms__stack_intern(NULL, &one, 1));
+    assert_true(b->wcaller_pc == user2 && b->wcaller_stack == id);
+    assert_true(b->caller_pc == 0 && b->caller_stack == 0); // the plain cache is not the wrapper's
+    free(b);
+
+    uintptr_t f[3] = {ra, rc, user};
+    assert_int_equal(ms__stack_place(ms__stack_intern(NULL, f, 3)), user);
+    assert_int_equal(ms__stack_place(ms__stack_intern(NULL, f, 2)), ra); // all wrappers: the top
+    assert_int_equal(ms__stack_place(ms__stack_intern(NULL, f + 2, 1)), user);
 }
 
 /* Last: the arena fills between a claim and its decision. The slot takes
@@ -381,6 +431,7 @@ int main(void)
         cmocka_unit_test(a_claim_deferred_through_two_tables),
         cmocka_unit_test(a_decision_late_after_the_replacement),
         cmocka_unit_test(a_signal_handler_leaves_the_threads_cache_be),
+        cmocka_unit_test(a_wrappers_caller_is_where_the_program_called_it),
         cmocka_unit_test(a_stack_that_comes_when_the_arena_is_full), // last
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -462,6 +462,7 @@ __attribute__((constructor(101))) static void capture_configure(void)
         fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
                 unwind);
     ms__stack_warm_up();              // loads libgcc_s now, never inside a hook
+    ms__stack_find_wrappers();        // operator new, strdup: named where they are called
     (void)ms__real_usable_size(NULL); // looks it up now, never in a signal handler
 
     const char *out = getenv("MEMSCOPE_OUTPUT");

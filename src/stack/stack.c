@@ -181,6 +181,109 @@ static size_t skip_word(uintptr_t fp, uintptr_t hi, uintptr_t ra)
     return SKIP_WORDS;
 }
 
+/* ------------------------------------------------- allocator wrappers
+ *
+ * Code ranges of the functions that only allocate for their caller (C++'s
+ * operator new and new[] in every form, strdup and strndup), found once,
+ * outside any hook (ms__stack_find_wrappers, symbols.c), then read without a
+ * lock. A block allocated through one is named where the program called it. */
+#define MAX_WRAPPERS 24u
+static uintptr_t wrap_lo[MAX_WRAPPERS], wrap_hi[MAX_WRAPPERS];
+static _Atomic unsigned nwrap;
+static uintptr_t wrap_min = UINTPTR_MAX, wrap_max; /* all of them lie between */
+
+void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi)
+{
+    unsigned n = ms_atomic_load_relaxed(&nwrap), at = 0;
+    if (lo >= hi || n == MAX_WRAPPERS)
+        return;
+    while (at < n && wrap_lo[at] < lo) // kept in order, for the search below
+        at++;
+    if (at < n && wrap_lo[at] == lo)
+        return;
+    memmove(&wrap_lo[at + 1], &wrap_lo[at], (n - at) * sizeof *wrap_lo);
+    memmove(&wrap_hi[at + 1], &wrap_hi[at], (n - at) * sizeof *wrap_hi);
+    wrap_lo[at] = lo;
+    wrap_hi[at] = hi;
+    if (lo < wrap_min)
+        wrap_min = lo;
+    if (hi > wrap_max)
+        wrap_max = hi;
+    ms_atomic_store_release(&nwrap, n + 1);
+}
+
+bool ms__stack_in_wrapper(uintptr_t pc)
+{
+    unsigned n = ms_atomic_load_acquire(&nwrap);
+    if (n == 0 || pc <= wrap_min || pc > wrap_max)
+        return false;
+    // A return address is just past its call: in (lo, hi]. The last range
+    // whose lo is below pc is the only one that may hold it.
+    unsigned a = 0, b = n;
+    while (b - a > 1) {
+        unsigned mid = (a + b) / 2;
+        if (wrap_lo[mid] < pc)
+            a = mid;
+        else
+            b = mid;
+    }
+    return pc > wrap_lo[a] && pc <= wrap_hi[a];
+}
+
+/* Where a wrapper's caller's return address sits, learnt per call site in a
+ * wrapper with the unwinder's help, once: `d` words above the return address
+ * into the wrapper (a wrapper's frame has one layout at each of its call
+ * sites). An entry is d << 56 | site; 0 is empty. */
+#define WRAP_SITES 256u
+static _Atomic uint64_t wrap_sites[WRAP_SITES];
+
+static _Atomic uint64_t *wrap_site_slot(uintptr_t site)
+{
+    size_t i = (size_t)(((uint64_t)site * UINT64_C(0x9E3779B97F4A7C15)) >> 56);
+    for (size_t k = 0; k < 16; k++, i = (i + 1) & (WRAP_SITES - 1)) {
+        uint64_t v = ms_atomic_load_acquire(&wrap_sites[i]);
+        if (v == 0 || (v & ((UINT64_C(1) << 56) - 1)) == (uint64_t)site)
+            return &wrap_sites[i];
+    }
+    return NULL;
+}
+
+static size_t wrap_site_words(uintptr_t site)
+{
+    _Atomic uint64_t *e = wrap_site_slot(site);
+    return e ? (size_t)(ms_atomic_load_acquire(e) >> 56) : 0;
+}
+
+static void wrap_site_learn(uintptr_t site, size_t d)
+{
+    _Atomic uint64_t *e = wrap_site_slot(site);
+    uint64_t empty = 0;
+    if (e)
+        atomic_compare_exchange_strong(e, &empty, (uint64_t)d << 56 | site);
+}
+
+/* Learn, from the unwinder's frames tmp[0..u) (tmp[0] = ret, stored at
+ * `loc`), where each wrapper's caller's return address sits. @return the
+ * first frame that is not into a wrapper. */
+static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintptr_t hi, bool learn)
+{
+    size_t i = 0;
+    for (; i + 1 < u && ms__stack_in_wrapper(tmp[i]); i++) {
+        if (!learn)
+            continue;
+        size_t d = 1;
+        while (d <= SKIP_WORDS && loc + 8 * d + 8 <= hi && stack_word(loc + 8 * d) != tmp[i + 1])
+            d++;
+        if (d > SKIP_WORDS || loc + 8 * d + 8 > hi) {
+            learn = false; // not in this frame: the unwinder answers such walks
+            continue;
+        }
+        wrap_site_learn(tmp[i], d);
+        loc += 8 * d;
+    }
+    return tmp[i];
+}
+
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
     if (max > MS__STACK_MAX_DEPTH)
@@ -225,7 +328,11 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
             return n;
         // A walk on another stack (a coroutine's, a signal stack) has no
         // chain to judge: the unwinder answers it, and the site learns nothing.
-        if (in_stack && (v == V_FP || (v == V_SKIP && (n > 2 || n == max))))
+        // (A SKIP word that is a return address into another wrapper, such
+        // as nothrow operator new around operator new: the chain is short by
+        // that wrapper's caller too, and the unwinder answers.)
+        if (in_stack &&
+            (v == V_FP || (v == V_SKIP && (n > 2 || n == max) && !ms__stack_in_wrapper(out[1]))))
             return n;
     }
     // The decision looks at the unwinder's first three frames, whatever depth
@@ -268,6 +375,61 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         return n;
     memcpy(out, tmp, u * sizeof *out);
     return u;
+}
+
+/* The calling thread's last wrapper site and its words (d << 57 | site): one
+ * word, so that a signal handler's walk on the same thread reads it whole. */
+static _Thread_local volatile uint64_t tl_wrap_site;
+#define WRAP_SITE(e) ((e) & ((UINT64_C(1) << 57) - 1))
+
+/* ms__stack_caller, for a site this thread did not call last. */
+MS_NOINLINE static uintptr_t caller_slow(const void *fp, uintptr_t ret)
+{
+    if (!ms__stack_in_wrapper(ret))
+        return ret;
+    int m = ms_atomic_load_relaxed(&mode);
+    if (m == MS__UNWIND_FP) // no unwinder: nothing to learn from
+        return ret;
+    uintptr_t lo = 0, hi = 0, loc = (uintptr_t)fp + 8; // where ret is stored
+    ms__thread_stack(&lo, &hi);
+    bool in_stack = (uintptr_t)fp >= lo && loc + 8 <= hi && !((uintptr_t)fp & 7);
+    if (in_stack && m != MS__UNWIND_UNWINDER) {
+        uintptr_t pc = ret;
+        for (int level = 0; level < 4; level++) {
+            size_t d = wrap_site_words(pc);
+            if (d == 0 || loc + 8 * d + 8 > hi)
+                break;
+            if (level == 0)
+                tl_wrap_site = (uint64_t)d << 57 | ret;
+            loc += 8 * d;
+            pc = stack_word(loc);
+            if (!ms__stack_in_wrapper(pc))
+                return pc;
+        }
+        loc = (uintptr_t)fp + 8;
+    }
+    // A site not learnt yet, or a walk off this thread's stack (which
+    // teaches nothing): the unwinder's frames.
+    uintptr_t tmp[8];
+    size_t u = unwind(ret, tmp, sizeof tmp / sizeof *tmp);
+    if (u == 0)
+        return ret;
+    return wrap_learn(tmp, u, loc, hi, in_stack);
+}
+
+uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
+{
+    uint64_t e = tl_wrap_site;
+    if (ms_likely(e && WRAP_SITE(e) == (uint64_t)ret)) { // operator new, called again
+        uintptr_t lo, hi, loc = (uintptr_t)fp + 8 * (1 + (size_t)(e >> 57));
+        ms__thread_stack(&lo, &hi);
+        if ((uintptr_t)fp >= lo && loc + 8 <= hi) {
+            uintptr_t pc = stack_word(loc);
+            if (!ms__stack_in_wrapper(pc))
+                return pc;
+        }
+    }
+    return caller_slow(fp, ret);
 }
 
 /* ------------------------------------------------------------- the table */
@@ -667,6 +829,19 @@ uintptr_t ms__stack_top(uint32_t id)
         (size_t)id + 3 > ARENA_WORDS)
         return 0;
     return a[id + 2];
+}
+
+uintptr_t ms__stack_place(uint32_t id)
+{
+    uintptr_t top = ms__stack_top(id);
+    if (!ms__stack_in_wrapper(top))
+        return top;
+    const uintptr_t *f = NULL;
+    size_t depth = ms__stack_get(id, &f);
+    for (size_t i = 1; i < depth; i++)
+        if (!ms__stack_in_wrapper(f[i]))
+            return f[i];
+    return top;
 }
 
 uint64_t ms__stack_count(void) { return ms_atomic_load_relaxed(&nstacks); }

@@ -31,6 +31,25 @@ void ms__stack_warm_up(void);
  * @return the depth (at least 1 when ret != 0). No allocation, no lock. */
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
 
+/* Allocator wrappers: the functions that only allocate for their caller
+ * (C++'s operator new and new[] in every form, strdup, strndup), whose blocks
+ * are named where the program called them, with call stacks or without.
+ * ms__stack_find_wrappers (symbols.c) looks up the ones the process has loaded,
+ * once, outside any hook: it takes the loader's lock. A C++ runtime loaded
+ * later (by dlopen) is not seen. */
+void ms__stack_find_wrappers(void);
+/* Add [lo, hi) as a wrapper's code. pre: no other thread adds one meanwhile. */
+void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi);
+/* Is this return address into a wrapper? Lock-free, a couple of compares for
+ * an address outside their libraries. */
+bool ms__stack_in_wrapper(uintptr_t pc);
+/* For a call with frame `fp` and return address `ret` (as ms__stack_walk):
+ * ret when it is not into a wrapper, else the first return address above it
+ * that is not: where the program called the wrapper. Learnt per wrapper call
+ * site with the unwinder's help, then read from the wrapper's frame. No
+ * allocation, no lock. */
+uintptr_t ms__stack_caller(const void *fp, uintptr_t ret);
+
 /* @return the id of this stack (1 ..), interning it on first sight; 0 when
  * the table is full (counted in ms__stack_dropped, and in b's store). Lock-free; `b` (may be
  * NULL) holds the calling thread's cache, which a call from a signal handler
@@ -46,6 +65,9 @@ size_t ms__stack_get(uint32_t id, const uintptr_t **frames);
  * record's): only its bounds are checked, not its hash, so the fold pays one
  * load. 0 for an id past the table. */
 uintptr_t ms__stack_top(uint32_t id);
+/* The frame of stack `id` a report places its blocks at: its first that is
+ * not into an allocator wrapper (its innermost, ms__stack_top, if all are). */
+uintptr_t ms__stack_place(uint32_t id);
 uint64_t ms__stack_count(void);
 uint64_t ms__stack_dropped(void);
 

@@ -1,8 +1,10 @@
 /* symbols.c — naming code addresses for reports: libdw (elfutils) when the
  * build found it, which reads .symtab and DWARF line tables, so static
  * functions and file:line are named; else dladdr, which knows only exported
- * symbols. Runs at export time only, never in a hook. */
+ * symbols. Runs at export time (and once at capture's start,
+ * ms__stack_find_wrappers), never in a hook. */
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +272,43 @@ int ms_symbolize(uintptr_t pc, char *buf, size_t size)
     ms__symbolize_pc(pc, &s);
     ms__symbol_format(&s, pc, buf, size);
     return 0;
+}
+
+/* The wrappers ms__symbol_is_allocator names, by their symbols: in the
+ * global scope (the definitions calls bind to, a program's own operator new
+ * included) and in the C++ runtime the process loaded, if any. Each one's code
+ * range is its symbol's size. */
+void ms__stack_find_wrappers(void)
+{
+    static const char *const names[] = {"_Znwm",
+                                        "_Znam",
+                                        "_ZnwmRKSt9nothrow_t",
+                                        "_ZnamRKSt9nothrow_t",
+                                        "_ZnwmSt11align_val_t",
+                                        "_ZnamSt11align_val_t",
+                                        "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                        "_ZnamSt11align_val_tRKSt9nothrow_t",
+                                        "strdup",
+                                        "strndup"};
+    ms__internal_enter(); // dlsym and dladdr may allocate
+    void *rt = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    void *scopes[] = {RTLD_DEFAULT, rt};
+    for (size_t s = 0; s < 2; s++) {
+        if (!scopes[s])
+            continue;
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            void *sym = dlsym(scopes[s], names[i]);
+            Dl_info info;
+            void *entry = NULL; // a const ElfW(Sym) *
+            const ElfW(Sym) *e = NULL;
+            if (sym && dladdr1(sym, &info, &entry, RTLD_DL_SYMENT))
+                e = entry;
+            if (e && e->st_size > 0 && info.dli_saddr == sym)
+                ms__stack_add_wrapper((uintptr_t)sym, (uintptr_t)sym + e->st_size);
+        }
+    }
+    // rt's reference is kept, as the demangler's is: the ranges stay its code.
+    ms__internal_leave();
 }
 
 bool ms__symbol_is_allocator(const char *f)

@@ -280,14 +280,15 @@ static inline __attribute__((always_inline)) void close_block(ms__live *l, ms__b
 }
 
 /* The site a record counts under: its TRACK site; for a block capture saw
- * with no name, its allocating code address; else none (0). */
+ * with no name, its allocating code address (the call of operator new or
+ * strdup, not theirs of malloc); else none (0). */
 static uint32_t rec_site(ms__live *l, const ms__rec *r, uint32_t stack)
 {
     if (r->site || !stack || !(ms__rec_flags(r) & MS__RF_CAPTURED))
         return site_idx(l, r->site);
     if (stack == l->last_stack)
         return l->last_stack_site;
-    uintptr_t pc = ms__stack_top(stack);
+    uintptr_t pc = ms__stack_place(stack);
     uint32_t idx = pc ? site_idx(l, ms__pc_site(pc)) : 0;
     if (idx || !pc) { // not a site table that could not grow: try that again next time
         l->last_stack = stack;

@@ -60,6 +60,9 @@ typedef struct ms__tbuf {
     uint32_t ext_slot;     /* ... and its slot */
     uint32_t caller_stack; /* the caller-only stack of `caller_pc` (0: none yet) */
     uintptr_t caller_pc;
+    /* The same for the last caller of an allocator wrapper (ms__stack_caller). */
+    uint32_t wcaller_stack;
+    uintptr_t wcaller_pc;
     struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
     _Atomic uint32_t own_count; /* how many (the folder reads it) */
     /* Single writer (owner), read by the folder: relaxed is enough.
@@ -96,7 +99,7 @@ typedef struct ms__tbuf {
 
     ms__stack_slot stack_cache[MS__STACK_CACHE]; /* owner only */
     uint32_t stack_next; /* owner only: the stack table entry after the last one found */
-    /* 1 while the owner updates stack_cache, stack_next or caller_* (a signal
+    /* 1 while the owner updates stack_cache, stack_next or [w]caller_* (a signal
      * handler that interns a stack on this thread meanwhile leaves them be). */
     volatile sig_atomic_t stack_busy;
 } ms__tbuf;

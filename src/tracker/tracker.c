@@ -137,23 +137,37 @@ uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uint
     return ms__stack_intern(b, frames, depth);
 }
 
-uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret)
+/* The caller cache pair (*pc, *stack) of b: `pc`'s one-frame stack. */
+static uint32_t cached_caller(ms__tbuf *b, uintptr_t *cpc, uint32_t *cstack, uintptr_t pc)
 {
     if (b->stack_busy) // a signal handler, while this thread's call updates the caches
-        return ms__stack_intern(b, &ret, 1); // which leaves them be too
+        return ms__stack_intern(b, &pc, 1); // which leaves them be too
+    if (*cpc == pc && *cstack)
+        return *cstack;
     b->stack_busy = 1;
     ms_compiler_barrier();
     // The pair changes through (pc, 0), which ms__tracker_stack's shortcut
     // never takes: a handler that reads it meanwhile interns its own.
-    b->caller_stack = 0;
+    *cstack = 0;
     ms_compiler_barrier();
-    uint32_t id = ms__stack_intern_held(b, &ret, 1);
-    b->caller_pc = ret;
+    uint32_t id = ms__stack_intern_held(b, &pc, 1);
+    *cpc = pc;
     ms_compiler_barrier();
-    b->caller_stack = id;
+    *cstack = id;
     ms_compiler_barrier();
     b->stack_busy = 0;
     return id;
+}
+
+uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
+{
+    // A block from operator new or strdup is named where the program called
+    // it: every such call comes here (the caller differs, the return address
+    // into the wrapper does not), with a cache of its own.
+    uintptr_t pc = ms__stack_caller(fp, ret);
+    if (ms_unlikely(pc != ret))
+        return cached_caller(b, &b->wcaller_pc, &b->wcaller_stack, pc);
+    return cached_caller(b, &b->caller_pc, &b->caller_stack, ret);
 }
 
 /* ------------------------------------------------------- recording path */

@@ -80,14 +80,16 @@ static inline bool ms__tracker_skip(ms_tracker *t, ms__tbuf *b)
 }
 
 /* The slow paths of ms__tracker_stack: the whole stack, walked and interned;
- * the one-frame stack of `ret`, interned and remembered in b. */
+ * the one-frame stack of the caller, interned and remembered in b: `ret`, or
+ * where the program called the allocator wrapper `ret` returns into. */
 uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret);
-uint32_t ms__tracker_caller_stack(ms__tbuf *b, uintptr_t ret);
+uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret);
 
 /* The stack id for a record made by a call whose frame is `fp` and return
  * address `ret`, as the tracker's config asks: the whole stack (up to
- * max_stack_depth) when capture_call_stack is set, else only `ret` when
- * `caller_only`, else none (0). pre: b is the calling thread's buffer. */
+ * max_stack_depth) when capture_call_stack is set, else only the caller when
+ * `caller_only` (`ret`, or where the program called the allocator wrapper
+ * `ret` is into), else none (0). pre: b is the calling thread's buffer. */
 static inline uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret,
                                          bool caller_only)
 {
@@ -98,7 +100,7 @@ static inline uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void 
     // Consecutive allocations mostly come from one call site: skip the hash.
     if (ms_likely(ret == b->caller_pc && b->caller_stack))
         return b->caller_stack;
-    return ms__tracker_caller_stack(b, ret);
+    return ms__tracker_caller_stack(b, fp, ret);
 }
 
 ms_sampling_config ms__tracker_sampling(ms_tracker *t);
