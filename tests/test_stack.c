@@ -183,12 +183,38 @@ static void threads_should_agree_while_the_index_grows(void **state)
     assert_int_equal(ms__stack_count() - before, STACKS); // entries that lost are not counted
 }
 
+/* A C++ name too long for its field loses its template arguments, not its
+ * end; an operator's own brackets stay; a name that fits is copied whole. */
+static void long_names_should_lose_their_template_arguments(void **state)
+{
+    (void)state;
+    char out[64];
+    ms__symbol_shorten(out, sizeof out, "main");
+    assert_string_equal(out, "main");
+    const char *fits = "std::vector<int>::push_back(int const&)";
+    ms__symbol_shorten(out, sizeof out, fits);
+    assert_string_equal(out, fits);
+    ms__symbol_shorten(out, sizeof out,
+                       "void std::vector<std::__cxx11::basic_string<char, std::char_traits<char>, "
+                       "std::allocator<char> > >::_M_realloc_insert<std::string>(int)");
+    assert_string_equal(out, "void std::vector<...>::_M_realloc_insert<...>(int)");
+    ms__symbol_shorten(out, sizeof out,
+                       "std::basic_ostream<char, std::char_traits<char> >& std::operator<< "
+                       "<std::char_traits<char> >(std::basic_ostream<char>&, char const*)");
+    assert_string_equal(out, "std::basic_ostream<...>& std::operator<< <...>(std::basic_os...");
+    assert_int_equal(strlen(out), sizeof out - 1);
+    char tiny[8];
+    ms__symbol_shorten(tiny, sizeof tiny, "averyveryverylongname");
+    assert_string_equal(tiny, "aver...");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stacks_should_intern_once_and_read_back),
         cmocka_unit_test(a_threads_guess_should_never_change_an_id),
         cmocka_unit_test(threads_should_agree_while_the_index_grows),
+        cmocka_unit_test(long_names_should_lose_their_template_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,9 @@ int ms__symbol_define(uintptr_t pc, const ms__symbol *sym);
 void ms__symbolize_pc(uintptr_t pc, ms__symbol *out);
 /* "function (file.c:42)", "function+0x1a (lib.so)" or "0x... (lib.so+0x12)". */
 void ms__symbol_format(const ms__symbol *s, uintptr_t pc, char *buf, size_t size);
+/* Copy a function's name into dst[size]: whole when it fits, else with
+ * template arguments left out ("<...>"), and cut with "..." if still too long. */
+void ms__symbol_shorten(char *dst, size_t size, const char *name);
 /* Is `function` (a symbol's name, demangled or not) one that only allocates
  * for its caller, C++'s operator new and new[] or strdup? A report names the
  * first frame of a stack that is not one as the place of its blocks. */

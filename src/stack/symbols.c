@@ -3,6 +3,7 @@
  * functions and file:line are named; else dladdr, which knows only exported
  * symbols. Runs at export time (and once at capture's start,
  * ms__stack_find_wrappers), never in a hook. */
+#include <ctype.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
@@ -51,6 +52,46 @@ static demangle_fn find_demangler(void)
     return fn;
 }
 
+void ms__symbol_shorten(char *dst, size_t size, const char *name)
+{
+    if (size == 0)
+        return;
+    size_t len = strlen(name);
+    if (len < size) {
+        memcpy(dst, name, len + 1);
+        return;
+    }
+    // Template arguments out: "std::vector<...>::_M_realloc_insert<...>(...)"
+    // names what a cut at `size` would leave half-written. An operator's own
+    // '<' and '>' (operator<<, operator->) are kept as they are.
+    size_t n = 0, depth = 0;
+    for (const char *c = name; *c && n + 1 < size; c++) {
+        if (strncmp(c, "operator", 8) == 0 &&
+            (c == name || !(isalnum((unsigned char)c[-1]) || c[-1] == '_'))) {
+            size_t k = 8;
+            while (c[k] && strchr("<>=-", c[k]))
+                k++;
+            if (depth == 0)
+                for (size_t i = 0; i < k && n + 1 < size; i++)
+                    dst[n++] = c[i];
+            c += k - 1;
+            continue;
+        }
+        if (*c == '<' && depth++ == 0) {
+            for (const char *e = "<..."; *e && n + 1 < size; e++)
+                dst[n++] = *e;
+        } else if (*c == '>' && depth > 0) {
+            if (--depth == 0 && n + 1 < size)
+                dst[n++] = '>';
+        } else if (depth == 0) {
+            dst[n++] = *c;
+        }
+    }
+    dst[n] = '\0';
+    if (n + 1 == size && size > 4) // still too long: say it is cut
+        memcpy(dst + size - 4, "...", 4);
+}
+
 static void set_function(char *dst, size_t size, const char *name)
 {
     if (name && name[0] == '_' && name[1] == 'Z') {
@@ -58,13 +99,13 @@ static void set_function(char *dst, size_t size, const char *name)
         int status = -1;
         char *plain = demangle ? demangle(name, NULL, NULL, &status) : NULL;
         if (plain && status == 0) {
-            snprintf(dst, size, "%s", plain);
+            ms__symbol_shorten(dst, size, plain);
             free(plain); // the runtime's malloc: ours, internal here
             return;
         }
         free(plain);
     }
-    snprintf(dst, size, "%s", name ? name : "");
+    ms__symbol_shorten(dst, size, name ? name : "");
 }
 
 static const char *base_name(const char *path)
