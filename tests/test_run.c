@@ -517,6 +517,43 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 #endif
 }
 
+/* Blocks from libc's strdup and strndup in a C program are placed in their
+ * callers, with stacks or without; and a program that asks glibc for its
+ * stack's attributes runs to its end under --stacks (it deadlocked). */
+static void blocks_from_strdup_should_be_placed_in_its_caller(void **state)
+{
+    (void)state;
+    char out[600];
+    for (int stacks = 0; stacks < 2; stacks++) {
+        path_in(out, sizeof out, stacks ? "dup_stacks.json" : "dup.json");
+        const char *plain[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/dup", NULL};
+        const char *deep[] = {MEMSCOPE_CLI, "run", "--stacks",   "8", "-o",
+                              out,          "--",  PROGS "/dup", NULL};
+        assert_int_equal(run(stacks ? deep : plain, NULL), 0);
+        cJSON *root = report(out);
+        double count = 0, bytes = 0;
+        assert_true(leaks_of(root, "dup_three", &count, &bytes));
+        assert_int_equal(count, 3);
+        assert_int_equal(bytes, 12);
+        assert_true(leaks_of(root, "ndup_four", &count, &bytes));
+        assert_int_equal(count, 4);
+        assert_int_equal(bytes, 16);
+        cJSON_Delete(root);
+    }
+    path_in(out, sizeof out, "getattr.json");
+    char printed[600];
+    path_in(printed, sizeof printed, "getattr.out");
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks",       "8", "-o",
+                          out,          "--",  PROGS "/getattr", NULL};
+    assert_int_equal(run(argv, printed), 0);
+    FILE *f = fopen(printed, "r");
+    assert_non_null(f);
+    char line[64] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "done\n");
+}
+
 #ifdef HAVE_MANGLED_PROG
 /* Whether the report has a hotspot in function fn, and none in operator new
  * or strdup. */
@@ -964,6 +1001,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(blocks_from_strdup_should_be_placed_in_its_caller, setup,
+                                        teardown),
 #ifdef HAVE_MANGLED_PROG
         cmocka_unit_test_setup_teardown(blocks_from_new_should_be_placed_in_its_caller, setup,
                                         teardown),

@@ -367,6 +367,25 @@ static void a_wrappers_caller_is_where_the_program_called_it(void **state)
     wrap_site_learn(rc, 7); // a decided site stays
     assert_int_equal(wrap_site_words(rc), 2);
 
+    // A wrapper with a frame pointer of its own (it may realign its stack):
+    // its caller's return address is above the frame register the hook saved.
+    const uintptr_t rchain = a + 0x21, rnever = a + 0x33, rbad = a + 0x3a;
+    volatile uintptr_t cframe[10] = {0, rchain}; // the hook's frame, then the wrapper's at [6]
+    cframe[0] = (uintptr_t)&cframe[6];           // the frame register, up the stack
+    cframe[7] = user;
+    const void *cfp = (const void *)(uintptr_t)cframe;
+    wrap_site_learn(rchain, WRAP_CHAIN);
+    assert_int_equal(ms__stack_caller(cfp, rchain), user);
+    // A site that cannot be learnt is its own place; a word that is no return
+    // address is not taken (the unwinder, which knows nothing of these
+    // made-up frames, leaves the wrapper).
+    wrap_site_learn(rnever, WRAP_NEVER);
+    assert_int_equal(ms__stack_caller(fp, rnever), rnever);
+    assert_int_equal(ms__stack_caller(fp, rnever), rnever); // from the thread's cache
+    frame[2] = 0;
+    wrap_site_learn(rbad, 1);
+    assert_int_equal(ms__stack_caller(fp, rbad), rbad);
+
     ms__tbuf *b = calloc(1, sizeof *b);
     assert_non_null(b);
     uintptr_t one = user2;

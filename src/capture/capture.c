@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/heap.h"
 #include "monitor/monitor.h"
 #include "stack/stack.h"
 
@@ -461,8 +462,10 @@ __attribute__((constructor(101))) static void capture_configure(void)
     else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
         fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
                 unwind);
-    ms__stack_warm_up();              // loads libgcc_s now, never inside a hook
-    ms__stack_find_wrappers();        // operator new, strdup: named where they are called
+    ms__stack_warm_up();       // loads libgcc_s now, never inside a hook
+    ms__stack_find_wrappers(); // operator new, strdup: named where they are called
+    uintptr_t lo, hi;
+    ms__thread_stack(&lo, &hi);       // the main thread's stack, learnt outside any hook
     (void)ms__real_usable_size(NULL); // looks it up now, never in a signal handler
 
     const char *out = getenv("MEMSCOPE_OUTPUT");

@@ -231,10 +231,16 @@ bool ms__stack_in_wrapper(uintptr_t pc)
 }
 
 /* Where a wrapper's caller's return address sits, learnt per call site in a
- * wrapper with the unwinder's help, once: `d` words above the return address
- * into the wrapper (a wrapper's frame has one layout at each of its call
- * sites). An entry is d << 56 | site; 0 is empty. */
+ * wrapper with the unwinder's help, once (a wrapper's frame has one layout at
+ * each of its call sites): `d` words above the return address into the
+ * wrapper (1 ..64); WRAP_CHAIN: the wrapper keeps a frame pointer (it may
+ * realign its stack, so no fixed word would do), and the address is above
+ * its saved frame pointer; WRAP_NEVER: it cannot be learnt (a frame over 64
+ * words, no unwind information), and the wrapper is the place. An entry is
+ * d << 56 | site; 0 is empty. */
 #define WRAP_SITES 256u
+#define WRAP_CHAIN 126u
+#define WRAP_NEVER 127u
 static _Atomic uint64_t wrap_sites[WRAP_SITES];
 
 static _Atomic uint64_t *wrap_site_slot(uintptr_t site)
@@ -262,21 +268,38 @@ static void wrap_site_learn(uintptr_t site, size_t d)
         atomic_compare_exchange_strong(e, &empty, (uint64_t)d << 56 | site);
 }
 
-/* Learn, from the unwinder's frames tmp[0..u) (tmp[0] = ret, stored at
- * `loc`), where each wrapper's caller's return address sits. @return the
- * first frame that is not into a wrapper. */
-static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintptr_t hi, bool learn)
+/* Is `pc`, read as a return address, plausibly one: not in the first page,
+ * not into this thread's stack [lo, hi). */
+static bool plausible_pc(uintptr_t pc, uintptr_t lo, uintptr_t hi)
 {
+    return pc >= 4096 && !(pc >= lo && pc < hi);
+}
+
+/* Learn, from the unwinder's frames tmp[0..u) (tmp[0] = ret, stored at
+ * `loc`; `rbp`: the frame register the hook saved), how each wrapper's
+ * caller's return address is found (pre: the walk is on this thread's stack,
+ * [lo, hi)). @return the first frame that is not into a wrapper. */
+static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintptr_t rbp,
+                            uintptr_t hi)
+{
+    if (u < 2) { // the unwinder knows nothing past the wrapper
+        wrap_site_learn(tmp[0], WRAP_NEVER);
+        return tmp[0];
+    }
     size_t i = 0;
     for (; i + 1 < u && ms__stack_in_wrapper(tmp[i]); i++) {
-        if (!learn)
+        if (rbp > loc && !(rbp & 7) && rbp + 16 <= hi && stack_word(rbp + 8) == tmp[i + 1]) {
+            wrap_site_learn(tmp[i], WRAP_CHAIN); // a frame pointer of its own
+            loc = rbp + 8;
+            rbp = stack_word(rbp);
             continue;
+        }
         size_t d = 1;
         while (d <= SKIP_WORDS && loc + 8 * d + 8 <= hi && stack_word(loc + 8 * d) != tmp[i + 1])
             d++;
         if (d > SKIP_WORDS || loc + 8 * d + 8 > hi) {
-            learn = false; // not in this frame: the unwinder answers such walks
-            continue;
+            wrap_site_learn(tmp[i], WRAP_NEVER); // the unwinder would answer every call
+            break;
         }
         wrap_site_learn(tmp[i], d);
         loc += 8 * d;
@@ -377,59 +400,82 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     return u;
 }
 
-/* The calling thread's last wrapper site and its words (d << 57 | site): one
+/* The calling thread's last wrapper site and its entry (d << 57 | site): one
  * word, so that a signal handler's walk on the same thread reads it whole. */
 static _Thread_local volatile uint64_t tl_wrap_site;
 #define WRAP_SITE(e) ((e) & ((UINT64_C(1) << 57) - 1))
 
-/* ms__stack_caller, for a site this thread did not call last. */
-MS_NOINLINE static uintptr_t caller_slow(const void *fp, uintptr_t ret)
+/* Follow the learnt entries from `ret` (stored at `loc`, with the frame
+ * register the hook saved, `rbp`) to the first return address that is not
+ * into a wrapper. Reads stay below `limit`: this thread's stack top, or, off
+ * it, a page above the hook's frame (the wrappers' own frames, which are
+ * live). @return it; `ret` for a wrapper that is its own place (WRAP_NEVER);
+ * 0 when an entry is missing or what it reads is not a return address. */
+static uintptr_t wrap_follow(uintptr_t ret, size_t d0, uintptr_t loc, uintptr_t rbp, uintptr_t lo,
+                             uintptr_t hi, uintptr_t limit)
 {
-    if (!ms__stack_in_wrapper(ret))
+    uintptr_t pc = ret;
+    for (int level = 0; level < 4; level++) {
+        size_t d = level == 0 && d0 ? d0 : wrap_site_words(pc);
+        if (d == 0)
+            return 0;
+        if (level == 0 && d != d0)
+            tl_wrap_site = (uint64_t)d << 57 | ret;
+        if (d == WRAP_NEVER)
+            return pc;
+        if (d == WRAP_CHAIN) {
+            if (rbp <= loc || (rbp & 7) || rbp + 16 > limit)
+                return 0;
+            loc = rbp + 8;
+            rbp = stack_word(rbp);
+        } else {
+            loc += 8 * d;
+            if (loc + 8 > limit)
+                return 0;
+        }
+        pc = stack_word(loc);
+        if (!plausible_pc(pc, lo, hi))
+            return 0;
+        if (!ms__stack_in_wrapper(pc))
+            return pc;
+    }
+    return 0;
+}
+
+uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
+{
+    // The site this thread called last (operator new, called again) needs no
+    // range check and no lookup.
+    uint64_t e = tl_wrap_site;
+    size_t d0 = e && WRAP_SITE(e) == (uint64_t)ret ? (size_t)(e >> 57) : 0;
+    if (d0 == WRAP_NEVER)
+        return ret;
+    if (!d0 && !ms__stack_in_wrapper(ret))
         return ret;
     int m = ms_atomic_load_relaxed(&mode);
     if (m == MS__UNWIND_FP) // no unwinder: nothing to learn from
         return ret;
-    uintptr_t lo = 0, hi = 0, loc = (uintptr_t)fp + 8; // where ret is stored
+    uintptr_t lo = 0, hi = 0, at = (uintptr_t)fp;
     ms__thread_stack(&lo, &hi);
-    bool in_stack = (uintptr_t)fp >= lo && loc + 8 <= hi && !((uintptr_t)fp & 7);
-    if (in_stack && m != MS__UNWIND_UNWINDER) {
-        uintptr_t pc = ret;
-        for (int level = 0; level < 4; level++) {
-            size_t d = wrap_site_words(pc);
-            if (d == 0 || loc + 8 * d + 8 > hi)
-                break;
-            if (level == 0)
-                tl_wrap_site = (uint64_t)d << 57 | ret;
-            loc += 8 * d;
-            pc = stack_word(loc);
-            if (!ms__stack_in_wrapper(pc))
-                return pc;
-        }
-        loc = (uintptr_t)fp + 8;
-    }
+    bool in_stack = at >= lo && at + 16 <= hi && !(at & 7);
+    uintptr_t limit = in_stack ? hi : at + 4096, loc = at + 8; // where ret is stored
+    uintptr_t rbp = stack_word(at);
+    uintptr_t pc = wrap_follow(ret, d0, loc, rbp, lo, hi, limit);
+    if (pc)
+        return pc;
     // A site not learnt yet, or a walk off this thread's stack (which
     // teaches nothing): the unwinder's frames.
     uintptr_t tmp[8];
     size_t u = unwind(ret, tmp, sizeof tmp / sizeof *tmp);
     if (u == 0)
         return ret;
-    return wrap_learn(tmp, u, loc, hi, in_stack);
-}
-
-uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
-{
-    uint64_t e = tl_wrap_site;
-    if (ms_likely(e && WRAP_SITE(e) == (uint64_t)ret)) { // operator new, called again
-        uintptr_t lo, hi, loc = (uintptr_t)fp + 8 * (1 + (size_t)(e >> 57));
-        ms__thread_stack(&lo, &hi);
-        if ((uintptr_t)fp >= lo && loc + 8 <= hi) {
-            uintptr_t pc = stack_word(loc);
-            if (!ms__stack_in_wrapper(pc))
-                return pc;
-        }
+    if (!in_stack) {
+        size_t i = 0;
+        while (i + 1 < u && ms__stack_in_wrapper(tmp[i]))
+            i++;
+        return tmp[i];
     }
-    return caller_slow(fp, ret);
+    return wrap_learn(tmp, u, loc, rbp, hi);
 }
 
 /* ------------------------------------------------------------- the table */
@@ -834,7 +880,9 @@ uintptr_t ms__stack_top(uint32_t id)
 uintptr_t ms__stack_place(uint32_t id)
 {
     uintptr_t top = ms__stack_top(id);
-    if (!ms__stack_in_wrapper(top))
+    // The chain alone (MEMSCOPE_UNWIND=fp) skips the caller of a wrapper that
+    // keeps no frame pointer: the frame after the wrapper is not its caller.
+    if (!ms__stack_in_wrapper(top) || ms_atomic_load_relaxed(&mode) == MS__UNWIND_FP)
         return top;
     const uintptr_t *f = NULL;
     size_t depth = ms__stack_get(id, &f);

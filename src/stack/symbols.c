@@ -335,7 +335,7 @@ void ms__stack_find_wrappers(void)
     void *rt = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
     void *scopes[] = {RTLD_DEFAULT, rt};
     for (size_t s = 0; s < 2; s++) {
-        if (!scopes[s])
+        if (s > 0 && !scopes[s]) // RTLD_DEFAULT is a null pointer itself
             continue;
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
             void *sym = dlsym(scopes[s], names[i]);
