@@ -442,14 +442,9 @@ static uintptr_t wrap_follow(uintptr_t ret, size_t d0, uintptr_t loc, uintptr_t 
     return 0;
 }
 
-uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
+/* ms__stack_caller past its fast path. */
+MS_NOINLINE static uintptr_t caller_slow(const void *fp, uintptr_t ret, size_t d0)
 {
-    // The site this thread called last (operator new, called again) needs no
-    // range check and no lookup.
-    uint64_t e = tl_wrap_site;
-    size_t d0 = e && WRAP_SITE(e) == (uint64_t)ret ? (size_t)(e >> 57) : 0;
-    if (d0 == WRAP_NEVER)
-        return ret;
     if (!d0 && !ms__stack_in_wrapper(ret))
         return ret;
     int m = ms_atomic_load_relaxed(&mode);
@@ -476,6 +471,28 @@ uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
         return tmp[i];
     }
     return wrap_learn(tmp, u, loc, rbp, hi);
+}
+
+uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
+{
+    // The site this thread called last (operator new, called again), when
+    // its caller's return address is a word of its frame: no range check, no
+    // lookup. (The cache never holds a site under MEMSCOPE_UNWIND=fp.)
+    uint64_t e = tl_wrap_site;
+    size_t d0 = e && WRAP_SITE(e) == (uint64_t)ret ? (size_t)(e >> 57) : 0;
+    if (d0 == WRAP_NEVER)
+        return ret;
+    if (d0 && d0 <= SKIP_WORDS) {
+        uintptr_t lo, hi, at = (uintptr_t)fp, loc = at + 8 + 8 * d0;
+        ms__thread_stack(&lo, &hi);
+        uintptr_t limit = at >= lo && at + 16 <= hi ? hi : at + 4096;
+        if (loc + 8 <= limit) {
+            uintptr_t pc = stack_word(loc);
+            if (plausible_pc(pc, lo, hi) && !ms__stack_in_wrapper(pc))
+                return pc;
+        }
+    }
+    return caller_slow(fp, ret, d0);
 }
 
 /* ------------------------------------------------------------- the table */
