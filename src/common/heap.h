@@ -33,5 +33,9 @@ int ms__heap_block_size(uintptr_t p, size_t *size);
 /* The calling thread's stack, [*lo, *hi) (both 0 if unknown). Learnt once per
  * thread (glibc may allocate then, inside ms__internal_enter). */
 void ms__thread_stack(uintptr_t *lo, uintptr_t *hi);
+/* Capture's pthread_getattr_np: +1 before the real one, -1 after. Meanwhile
+ * the thread's stack is not learnt (glibc holds the thread's lock there, and
+ * learning asks pthread_getattr_np). */
+void ms__thread_stack_hold(int delta);
 
 #endif

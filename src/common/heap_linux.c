@@ -15,6 +15,7 @@
 
 #include "common/alloc.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <memscope.h>
 #include <pthread.h>
@@ -22,7 +23,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,92 +42,32 @@ static _Thread_local bool stack_known;
 static uintptr_t brk_start; /* 0: unknown, so no fast path */
 static pthread_once_t brk_once = PTHREAD_ONCE_INIT;
 
-/* A hexadecimal number at *p, moved past. */
-static uintptr_t hex_at(const char **p)
-{
-    uintptr_t v = 0;
-    for (const char *c = *p;; c++) {
-        unsigned d = *c >= '0' && *c <= '9'   ? (unsigned)(*c - '0')
-                     : *c >= 'a' && *c <= 'f' ? (unsigned)(*c - 'a' + 10)
-                                              : 16u;
-        if (d == 16) {
-            *p = c;
-            return v;
-        }
-        v = v << 4 | d;
-    }
-}
+/* While the thread is inside pthread_getattr_np (capture interposes it:
+ * capture.c), which holds the thread's lock as it allocates: asking it again
+ * from a hook there would deadlock. */
+static _Thread_local unsigned attr_held;
 
-/* The mapping of /proc/self/maps that holds `addr`, [*lo, *hi), the end of
- * the one below it (*below), and whether it is the main thread's stack
- * ("[stack]"). Read with open and read into a buffer on the stack: no
- * allocation and no lock (async-signal-safe). @return whether it was found. */
-static bool find_mapping(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, uintptr_t *below,
-                         bool *main_stack)
-{
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char buf[4096];
-    size_t have = 0;
-    uintptr_t prev_end = 0;
-    bool found = false;
-    while (!found) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        buf[have] = '\0';
-        size_t start = 0;
-        for (char *nl; !found && (nl = memchr(buf + start, '\n', have - start)) != NULL;) {
-            *nl = '\0';
-            const char *c = buf + start;
-            uintptr_t a = hex_at(&c), b = *c == '-' ? (c++, hex_at(&c)) : 0;
-            if (a <= addr && addr < b) {
-                *lo = a;
-                *hi = b;
-                *below = prev_end;
-                *main_stack = strstr(c, "[stack]") != NULL;
-                found = true;
-            }
-            prev_end = b;
-            start = (size_t)(nl - buf) + 1;
-        }
-        // Keep a line cut by the buffer's end; a line longer than the
-        // buffer (a long path: never a stack's) is dropped.
-        memmove(buf, buf + start, have - start);
-        have -= start;
-        if (have == sizeof buf - 1)
-            have = 0;
-    }
-    close(fd);
-    return found;
-}
+void ms__thread_stack_hold(int delta) { attr_held += (unsigned)delta; }
 
-/* The calling thread's stack: the mapping its frames are in. Not
- * pthread_getattr_np, which takes the thread's lock (a program inside it that
- * allocates would deadlock a stack walk that called it again) and, on the
- * main thread, reads /proc/self/maps through stdio. The main thread's stack
- * may grow down to its limit (RLIMIT_STACK), above the mapping below it. */
 MS_COLD static void learn_stack(void)
 {
-    stack_known = true;
-    uintptr_t lo, hi, below;
-    bool main_stack;
-    volatile char here;
-    if (!find_mapping((uintptr_t)&here, &lo, &hi, &below, &main_stack))
+    if (attr_held) // unknown for now: the walk takes the unwinder; asked again later
         return;
-    if (main_stack) {
-        struct rlimit rl;
-        uintptr_t room = getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                             ? (uintptr_t)rl.rlim_cur
-                             : hi - below;
-        uintptr_t floor = room < hi - below ? hi - room : below;
-        if (floor < lo)
-            lo = floor;
+    pthread_attr_t attr;
+    int saved = errno;
+    stack_known = true;
+    ms__internal_enter(); // glibc may allocate (the main thread reads /proc/self/maps)
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            stack_lo = (uintptr_t)addr;
+            stack_hi = (uintptr_t)addr + size;
+        }
+        pthread_attr_destroy(&attr);
     }
-    stack_lo = lo;
-    stack_hi = hi;
+    ms__internal_leave();
+    errno = saved;
 }
 
 void ms__thread_stack(uintptr_t *lo, uintptr_t *hi)
