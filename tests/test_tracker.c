@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct node {
@@ -868,8 +870,55 @@ static void version_functions_should_match_the_header(void **state)
     assert_string_equal(MS_VERSION_STRING, expected);
 }
 
+/* The program the test below runs, started with an unlimited stack limit
+ * (so Linux lays its memory out the old way, the brk heap below the stack):
+ * TRACK 2000 heap blocks from the main thread. @return its exit status: 0 when
+ * none was refused. */
+static int unlimited_stack_child(void)
+{
+    ms_tracker *t = ms_tracker_new();
+    void *blocks[2000];
+    for (int i = 0; i < 2000; i++) {
+        blocks[i] = malloc(64);
+        TRACK(t, blocks[i]);
+    }
+    int refused = (int)ms_tracker_stats(t).track_errors;
+    for (int i = 0; i < 2000; i++)
+        free(blocks[i]);
+    ms_tracker_free(t);
+    return refused == 0 ? 0 : 1;
+}
+
+/* Under `ulimit -s unlimited` glibc gives the main thread's stack all the room
+ * down to the mapping below it, the brk heap: heap blocks were refused as
+ * stack memory (MS_ENOTHEAP), most of 2000. */
+static void track_should_accept_heap_blocks_under_an_unlimited_stack(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char name[] = "test_tracker";
+        char *argv[] = {name, NULL};
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_STACK, &rl) != 0)
+            _exit(77); // not allowed here
+        setenv("MS_TEST_UNLIMITED_STACK_CHILD", "1", 1);
+        execv("/proc/self/exe", argv);
+        _exit(126);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        skip();
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
+    if (getenv("MS_TEST_UNLIMITED_STACK_CHILD"))
+        return unlimited_stack_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tracker_should_be_created_empty),
         cmocka_unit_test(track_macro_should_record_an_allocation),
@@ -893,6 +942,7 @@ int main(void)
         cmocka_unit_test(one_tracker_should_be_shared_by_threads),
         cmocka_unit_test(tracker_should_stay_exact_while_threads_churn_and_a_reader_analyzes),
         cmocka_unit_test(version_functions_should_match_the_header),
+        cmocka_unit_test(track_should_accept_heap_blocks_under_an_unlimited_stack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

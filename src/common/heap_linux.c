@@ -36,6 +36,7 @@ extern char __executable_start __attribute__((weak));
 extern char _end __attribute__((weak));
 
 #define PAGE ((uintptr_t)4096)
+#define MAX_STACK ((size_t)1 << 30) /* 1 GiB */
 
 static _Thread_local uintptr_t stack_lo, stack_hi;
 static _Thread_local bool stack_known;
@@ -61,8 +62,11 @@ MS_COLD static void learn_stack(void)
         void *addr;
         size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            stack_lo = (uintptr_t)addr;
+            // Under `ulimit -s unlimited` glibc gives the main thread all the
+            // room down to the mapping below, which may be the brk heap:
+            // its blocks then looked like stack. No stack here is bigger.
             stack_hi = (uintptr_t)addr + size;
+            stack_lo = stack_hi - (size > MAX_STACK ? MAX_STACK : size);
         }
         pthread_attr_destroy(&attr);
     }
