@@ -44,7 +44,7 @@ static uintptr_t brk_start; /* 0: unknown, so no fast path */
 static pthread_once_t brk_once = PTHREAD_ONCE_INIT;
 
 /* While the thread is inside pthread_getattr_np (capture interposes it:
- * capture.c), which holds the thread's lock as it allocates: asking it again
+ * capture/real_glibc.c), which holds the thread's lock as it allocates: asking it again
  * from a hook there would deadlock. */
 static _Thread_local unsigned attr_held;
 

@@ -106,7 +106,7 @@ static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
  * unwind information: the chain is all there is), and when the table has no
  * room for it. Open addressing by site; an entry is (word or walks << 58 |
  * site << 2 | verdict), never removed once decided. */
-#define VERDICTS 16384u
+#define VERDICTS 16384u /* 2^14 */
 enum { V_UNKNOWN = 0, V_FP = 1, V_BAD = 2, V_SKIP = 3 };
 #define VERDICT_SITE(e) (((e) >> 2) & ((UINT64_C(1) << 56) - 1))
 /* SKIP: the word; UNKNOWN: the walks that could not tell. */
@@ -123,16 +123,23 @@ static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t arg)
     return (uint64_t)arg << 58 | (uint64_t)ret << 2 | (uint64_t)verdict;
 }
 
-static _Atomic uint64_t *verdict_slot(uintptr_t ret)
+/* The slot of `site` in a per-site table of 2^bits entries (open addressing,
+ * at most `probes` looked at), whose entries hold the site in 56 bits from bit
+ * `shift`: its own or an empty one. NULL when the run is full. */
+static _Atomic uint64_t *site_slot(_Atomic uint64_t *table, unsigned bits, size_t probes,
+                                   unsigned shift, uintptr_t site)
 {
-    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> 50);
-    for (size_t k = 0; k < 64; k++, i = (i + 1) & (VERDICTS - 1)) {
-        uint64_t v = ms_atomic_load_acquire(&verdicts[i]);
-        if (v == 0 || VERDICT_SITE(v) == (uint64_t)ret)
-            return &verdicts[i];
+    size_t mask = ((size_t)1 << bits) - 1;
+    size_t i = (size_t)(((uint64_t)site * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+    for (size_t k = 0; k < probes; k++, i = (i + 1) & mask) {
+        uint64_t v = ms_atomic_load_acquire(&table[i]);
+        if (v == 0 || ((v >> shift) & ((UINT64_C(1) << 56) - 1)) == (uint64_t)site)
+            return &table[i];
     }
     return NULL;
 }
+
+static _Atomic uint64_t *verdict_slot(uintptr_t ret) { return site_slot(verdicts, 14, 64, 2, ret); }
 
 /* The site's entry: 0 when it has none yet, FP when the table has no room. */
 static uint64_t verdict_of(uintptr_t ret)
@@ -169,6 +176,13 @@ static void verdict_put(uintptr_t ret, uint64_t entry)
 __attribute__((no_sanitize("address"))) static uintptr_t stack_word(uintptr_t at)
 {
     return *(const uintptr_t *)at;
+}
+
+/* Is the frame at fp on this thread's stack [lo, hi), where a walk may read
+ * its two words? */
+static bool frame_on_stack(uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+    return fp >= lo && fp + 16 <= hi && !(fp & 7);
 }
 
 /* The word above the caller's return address (fp[1]) that holds `ra`.
@@ -238,20 +252,14 @@ bool ms__stack_in_wrapper(uintptr_t pc)
  * its saved frame pointer; WRAP_NEVER: it cannot be learnt (a frame over 64
  * words, no unwind information), and the wrapper is the place. An entry is
  * d << 56 | site; 0 is empty. */
-#define WRAP_SITES 256u
+#define WRAP_SITES 256u /* 2^8 */
 #define WRAP_CHAIN 126u
 #define WRAP_NEVER 127u
 static _Atomic uint64_t wrap_sites[WRAP_SITES];
 
 static _Atomic uint64_t *wrap_site_slot(uintptr_t site)
 {
-    size_t i = (size_t)(((uint64_t)site * UINT64_C(0x9E3779B97F4A7C15)) >> 56);
-    for (size_t k = 0; k < 16; k++, i = (i + 1) & (WRAP_SITES - 1)) {
-        uint64_t v = ms_atomic_load_acquire(&wrap_sites[i]);
-        if (v == 0 || (v & ((UINT64_C(1) << 56) - 1)) == (uint64_t)site)
-            return &wrap_sites[i];
-    }
-    return NULL;
+    return site_slot(wrap_sites, 8, 16, 0, site);
 }
 
 static size_t wrap_site_words(uintptr_t site)
@@ -294,15 +302,13 @@ static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintp
             rbp = stack_word(rbp);
             continue;
         }
-        size_t d = 1;
-        while (d <= SKIP_WORDS && loc + 8 * d + 8 <= hi && stack_word(loc + 8 * d) != tmp[i + 1])
-            d++;
-        if (d > SKIP_WORDS || loc + 8 * d + 8 > hi) {
+        size_t k = skip_word(loc - 8, hi, tmp[i + 1]); // the word at loc + 8 (k + 1)
+        if (k == SKIP_WORDS) {
             wrap_site_learn(tmp[i], WRAP_NEVER); // the unwinder would answer every call
             break;
         }
-        wrap_site_learn(tmp[i], d);
-        loc += 8 * d;
+        wrap_site_learn(tmp[i], k + 1);
+        loc += 8 * (k + 1);
     }
     return tmp[i];
 }
@@ -328,7 +334,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         // thread's stack and moves up it: code without frame pointers leaves
         // anything in that register, and we must never read outside the stack.
         ms__thread_stack(&lo, &hi);
-        in_stack = cur >= lo && cur + 16 <= hi && !(cur & 7);
+        in_stack = frame_on_stack(cur, lo, hi);
         if (in_stack && v == V_SKIP && n < max) {
             uintptr_t at = cur + 16 + 8 * VERDICT_ARG(e);
             if (at + 8 <= hi)
@@ -442,24 +448,21 @@ static uintptr_t wrap_follow(uintptr_t ret, size_t d0, uintptr_t loc, uintptr_t 
     return 0;
 }
 
-/* ms__stack_caller past its fast path. */
+/* ms__stack_caller past its fast path: the learnt entries followed from the
+ * start, else the unwinder's frames, learnt from when the walk is on this
+ * thread's stack (a walk off it teaches nothing). */
 MS_NOINLINE static uintptr_t caller_slow(const void *fp, uintptr_t ret, size_t d0)
 {
-    if (!d0 && !ms__stack_in_wrapper(ret))
-        return ret;
-    int m = ms_atomic_load_relaxed(&mode);
-    if (m == MS__UNWIND_FP) // no unwinder: nothing to learn from
-        return ret;
-    uintptr_t lo = 0, hi = 0, at = (uintptr_t)fp;
+    if (!d0 && (!ms__stack_in_wrapper(ret) || ms_atomic_load_relaxed(&mode) == MS__UNWIND_FP))
+        return ret; // not a wrapper; or no unwinder to learn from
+    uintptr_t lo, hi, at = (uintptr_t)fp;
     ms__thread_stack(&lo, &hi);
-    bool in_stack = at >= lo && at + 16 <= hi && !(at & 7);
+    bool in_stack = frame_on_stack(at, lo, hi);
     uintptr_t limit = in_stack ? hi : at + 4096, loc = at + 8; // where ret is stored
     uintptr_t rbp = stack_word(at);
     uintptr_t pc = wrap_follow(ret, d0, loc, rbp, lo, hi, limit);
     if (pc)
         return pc;
-    // A site not learnt yet, or a walk off this thread's stack (which
-    // teaches nothing): the unwinder's frames.
     uintptr_t tmp[8];
     size_t u = unwind(ret, tmp, sizeof tmp / sizeof *tmp);
     if (u == 0)
@@ -477,7 +480,8 @@ uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
 {
     // The site this thread called last (operator new, called again), when
     // its caller's return address is a word of its frame: no range check, no
-    // lookup. (The cache never holds a site under MEMSCOPE_UNWIND=fp.)
+    // lookup, and a small function (wrap_follow's first step, alone). The
+    // cache never holds a site under MEMSCOPE_UNWIND=fp.
     uint64_t e = tl_wrap_site;
     size_t d0 = e && WRAP_SITE(e) == (uint64_t)ret ? (size_t)(e >> 57) : 0;
     if (d0 == WRAP_NEVER)
@@ -485,7 +489,7 @@ uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
     if (d0 && d0 <= SKIP_WORDS) {
         uintptr_t lo, hi, at = (uintptr_t)fp, loc = at + 8 + 8 * d0;
         ms__thread_stack(&lo, &hi);
-        uintptr_t limit = at >= lo && at + 16 <= hi ? hi : at + 4096;
+        uintptr_t limit = frame_on_stack(at, lo, hi) ? hi : at + 4096;
         if (loc + 8 <= limit) {
             uintptr_t pc = stack_word(loc);
             if (plausible_pc(pc, lo, hi) && !ms__stack_in_wrapper(pc))

@@ -32,6 +32,10 @@ static void copy(char *dst, size_t size, const char *src)
  * mangled names to show. Looked for again until found: the runtime may be
  * loaded after the first name is shown. */
 typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+/* A reference to the C++ runtime, if the process has loaded it (even with
+ * RTLD_LOCAL), else NULL. */
+static void *cxx_runtime(void) { return dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD); }
 static _Atomic(demangle_fn) demangler;
 
 static demangle_fn find_demangler(void)
@@ -41,7 +45,7 @@ static demangle_fn find_demangler(void)
         return fn;
     // The reference RTLD_NOLOAD takes is kept: the library cannot be unloaded
     // under the pointer kept here. Else a runtime linked into the program.
-    void *sym = NULL, *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    void *sym = NULL, *h = cxx_runtime();
     if (h && !(sym = dlsym(h, "__cxa_demangle")))
         dlclose(h);
     if (!sym)
@@ -332,7 +336,7 @@ void ms__stack_find_wrappers(void)
                                         "strdup",
                                         "strndup"};
     ms__internal_enter(); // dlsym and dladdr may allocate
-    void *rt = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    void *rt = cxx_runtime();
     void *scopes[] = {RTLD_DEFAULT, rt};
     for (size_t s = 0; s < 2; s++) {
         if (s > 0 && !scopes[s]) // RTLD_DEFAULT is a null pointer itself
