@@ -405,7 +405,7 @@ static void fork_while_a_late_record_moves_segments_should_record_where_the_fold
     assert_ptr_equal(l->rd_seg, now);
     // The holder as it was: lock held, record begun, `cur` still the old one.
     ms_atomic_store_relaxed(&s->late_lock, true);
-    l->busy = 1;
+    ms_atomic_store_relaxed(&l->inflight, MS__IF_BUSY); // replacing its full segment
     l->cur = old;
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -420,7 +420,7 @@ static void fork_while_a_late_record_moves_segments_should_record_where_the_fold
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     l->cur = now; // the parent's holder goes on as it would have
-    l->busy = 0;
+    ms_atomic_store_relaxed(&l->inflight, 0);
     ms_atomic_store_release(&s->late_lock, false);
     ms_event_store_free(s);
 }

@@ -66,16 +66,16 @@ MS_COLD static void count_failed(void)
         ms_atomic_add_relaxed(&b->failed_allocs, 1);
 }
 
-/* Record the allocation of `n` bytes at p by the caller (fp, ret): every
- * allocation under full capture, a sampled one while sampling. */
-static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret)
+/* record_alloc for a hook that has seen ms__tl.internal down. The record
+ * itself runs with the mark down: the paths under it that may allocate
+ * (a thread's first buffer, a new segment, a stack walk, a record of an
+ * exiting thread) put it up themselves, and a signal handler that allocates
+ * in the middle of a push finds the push's own mark (ms__store_begin: dropped,
+ * counted). */
+static inline void record_alloc_here(void *p, size_t n, const void *fp, uintptr_t ret)
 {
-    if (ms_unlikely(ms__tl.internal))
-        return;
-    ms__internal_enter();
     if (ms_unlikely(!p)) {
         count_failed();
-        ms__internal_leave();
         return;
     }
     ms_tracker *t = ms__cap_tracker;
@@ -88,7 +88,14 @@ static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret
     } else if (!sampling_on()) {
         record_late(s, MS_EVENT_ALLOCATE, (uintptr_t)p, 0, n, 0);
     }
-    ms__internal_leave();
+}
+
+/* Record the allocation of `n` bytes at p by the caller (fp, ret): every
+ * allocation under full capture, a sampled one while sampling. */
+static inline void record_alloc(void *p, size_t n, const void *fp, uintptr_t ret)
+{
+    if (ms_likely(!ms__tl.internal))
+        record_alloc_here(p, n, fp, ret);
 }
 
 /* Record the free of p (before the real free). `sampled`: p carries a
@@ -100,13 +107,11 @@ static inline __attribute__((always_inline)) void record_free(void *p, bool samp
     ms_tracker *t = ms__cap_tracker;
     ms_event_store *s = t->store;
     if (ms_unlikely(!p)) {
-        ms__internal_enter();
         ms__tbuf *b = rec_enter(s);
         if (b)
             ms_atomic_store_relaxed(&b->null_frees, ms_atomic_load_relaxed(&b->null_frees) + 1);
         else if (ms__store_thread_exited())
             ms_atomic_add_relaxed(&s->late_null_frees, 1);
-        ms__internal_leave();
         return;
     }
     // While sampling, a block without a header was not sampled, unless the
@@ -125,7 +130,7 @@ static inline __attribute__((always_inline)) void record_free(void *p, bool samp
     } else if (filter_decides) {
         return; // no filter: not sampled
     }
-    ms__internal_enter();
+    // With the mark down, as record_alloc_here.
     ms__tbuf *b = rec_enter(s);
     uint64_t tick;
     bool recorded;
@@ -141,7 +146,6 @@ static inline __attribute__((always_inline)) void record_free(void *p, bool samp
     // filter must too, or a later free at this address could not heal it.
     if (ms_unlikely(!recorded) && (flags & MS__RF_TAKEN))
         ms__filter_add(s->filter, (uintptr_t)p);
-    ms__internal_leave();
 }
 
 /* ------------------------------------------------------ sampled blocks
@@ -304,10 +308,12 @@ static inline int alloc_route(void)
 
 MS_NOINLINE static void *malloc_on(size_t n, const void *fp, uintptr_t ret)
 {
-    if (ms_unlikely(sampling_now()))
+    if (ms_unlikely(ms__tl.internal))
+        return ms__real_malloc(n);
+    if (ms_unlikely(sampling_on()))
         return malloc_sampling(n, fp, ret);
     void *p = ms__real_malloc(n);
-    record_alloc(p, n, fp, ret);
+    record_alloc_here(p, n, fp, ret);
     return p;
 }
 

@@ -1023,7 +1023,7 @@ static uint64_t fold_locked_at(ms_event_store *s, bool fresh)
     ms__tbuf *head = ms_atomic_load_acquire(&s->tbufs);
     if (barrier) {
         for (ms__tbuf *b = head; b; b = b->store_next) {
-            if (ms_atomic_load_acquire(&b->inflight)) {
+            if (ms_atomic_load_acquire(&b->inflight) == MS__IF_TICK) {
                 uint64_t t = newest_published_tick(b);
                 if (t < watermark)
                     watermark = t;
@@ -1167,7 +1167,7 @@ static uint64_t segs_in_flight(ms_event_store *s)
     return parked < all ? all - parked : 0; // read apart: parked may pass all for a moment
 }
 
-bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
+static bool next_segment(ms_event_store *s, ms__tbuf *b)
 {
     ms__seg *g = take_spare(b);
     bool had_spare = g != NULL;
@@ -1233,6 +1233,16 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
         }
     }
     return true;
+}
+
+/* Inside ms__internal_enter: a fold here must not record what it may
+ * allocate, and a hook calls this with its own mark down. */
+bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b)
+{
+    ms__internal_enter();
+    bool r = next_segment(s, b);
+    ms__internal_leave();
+    return r;
 }
 
 /* ------------------------------------------------------ background fold */
@@ -1311,7 +1321,7 @@ static void cache(ms_event_store *s, ms__tbuf *b)
         ms__tl.gbuf = b;
 }
 
-ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
+static ms__tbuf *tbuf_slow(ms_event_store *s)
 {
     for (ms__tbuf *b = tl_list; b; b = b->thread_next) {
         if (b->store_id == s->id) {
@@ -1361,10 +1371,20 @@ ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
     return b;
 }
 
+/* Inside ms__internal_enter: pthread_setspecific may allocate, and a hook
+ * calls this with its own mark down. */
+ms__tbuf *ms__store_tbuf_slow(ms_event_store *s)
+{
+    ms__internal_enter();
+    ms__tbuf *r = tbuf_slow(s);
+    ms__internal_leave();
+    return r;
+}
+
 bool ms__store_thread_exited(void) { return tl_exited; }
 
-bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
-                         uint64_t size, uint64_t old_size)
+static bool push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+                      uint64_t size, uint64_t old_size)
 {
     uint32_t slot = ms__tids_intern(s->tids, (uint64_t)syscall(SYS_gettid));
     while (ms_atomic_exchange_acq_rel(&s->late_lock, true))
@@ -1397,6 +1417,17 @@ bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintpt
         ms_atomic_add_relaxed(&s->dropped, 1);
     ms_atomic_store_release(&s->late_lock, false);
     return recorded;
+}
+
+/* Inside ms__internal_enter: nothing may allocate while the late lock is
+ * held (the allocation's hook would spin on it). */
+bool ms__store_push_late(ms_event_store *s, unsigned type, uintptr_t ptr, uintptr_t old_ptr,
+                         uint64_t size, uint64_t old_size)
+{
+    ms__internal_enter();
+    bool r = push_late(s, type, ptr, old_ptr, size, old_size);
+    ms__internal_leave();
+    return r;
 }
 
 static void thread_exit(void *arg)
@@ -1472,10 +1503,9 @@ static void fork_child(void)
             while ((next = ms_atomic_load_relaxed(&l->cur->next)))
                 l->cur = next;
             l->idx = ms_atomic_load_relaxed(&l->cur->count);
-            if (l->busy)
+            if (ms_atomic_load_relaxed(&l->inflight))
                 ms_atomic_add_relaxed(&s->dropped, 1);
             ms_atomic_store_relaxed(&l->inflight, 0);
-            l->busy = 0;
         }
         ms_atomic_store_relaxed(&s->late_lock, false);
         s->pins = 0; // and no visit that pinned the log goes on there

@@ -43,6 +43,7 @@ typedef struct ms__stack_slot {
 } ms__stack_slot;
 
 enum { MS__TB_THREAD_GONE = 1, MS__TB_STORE_GONE = 2 };
+enum { MS__IF_TICK = 1, MS__IF_BUSY = 2 };
 
 /* One thread's buffer in one store. Header from pages; freed by whichever of
  * the thread (at exit) and the store (at free) lets go of it last. */
@@ -71,12 +72,13 @@ typedef struct ms__tbuf {
      * calls skipped so far are skips_drawn - skips_left. */
     _Atomic uint64_t skips_drawn, skips_left, errors;
     _Atomic uint64_t null_frees, failed_allocs; /* capture: free(NULL), allocations that failed */
-    /* 1 while the owner is between taking a tick and publishing the record.
-     * Owner writes; the folder reads after an asymmetric barrier. */
+    /* Where the owner is in a push (MS__IF_*): MS__IF_TICK between taking a
+     * tick and publishing the record, MS__IF_BUSY while it replaces a full
+     * segment first (it holds no tick yet), 0 outside. Owner writes; the
+     * folder reads after an asymmetric barrier, and only MS__IF_TICK holds
+     * its watermark back. Any other value guards against a signal handler
+     * recording on the same thread mid-push. */
     _Atomic uint32_t inflight;
-    /* 1 while the owner is anywhere inside a push (owner only: it guards
-     * against a signal handler recording on the same thread mid-push). */
-    volatile sig_atomic_t busy;
     /* Recycled segments handed back by the folder, a chain through `next`
      * (pushed with a compare-and-swap, release); the owner takes the whole
      * chain with an exchange. */
@@ -243,24 +245,31 @@ bool ms__store_next_segment(ms_event_store *s, ms__tbuf *b);
  * back. @return false when the record must be dropped (counted). */
 static inline bool ms__store_begin(ms_event_store *s, ms__tbuf *b, unsigned type, uint64_t *tick)
 {
-    if (ms_unlikely(b->busy)) {
+    if (ms_unlikely(ms_atomic_load_relaxed(&b->inflight))) {
         // A signal handler interrupted a push on this thread: do not touch
         // the half-written slot.
         ms_atomic_add_relaxed(&s->dropped, 1);
         return false;
     }
-    b->busy = 1;
+    // The mark goes up before the segment is looked at: a handler that got
+    // in before it has finished its push.
+    ms_atomic_store_relaxed(&b->inflight, MS__IF_TICK);
     ms_compiler_barrier();
-    // A full segment is replaced before the in-flight flag goes up: a thread
-    // waiting there for a fold holds no tick, so it must not hold the
-    // watermark back either.
-    if (ms_unlikely(b->idx == MS__SEG_EVENTS) && !ms__store_next_segment(s, b)) {
-        ms_atomic_add_relaxed(&s->dropped, 1);
+    // A full segment is replaced before the tick is taken: a thread waiting
+    // there for a fold holds no tick, so it must not hold the watermark back
+    // either (a folder that saw MS__IF_TICK meanwhile only held it back).
+    if (ms_unlikely(b->idx == MS__SEG_EVENTS)) {
+        ms_atomic_store_relaxed(&b->inflight, MS__IF_BUSY);
         ms_compiler_barrier();
-        b->busy = 0;
-        return false;
+        bool ok = ms__store_next_segment(s, b);
+        ms_compiler_barrier();
+        if (!ok) {
+            ms_atomic_add_relaxed(&s->dropped, 1);
+            ms_atomic_store_relaxed(&b->inflight, 0);
+            return false;
+        }
+        ms_atomic_store_relaxed(&b->inflight, MS__IF_TICK);
     }
-    ms_atomic_store_relaxed(&b->inflight, 1);
     if (ms_unlikely(ms__need_fence))
         ms_fence_seq_cst();
     ms_compiler_barrier();
@@ -293,17 +302,10 @@ static inline void ms__store_commit(ms__tbuf *b, uint64_t tick, unsigned slot, u
     b->idx++;
     ms_atomic_store_release(&b->cur->count, b->idx);
     ms_atomic_store_release(&b->inflight, 0);
-    ms_compiler_barrier();
-    b->busy = 0;
 }
 
 /* Nothing to record after all (the realloc failed). */
-static inline void ms__store_abort(ms__tbuf *b)
-{
-    ms_atomic_store_release(&b->inflight, 0);
-    ms_compiler_barrier();
-    b->busy = 0;
-}
+static inline void ms__store_abort(ms__tbuf *b) { ms_atomic_store_release(&b->inflight, 0); }
 
 /* Append one record for the thread in `slot`. Lock-free, no system call, no
  * allocation in the steady state. `old_size` may carry a stack id and flags
