@@ -2,7 +2,8 @@
 # Runs memscope's benchmarks from a build directory and prints their figures as
 # "name: value" lines (units in the name), with "#" lines for people.
 # Usage: scripts/bench.sh [BUILD_DIR]   (default: build; `make bench` passes $(BUILD))
-# Ends with bench/compare-peers.sh's table (memscope run vs heaptrack and massif).
+# Ends with bench/compare-peers.sh's table (memscope run vs heaptrack and massif)
+# and bench/real-programs.sh's (memscope run on python3, perl, apt-cache, git, sort).
 set -euo pipefail
 
 build=${1:-build}
@@ -119,6 +120,19 @@ if [ "$rc" -ne 0 ]; then
 fi
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" 'BEGIN { printf "# compare-peers took %.1f s\n", e - s }'
+
+# memscope run on programs nobody here wrote (python3, perl, apt-cache, git, sort).
+echo
+echo "## real-programs"
+start=$(date +%s.%N)
+rc=0
+"$(dirname "$0")/../bench/real-programs.sh" "$build" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  failed+=("real-programs")
+  echo "# real-programs FAILED (exit status $rc)"
+fi
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "# real-programs took %.1f s\n", e - s }'
 total_end=$(date +%s.%N)
 echo
 awk -v s="$total_start" -v e="$total_end" 'BEGIN { printf "# all benchmarks took %.1f s\n", e - s }'
