@@ -203,17 +203,31 @@ static void baseline_should_answer_at_once_and_first_sample_should_not_spike(voi
     ms_tracker_free(t);
 }
 
+/* The process's CPU time, ns. */
+static uint64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A thread burning CPU for 400 ms: the monitor's windows inside the burn read
+ * at least half of what the process really used over it (its CPU clock), and
+ * over half a core when the burn got most of one. (A machine whose other
+ * work takes the core gets a lower reading, and so does the truth.) */
 static void burning_cpu_should_read_over_half_a_core(void **state)
 {
     (void)state;
     ms_tracker *t = monitored(100);
-    uint64_t start = real_now(), end_mono = mono_now() + 400000000u;
+    uint64_t start = real_now(), start_mono = mono_now(), cpu0 = process_cpu_ns();
+    uint64_t end_mono = start_mono + 400000000u;
     volatile uint64_t x = 0;
     while (mono_now() < end_mono)
         for (int i = 0; i < 10000; i++)
             x += (uint64_t)i;
     (void)x;
     uint64_t end = real_now();
+    double used = 100.0 * (double)(process_cpu_ns() - cpu0) / (double)(mono_now() - start_mono);
     sample_after(t, end);
     ms_analysis_report *r = ms_analyze(t);
     assert_non_null(r);
@@ -228,9 +242,12 @@ static void burning_cpu_should_read_over_half_a_core(void **state)
             peak = s->cpu_usage_percent;
     }
     ms_report_free(r);
-    print_message("peak cpu_usage_percent while burning: %.1f\n", peak);
-    assert_true(peak > 50.0);
-    ms_tracker_free(t);
+    ms_tracker_free(t); // before any assertion: a sampler left running fails the next tests
+    print_message("peak cpu_usage_percent while burning: %.1f (the process used %.1f%%)\n", peak,
+                  used);
+    assert_true(peak >= used / 2);
+    if (used > 80.0)
+        assert_true(peak > 50.0);
 }
 
 static void touching_64_mib_should_grow_rss_and_match_vmrss(void **state)
