@@ -2,7 +2,7 @@
 # Installs the Debian packages memscope needs to build and test, or, when not
 # run as root, prints the exact command and fails. Usage: scripts/deps.sh [extra packages...]
 set -eu
-need=(cmake gcc make pkg-config libcjson-dev libcmocka-dev libdw-dev libunwind-dev zlib1g-dev libzstd-dev "$@")
+need=(cmake gcc make pkg-config libcjson-dev libcmocka-dev libdw-dev zlib1g-dev libzstd-dev "$@")
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

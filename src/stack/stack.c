@@ -23,10 +23,6 @@
 #include "stack/stack.h"
 
 #include <execinfo.h>
-#ifdef MEMSCOPE_HAVE_LIBUNWIND
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-#endif
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -62,43 +58,22 @@ static _Atomic int mode = MS__UNWIND_AUTO;
 
 void ms__stack_set_mode(ms__unwind_mode m) { ms_atomic_store_relaxed(&mode, (int)m); }
 
-/* The DWARF unwinder (call-frame information): right for any code.
- * libunwind's unw_backtrace keeps, per thread, how each return address's
- * frame is laid out, and then walks a frame in a few loads; glibc's
- * backtrace() (libgcc) looks each frame's unwind table up and interprets it
- * again at every walk: apt-cache ran 16x native with `--stacks 20` through
- * it, 2.1x through libunwind (docs/PERFORMANCE.md). Both fill `tmp` with
- * return addresses, their own frames first. */
-static int unwinder_backtrace(void **tmp, int max)
-{
-#ifdef MEMSCOPE_HAVE_LIBUNWIND
-    return unw_backtrace(tmp, max);
-#else
-    return backtrace(tmp, max);
-#endif
-}
-
 void ms__stack_warm_up(void)
 {
     void *tmp[4];
     ms__internal_enter();
-#ifdef MEMSCOPE_HAVE_LIBUNWIND
-    // Caches per thread: the global one takes a lock and blocks signals
-    // (two system calls) at each look-up.
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-#endif
-    (void)unwinder_backtrace(tmp, 4); // the first call loads libgcc_s, or sets libunwind up
+    (void)backtrace(tmp, 4); // the first call loads libgcc_s
     ms__internal_leave();
 }
 
 /* ------------------------------------------------------------- walking */
 
-/* The unwinder's stack above the frame that returns to `ret`; its own frames
- * are dropped by finding `ret`. */
+/* glibc's unwinder (DWARF call-frame information): right for any code, a few
+ * hundred ns per frame. Its own frames are dropped by finding `ret`. */
 static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
 {
     void *tmp[MS__STACK_MAX_DEPTH + 16];
-    int got = unwinder_backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
+    int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
     for (int i = 0; i < got; i++) {
         if ((uintptr_t)tmp[i] != ret)
             continue;
