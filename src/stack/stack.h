@@ -1,5 +1,5 @@
 /* stack.h — call stacks: walked by frame pointers where the code keeps them
- * (else by the DWARF unwinder: libunwind's, or glibc's), interned into one process-wide lock-free table
+ * (else by glibc's unwinder), interned into one process-wide lock-free table
  * so that events carry a 30-bit id, never frames; symbolized only when a
  * report is written. Depends on common/ (and store/store.h in stack.c: the
  * per-thread cache lives in the thread's store buffer). docs/capture.md has the design. */
@@ -18,12 +18,11 @@ struct ms__tbuf;
 typedef enum ms__unwind_mode {
     MS__UNWIND_AUTO,    /* frame pointers; the unwinder when they break at once */
     MS__UNWIND_FP,      /* frame pointers only */
-    MS__UNWIND_UNWINDER /* the unwinder only */
+    MS__UNWIND_UNWINDER /* glibc backtrace() only */
 } ms__unwind_mode;
 
 void ms__stack_set_mode(ms__unwind_mode m);
-/* Set the unwinder up now (libunwind's caches, or libgcc_s for glibc's
- * backtrace()), outside any hook. */
+/* Load the unwinder now (its first use loads libgcc_s), outside any hook. */
 void ms__stack_warm_up(void);
 
 /* The stack of a call whose caller's frame is `fp` (the frame of the function
