@@ -108,31 +108,27 @@ fi
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" 'BEGIN { printf "# dashboard took %.1f s\n", e - s }'
 
-# memscope run against native, heaptrack and massif on bench/workloads/: a table.
-echo
-echo "## compare-peers"
-start=$(date +%s.%N)
-rc=0
-"$(dirname "$0")/../bench/compare-peers.sh" "$build" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  failed+=("compare-peers")
-  echo "# compare-peers FAILED (exit status $rc)"
-fi
-end=$(date +%s.%N)
-awk -v s="$start" -v e="$end" 'BEGIN { printf "# compare-peers took %.1f s\n", e - s }'
+# step NAME COMMAND...: a "## NAME" section running COMMAND, with its time;
+# a failure is noted and the others still run.
+step() {
+  local name=$1 start end rc=0
+  shift
+  echo
+  echo "## $name"
+  start=$(date +%s.%N)
+  "$@" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    failed+=("$name")
+    echo "# $name FAILED (exit status $rc)"
+  fi
+  end=$(date +%s.%N)
+  awk -v n="$name" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", n, e - s }'
+}
 
+# memscope run against native, heaptrack and massif on bench/workloads/: a table.
+step compare-peers "$(dirname "$0")/../bench/compare-peers.sh" "$build"
 # memscope run on programs nobody here wrote (python3, perl, apt-cache, git, sort).
-echo
-echo "## real-programs"
-start=$(date +%s.%N)
-rc=0
-"$(dirname "$0")/../bench/real-programs.sh" "$build" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  failed+=("real-programs")
-  echo "# real-programs FAILED (exit status $rc)"
-fi
-end=$(date +%s.%N)
-awk -v s="$start" -v e="$end" 'BEGIN { printf "# real-programs took %.1f s\n", e - s }'
+step real-programs "$(dirname "$0")/../bench/real-programs.sh" "$build"
 total_end=$(date +%s.%N)
 echo
 awk -v s="$total_start" -v e="$total_end" 'BEGIN { printf "# all benchmarks took %.1f s\n", e - s }'

@@ -517,20 +517,28 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 #endif
 }
 
+/* Run PROGS/prog under `memscope run`, with `--stacks stacks` (none when
+ * NULL), its report written to `name`. @return the report. */
+static cJSON *report_of_run(const char *prog, const char *name, const char *stacks)
+{
+    char out[600], path[600];
+    path_in(out, sizeof out, name);
+    snprintf(path, sizeof path, "%s/%s", PROGS, prog);
+    const char *plain[] = {MEMSCOPE_CLI, "run", "-o", out, "--", path, NULL};
+    const char *deep[] = {MEMSCOPE_CLI, "run", "--stacks", stacks, "-o", out, "--", path, NULL};
+    assert_int_equal(run(stacks ? deep : plain, NULL), 0);
+    return report(out);
+}
+
 /* Blocks from libc's strdup and strndup in a C program are placed in their
  * callers, with stacks or without; and a program that asks glibc for its
  * stack's attributes runs to its end under --stacks (it deadlocked). */
 static void blocks_from_strdup_should_be_placed_in_its_caller(void **state)
 {
     (void)state;
-    char out[600];
     for (int stacks = 0; stacks < 2; stacks++) {
-        path_in(out, sizeof out, stacks ? "dup_stacks.json" : "dup.json");
-        const char *plain[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/dup", NULL};
-        const char *deep[] = {MEMSCOPE_CLI, "run", "--stacks",   "8", "-o",
-                              out,          "--",  PROGS "/dup", NULL};
-        assert_int_equal(run(stacks ? deep : plain, NULL), 0);
-        cJSON *root = report(out);
+        cJSON *root =
+            report_of_run("dup", stacks ? "dup_stacks.json" : "dup.json", stacks ? "8" : NULL);
         double count = 0, bytes = 0;
         assert_true(leaks_of(root, "dup_three", &count, &bytes));
         assert_int_equal(count, 3);
@@ -540,6 +548,7 @@ static void blocks_from_strdup_should_be_placed_in_its_caller(void **state)
         assert_int_equal(bytes, 16);
         cJSON_Delete(root);
     }
+    char out[600];
     path_in(out, sizeof out, "getattr.json");
     char printed[600];
     path_in(printed, sizeof printed, "getattr.out");
@@ -585,13 +594,8 @@ static void blocks_from_new_should_be_placed_in_its_caller(void **state)
     } want[] = {
         {"new_some", 5, 240}, {"new_array", 4, 288}, {"new_nothrow", 3, 168}, {"dup_some", 2, 12}};
     for (int stacks = 0; stacks < 2; stacks++) {
-        char out[600];
-        path_in(out, sizeof out, stacks ? "cxx_new_stacks.json" : "cxx_new.json");
-        const char *plain[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/cxx_new", NULL};
-        const char *deep[] = {MEMSCOPE_CLI, "run", "--stacks",       "16", "-o",
-                              out,          "--",  PROGS "/cxx_new", NULL};
-        assert_int_equal(run(stacks ? deep : plain, NULL), 0);
-        cJSON *root = report(out);
+        cJSON *root = report_of_run("cxx_new", stacks ? "cxx_new_stacks.json" : "cxx_new.json",
+                                    stacks ? "16" : NULL);
         for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
             double count = 0, bytes = 0;
             if (!leaks_of(root, want[i].fn, &count, &bytes))

@@ -387,7 +387,9 @@ HOOK void free(void *p)
 
 MS_NOINLINE static void *calloc_on(size_t count, size_t size, const void *fp, uintptr_t ret)
 {
-    if (ms_unlikely(sampling_now())) {
+    if (ms_unlikely(ms__tl.internal))
+        return ms__real_calloc(count, size);
+    if (ms_unlikely(sampling_on())) {
         if (!sample_next())
             return ms__real_calloc(count, size);
         size_t n;
@@ -399,7 +401,7 @@ MS_NOINLINE static void *calloc_on(size_t count, size_t size, const void *fp, ui
         return sampled_alloc(n, 16, true, n, fp, ret);
     }
     void *p = ms__real_calloc(count, size);
-    record_alloc(p, count * size, fp, ret);
+    record_alloc_here(p, count * size, fp, ret);
     return p;
 }
 

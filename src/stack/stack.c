@@ -69,11 +69,15 @@ void ms__stack_warm_up(void)
 /* ------------------------------------------------------------- walking */
 
 /* glibc's unwinder (DWARF call-frame information): right for any code, a few
- * hundred ns per frame. Its own frames are dropped by finding `ret`. */
+ * hundred ns per frame. Its own frames are dropped by finding `ret`. It is the
+ * one call under a walk that may allocate: inside ms__internal_enter, so a
+ * hook that walks (with its own mark down) does not record that. */
 static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
 {
     void *tmp[MS__STACK_MAX_DEPTH + 16];
+    ms__internal_enter();
     int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
+    ms__internal_leave();
     for (int i = 0; i < got; i++) {
         if ((uintptr_t)tmp[i] != ret)
             continue;

@@ -130,16 +130,11 @@ MS_NOINLINE bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b)
 
 #define skip_by_sampling ms__tracker_skip
 
-/* Both slow paths run inside ms__internal_enter: the unwinder (backtrace())
- * may allocate, and a hook calls them with its own mark down. */
 uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret)
 {
     uintptr_t frames[MS__STACK_MAX_DEPTH];
-    ms__internal_enter();
     size_t depth = ms__stack_walk(fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
-    uint32_t id = ms__stack_intern(b, frames, depth);
-    ms__internal_leave();
-    return id;
+    return ms__stack_intern(b, frames, depth);
 }
 
 /* The caller cache pair (*pc, *stack) of b: `pc`'s one-frame stack. */
@@ -169,12 +164,10 @@ uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
     // A block from operator new or strdup is named where the program called
     // it: every such call comes here (the caller differs, the return address
     // into the wrapper does not), with a cache of its own.
-    ms__internal_enter();
     uintptr_t pc = ms__stack_caller(fp, ret);
-    uint32_t id = ms_unlikely(pc != ret) ? cached_caller(b, &b->wcaller_pc, &b->wcaller_stack, pc)
-                                         : cached_caller(b, &b->caller_pc, &b->caller_stack, ret);
-    ms__internal_leave();
-    return id;
+    if (ms_unlikely(pc != ret))
+        return cached_caller(b, &b->wcaller_pc, &b->wcaller_stack, pc);
+    return cached_caller(b, &b->caller_pc, &b->caller_stack, ret);
 }
 
 /* ------------------------------------------------------- recording path */
