@@ -459,8 +459,11 @@ __attribute__((constructor(101))) static void capture_configure(void)
         ms__stack_set_mode(MS__UNWIND_FP);
     else if (unwind && strcmp(unwind, "unwinder") == 0)
         ms__stack_set_mode(MS__UNWIND_UNWINDER);
+    else if (unwind && strcmp(unwind, "backtrace") == 0)
+        ms__stack_set_mode(MS__UNWIND_BACKTRACE);
     else if (unwind && *unwind && strcmp(unwind, "auto") != 0)
-        fprintf(stderr, "memscope: MEMSCOPE_UNWIND=%s is not auto, fp or unwinder: ignored\n",
+        fprintf(stderr,
+                "memscope: MEMSCOPE_UNWIND=%s is not auto, fp, unwinder or backtrace: ignored\n",
                 unwind);
     ms__stack_warm_up();       // loads libgcc_s now, never inside a hook
     ms__stack_find_wrappers(); // operator new, strdup: named where they are called

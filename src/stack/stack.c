@@ -31,6 +31,7 @@
 #include "common/atomic.h"
 #include "common/heap.h"
 #include "common/pages.h"
+#include "stack/cfi.h"
 #include "store/store.h"
 
 #define ARENA_WORDS ((size_t)1 << 27) /* ids fit the block's 30 bits */
@@ -68,26 +69,7 @@ void ms__stack_warm_up(void)
 
 /* ------------------------------------------------------------- walking */
 
-/* glibc's unwinder (DWARF call-frame information): right for any code, a few
- * hundred ns per frame. Its own frames are dropped by finding `ret`. It is the
- * one call under a walk that may allocate: inside ms__internal_enter, so a
- * hook that walks (with its own mark down) does not record that. */
-static size_t unwind(uintptr_t ret, uintptr_t *out, size_t max)
-{
-    void *tmp[MS__STACK_MAX_DEPTH + 16];
-    ms__internal_enter();
-    int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
-    ms__internal_leave();
-    for (int i = 0; i < got; i++) {
-        if ((uintptr_t)tmp[i] != ret)
-            continue;
-        size_t n = 0;
-        for (int j = i; j < got && n < max; j++)
-            out[n++] = (uintptr_t)tmp[j];
-        return n;
-    }
-    return 0;
-}
+static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
 
 /* What the function that called us (the one `ret` returns into) does with
  * the frame register, learnt per call site with the unwinder's help:
@@ -197,6 +179,48 @@ static size_t skip_word(uintptr_t fp, uintptr_t hi, uintptr_t ra)
         if (stack_word(fp + 16 + 8 * k) == ra)
             return k;
     return SKIP_WORDS;
+}
+
+/* glibc's unwinder: right for any code, a few hundred ns a frame (libgcc
+ * looks up and interprets the call-frame information at every frame, every
+ * time). Its own frames are dropped by finding `ret`. It may allocate:
+ * inside ms__internal_enter, so a hook that walks (with its own mark down)
+ * does not record that. */
+static size_t backtrace_from(uintptr_t ret, uintptr_t *out, size_t max)
+{
+    void *tmp[MS__STACK_MAX_DEPTH + 16];
+    ms__internal_enter();
+    int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
+    ms__internal_leave();
+    for (int i = 0; i < got; i++) {
+        if ((uintptr_t)tmp[i] != ret)
+            continue;
+        size_t n = 0;
+        for (int j = i; j < got && n < max; j++)
+            out[n++] = (uintptr_t)tmp[j];
+        return n;
+    }
+    return 0;
+}
+
+/* The unwinder: the stack of the call whose frame is `fp` (built with frame
+ * pointers: the caller's frame register at fp, `ret` above it), by the
+ * call-frame information of the code on it (stack/cfi.h: its rules are
+ * worked out once per return address, no allocation, no lock), else by
+ * glibc's (a walk off this thread's stack, a signal frame, a rule cfi.c does
+ * not read). */
+static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
+{
+    uintptr_t lo, hi, at = (uintptr_t)fp;
+    if (ms_atomic_load_relaxed(&mode) != MS__UNWIND_BACKTRACE) {
+        ms__thread_stack(&lo, &hi);
+        if (frame_on_stack(at, lo, hi)) {
+            size_t n = ms__cfi_walk(ret, at + 16, stack_word(at), lo, hi, out, max);
+            if (n)
+                return n;
+        }
+    }
+    return backtrace_from(ret, out, max);
 }
 
 /* ------------------------------------------------- allocator wrappers
@@ -372,7 +396,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     // this walk asks for: a verdict serves every later walk from the site.
     bool learn = v == V_UNKNOWN && in_stack;
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
-    size_t u = unwind(ret, tmp, learn ? MS__STACK_MAX_DEPTH : max);
+    size_t u = unwind(fp, ret, tmp, learn ? MS__STACK_MAX_DEPTH : max);
     if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
@@ -468,7 +492,7 @@ MS_NOINLINE static uintptr_t caller_slow(const void *fp, uintptr_t ret, size_t d
     if (pc)
         return pc;
     uintptr_t tmp[8];
-    size_t u = unwind(ret, tmp, sizeof tmp / sizeof *tmp);
+    size_t u = unwind(fp, ret, tmp, sizeof tmp / sizeof *tmp);
     if (u == 0)
         return ret;
     if (!in_stack) {

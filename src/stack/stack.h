@@ -1,8 +1,8 @@
 /* stack.h — call stacks: walked by frame pointers where the code keeps them
- * (else by glibc's unwinder), interned into one process-wide lock-free table
- * so that events carry a 30-bit id, never frames; symbolized only when a
- * report is written. Depends on common/ (and store/store.h in stack.c: the
- * per-thread cache lives in the thread's store buffer). docs/capture.md has the design. */
+ * (else by their call-frame information: stack/cfi.h), interned into one process-wide lock-free
+ * table so that events carry a 30-bit id, never frames; symbolized only when a report is written.
+ * Depends on common/ (and store/store.h in stack.c: the per-thread cache lives in the thread's
+ * store buffer). docs/capture.md has the design. */
 #ifndef MS_STACK_STACK_H
 #define MS_STACK_STACK_H
 
@@ -14,11 +14,14 @@ struct ms__tbuf;
 
 #define MS__STACK_MAX_DEPTH 64u
 
-/* How stacks are walked (MEMSCOPE_UNWIND: "auto", "fp", "unwinder"). */
+/* How stacks are walked (MEMSCOPE_UNWIND: "auto", "fp", "unwinder",
+ * "backtrace"). The unwinder is ours (stack/cfi.h: the call-frame information
+ * of the code on the stack), with glibc's backtrace() where it cannot go. */
 typedef enum ms__unwind_mode {
-    MS__UNWIND_AUTO,    /* frame pointers; the unwinder when they break at once */
-    MS__UNWIND_FP,      /* frame pointers only */
-    MS__UNWIND_UNWINDER /* glibc backtrace() only */
+    MS__UNWIND_AUTO,     /* frame pointers; the unwinder when they break at once */
+    MS__UNWIND_FP,       /* frame pointers only */
+    MS__UNWIND_UNWINDER, /* the unwinder only */
+    MS__UNWIND_BACKTRACE /* glibc's backtrace() only, where the unwinder would be used */
 } ms__unwind_mode;
 
 void ms__stack_set_mode(ms__unwind_mode m);

@@ -1,0 +1,654 @@
+/* cfi.c — walking a stack by call-frame information (see cfi.h).
+ *
+ * The rule of a return address comes from the object that holds it:
+ * _dl_find_object (lock-free, async-signal-safe) gives its .eh_frame_hdr,
+ * whose sorted table finds the FDE; its CIE's and its own instructions are
+ * run up to the call, following three things only: the canonical frame
+ * address (CFA: the stack pointer before the call), the return address (on
+ * x86-64 always at CFA - 8) and the frame register rbp (saved, or left
+ * alone), because a caller's CFA may be defined by it. Any other register is
+ * not needed to go on. A rule is packed into one word:
+ *
+ *   bits 0-1   kind: OK, END (the outermost frame, or no unwind information:
+ *              the walk ends there, as glibc's unwinder ends it), FAIL (a
+ *              signal frame or a rule not read here: the caller falls back)
+ *   bits 2-3   the CFA's base: rsp, rbp, or the word at rbp + off (the
+ *              frame of a function that realigns its stack, as gcc's main)
+ *   bit 4      rbp was saved, at CFA + rbp_off; bit 5: at rbp + rbp_off
+ *              (gcc's realigned frame again)
+ *   bits 16-31 rbp_off (signed); bits 32-63 the CFA's offset (signed)
+ *
+ * The table: open addressing by return address, 2^16 slots of (key, rule),
+ * in .bss (pages touched only as used). A slot is claimed by a
+ * compare-and-swap of its key to the address (pending), then gets its rule,
+ * then the key is marked ready with a release store; a reader that finds it
+ * pending (another thread, or the code a signal handler interrupted) works
+ * the rule out itself. Slots are never freed, so a key never changes once
+ * ready. An object unloaded and another loaded at its address keep the old
+ * rules (docs/capture.md): the walk's reads stay inside the thread's stack
+ * whatever a rule says, so that gives a wrong stack, never a crash. */
+#include "stack/cfi.h"
+
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "common/atomic.h"
+
+#if defined(__x86_64__) && defined(DLFO_STRUCT_HAS_EH_DBASE)
+
+enum { K_OK = 1, K_END = 2, K_FAIL = 3 };
+enum { B_RSP = 0, B_RBP = 1, B_DEREF_RBP = 2 };
+enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
+enum { SAVED_CFA = 1, SAVED_RBP = 2 };
+
+#define RULE(kind, base, saved, rbp_off, cfa_off)                                                  \
+    ((uint64_t)(kind) | (uint64_t)(base) << 2 | (uint64_t)(saved) << 4 |                           \
+     (uint64_t)(uint16_t)(int16_t)(rbp_off) << 16 | (uint64_t)(uint32_t)(int32_t)(cfa_off) << 32)
+#define RULE_KIND(r) ((int)((r)&3))
+#define RULE_BASE(r) ((int)(((r) >> 2) & 3))
+#define RULE_SAVED(r) ((int)(((r) >> 4) & 3)) /* 0, SAVED_CFA or SAVED_RBP */
+#define RULE_RBP_OFF(r) ((int64_t)(int16_t)(uint16_t)((r) >> 16))
+#define RULE_CFA_OFF(r) ((int64_t)(int32_t)(uint32_t)((r) >> 32))
+
+/* ------------------------------------------------------------- reading */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+} rd;
+
+static uint64_t rd_fixed(rd *r, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    memcpy(&v, r->p, n); // little-endian
+    r->p += n;
+    return v;
+}
+
+static uint64_t rd_uleb(rd *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (r->p >= r->end || shift >= 64) {
+            r->bad = true;
+            return 0;
+        }
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+}
+
+static int64_t rd_sleb(rd *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (r->p >= r->end || shift >= 64) {
+            r->bad = true;
+            return 0;
+        }
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (shift + 7 < 64 && (b & 0x40))
+                v |= ~(uint64_t)0 << (shift + 7);
+            return (int64_t)v;
+        }
+    }
+}
+
+/* A pointer in the DW_EH_PE encoding `enc` (absolute or pc-relative; the
+ * other bases are not used for code on x86-64). `value_only`: the format
+ * without its base, as an FDE's address range is written. */
+static uintptr_t rd_encoded(rd *r, uint8_t enc, bool value_only)
+{
+    const uint8_t *at = r->p;
+    uint64_t v;
+    switch (enc & 0x0f) {
+    case 0x00:
+        v = rd_fixed(r, 8);
+        break;
+    case 0x01:
+        v = rd_uleb(r);
+        break;
+    case 0x02:
+        v = rd_fixed(r, 2);
+        break;
+    case 0x03:
+        v = rd_fixed(r, 4);
+        break;
+    case 0x04:
+        v = rd_fixed(r, 8);
+        break;
+    case 0x09:
+        v = (uint64_t)rd_sleb(r);
+        break;
+    case 0x0a:
+        v = (uint64_t)(int64_t)(int16_t)rd_fixed(r, 2);
+        break;
+    case 0x0b:
+        v = (uint64_t)(int64_t)(int32_t)rd_fixed(r, 4);
+        break;
+    case 0x0c:
+        v = rd_fixed(r, 8);
+        break;
+    default:
+        r->bad = true;
+        return 0;
+    }
+    if (value_only)
+        return (uintptr_t)v;
+    switch (enc & 0x70) {
+    case 0x00:
+        break;
+    case 0x10:
+        v += (uintptr_t)at;
+        break;
+    default:
+        r->bad = true;
+        break; // datarel, textrel, funcrel, aligned
+    }
+    return (uintptr_t)v;
+}
+
+/* ---------------------------------------------------- finding the FDE */
+
+/* The FDE of pc from the .eh_frame_hdr at hdr: its binary-search table of
+ * (start, FDE) pairs, 4-byte offsets from hdr, as every linker writes it.
+ * NULL when the table has another form or no entry starts at or below pc. */
+static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
+{
+    if (hdr[0] != 1)
+        return NULL;
+    uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
+    rd r = {hdr + 4, hdr + 4 + 32, false};
+    (void)rd_encoded(&r, ptr_enc, false); // where .eh_frame starts
+    uint64_t count = rd_encoded(&r, count_enc, false);
+    if (r.bad || table_enc != 0x3b || count == 0 || count > ((uint64_t)1 << 31))
+        return NULL;
+    const uint8_t *table = r.p;
+    int64_t rel = (int64_t)(pc - (uintptr_t)hdr);
+    size_t a = 0, b = (size_t)count; // the last entry whose start is <= pc
+    while (b - a > 1) {
+        size_t mid = a + (b - a) / 2;
+        int32_t start;
+        memcpy(&start, table + 8 * mid, 4);
+        if (start <= rel)
+            a = mid;
+        else
+            b = mid;
+    }
+    int32_t start, fde;
+    memcpy(&start, table + 8 * a, 4);
+    memcpy(&fde, table + 8 * a + 4, 4);
+    return start <= rel ? hdr + fde : NULL;
+}
+
+/* ------------------------------------------------- running the program */
+
+/* How rbp and the return address are kept: R_AT at CFA + off, R_AT_RBP at
+ * rbp + off (rbp only). */
+enum { R_SAME, R_AT, R_AT_RBP, R_UNDEF, R_BAD };
+
+typedef struct cfa_state {
+    uint64_t cfa_reg;
+    int64_t cfa_off;
+    bool cfa_deref; /* CFA = the word at rbp + cfa_off */
+    bool cfa_bad;
+    uint8_t rbp, ra;
+    int64_t rbp_off, ra_off;
+} cfa_state;
+
+#define STATES 8 /* DW_CFA_remember_state nesting */
+
+typedef struct cie_info {
+    uint64_t code_align;
+    int64_t data_align;
+    uint64_t ra_reg;
+    uint8_t fde_enc;
+    bool has_aug, signal;
+} cie_info;
+
+static void set_reg(cfa_state *s, uint64_t reg, uint8_t how, int64_t off)
+{
+    if (reg == REG_RBP) {
+        s->rbp = how;
+        s->rbp_off = off;
+    } else if (reg == REG_RA) {
+        s->ra = how;
+        s->ra_off = off;
+    }
+}
+
+static void restore_reg(cfa_state *s, const cfa_state *init, uint64_t reg)
+{
+    if (reg == REG_RBP) {
+        s->rbp = init->rbp;
+        s->rbp_off = init->rbp_off;
+    } else if (reg == REG_RA) {
+        s->ra = init->ra;
+        s->ra_off = init->ra_off;
+    }
+}
+
+/* Run the instructions in r from code address *loc until the next one would
+ * apply past `target` (the end of the call). `init`: the CIE's state, for
+ * DW_CFA_restore (NULL while running the CIE's own). @return false when the
+ * program is malformed or uses something not read here. */
+static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_state *s,
+                const cfa_state *init)
+{
+    cfa_state saved[STATES];
+    int depth = 0;
+    while (r->p < r->end && !r->bad) {
+        uint8_t op = *r->p++;
+        uint64_t reg, delta = 0;
+        bool advance = false;
+        switch (op >> 6) {
+        case 1: // DW_CFA_advance_loc
+            delta = (uint64_t)(op & 0x3f) * c->code_align;
+            advance = true;
+            break;
+        case 2: // DW_CFA_offset
+            set_reg(s, op & 0x3f, R_AT, (int64_t)rd_uleb(r) * c->data_align);
+            break;
+        case 3: // DW_CFA_restore
+            if (!init)
+                return false;
+            restore_reg(s, init, op & 0x3f);
+            break;
+        default:
+            switch (op) {
+            case 0x00:
+                break;   // nop
+            case 0x01: { // set_loc
+                uintptr_t to = rd_encoded(r, c->fde_enc, false);
+                if (to > target)
+                    return !r->bad;
+                *loc = to;
+                break;
+            }
+            case 0x02:
+                delta = rd_fixed(r, 1) * c->code_align;
+                advance = true;
+                break;
+            case 0x03:
+                delta = rd_fixed(r, 2) * c->code_align;
+                advance = true;
+                break;
+            case 0x04:
+                delta = rd_fixed(r, 4) * c->code_align;
+                advance = true;
+                break;
+            case 0x05: // offset_extended
+                reg = rd_uleb(r);
+                set_reg(s, reg, R_AT, (int64_t)rd_uleb(r) * c->data_align);
+                break;
+            case 0x06: // restore_extended
+                if (!init)
+                    return false;
+                restore_reg(s, init, rd_uleb(r));
+                break;
+            case 0x07:
+                set_reg(s, rd_uleb(r), R_UNDEF, 0);
+                break;
+            case 0x08:
+                set_reg(s, rd_uleb(r), R_SAME, 0);
+                break;
+            case 0x09: // register: kept in another register
+                reg = rd_uleb(r);
+                (void)rd_uleb(r);
+                set_reg(s, reg, R_BAD, 0);
+                break;
+            case 0x0a: // remember_state
+                if (depth == STATES)
+                    return false;
+                saved[depth++] = *s;
+                break;
+            case 0x0b: // restore_state: every rule, the CFA's too (as gcc reads it)
+                if (depth == 0)
+                    return false;
+                *s = saved[--depth];
+                break;
+            case 0x0c: // def_cfa
+                s->cfa_reg = rd_uleb(r);
+                s->cfa_off = (int64_t)rd_uleb(r);
+                s->cfa_deref = s->cfa_bad = false;
+                break;
+            case 0x0d: // def_cfa_register
+                s->cfa_reg = rd_uleb(r);
+                s->cfa_deref = false;
+                break;
+            case 0x0e:
+                s->cfa_off = (int64_t)rd_uleb(r);
+                break;   // def_cfa_offset
+            case 0x0f: { // def_cfa_expression
+                uint64_t len = rd_uleb(r);
+                if (len > (uint64_t)(r->end - r->p))
+                    return false;
+                rd e = {r->p, r->p + len, false};
+                r->p += len;
+                // gcc's realigned frame: DW_OP_breg6 off; DW_OP_deref.
+                s->cfa_bad = true;
+                if (len >= 3 && rd_fixed(&e, 1) == 0x76) {
+                    int64_t off = rd_sleb(&e);
+                    if (!e.bad && rd_fixed(&e, 1) == 0x06 && e.p == e.end && !e.bad) {
+                        s->cfa_reg = REG_RBP;
+                        s->cfa_off = off;
+                        s->cfa_deref = true;
+                        s->cfa_bad = false;
+                    }
+                }
+                break;
+            }
+            case 0x10: // expression
+            case 0x16: // val_expression
+            {
+                reg = rd_uleb(r);
+                uint64_t len = rd_uleb(r);
+                if (len > (uint64_t)(r->end - r->p))
+                    return false;
+                rd e = {r->p, r->p + len, false};
+                r->p += len;
+                set_reg(s, reg, R_BAD, 0);
+                // gcc's realigned frame keeps rbp at DW_OP_breg6 off.
+                if (op == 0x10 && reg == REG_RBP && len >= 2 && rd_fixed(&e, 1) == 0x76) {
+                    int64_t off = rd_sleb(&e);
+                    if (!e.bad && e.p == e.end)
+                        set_reg(s, reg, R_AT_RBP, off);
+                }
+                break;
+            }
+            case 0x11: // offset_extended_sf
+                reg = rd_uleb(r);
+                set_reg(s, reg, R_AT, rd_sleb(r) * c->data_align);
+                break;
+            case 0x12: // def_cfa_sf
+                s->cfa_reg = rd_uleb(r);
+                s->cfa_off = rd_sleb(r) * c->data_align;
+                s->cfa_deref = s->cfa_bad = false;
+                break;
+            case 0x13:
+                s->cfa_off = rd_sleb(r) * c->data_align;
+                break; // def_cfa_offset_sf
+            case 0x14: // val_offset
+            case 0x15: // val_offset_sf
+                reg = rd_uleb(r);
+                if (op == 0x14)
+                    (void)rd_uleb(r);
+                else
+                    (void)rd_sleb(r);
+                set_reg(s, reg, R_BAD, 0);
+                break;
+            case 0x2e:
+                (void)rd_uleb(r);
+                break; // GNU_args_size
+            case 0x2f: // GNU_negative_offset_extended
+                reg = rd_uleb(r);
+                set_reg(s, reg, R_AT, -(int64_t)rd_uleb(r) * c->data_align);
+                break;
+            default:
+                return false;
+            }
+        }
+        if (advance) {
+            if (*loc + delta > target)
+                return !r->bad;
+            *loc += delta;
+        }
+    }
+    return !r->bad;
+}
+
+/* The CIE at cie (its length word): what its FDEs need, and its initial
+ * instructions in *ins. @return false for a form not read here. */
+static bool read_cie(const uint8_t *cie, cie_info *c, rd *ins)
+{
+    uint32_t len;
+    memcpy(&len, cie, 4);
+    if (len == 0 || len == 0xffffffffu)
+        return false;
+    rd r = {cie + 4, cie + 4 + len, false};
+    if (rd_fixed(&r, 4) != 0) // a CIE's id in .eh_frame
+        return false;
+    uint64_t version = rd_fixed(&r, 1);
+    if (version != 1 && version != 3)
+        return false;
+    const char *aug = (const char *)r.p;
+    size_t alen = 0;
+    while (r.p < r.end && *r.p)
+        r.p++, alen++;
+    if (r.p >= r.end || alen > 8)
+        return false;
+    r.p++;
+    c->code_align = rd_uleb(&r);
+    c->data_align = rd_sleb(&r);
+    c->ra_reg = version == 1 ? rd_fixed(&r, 1) : rd_uleb(&r);
+    c->fde_enc = 0;
+    c->has_aug = alen > 0 && aug[0] == 'z';
+    c->signal = false;
+    if (alen > 0 && !c->has_aug)
+        return false;
+    if (c->has_aug) {
+        uint64_t dlen = rd_uleb(&r);
+        if (r.bad || dlen > (uint64_t)(r.end - r.p))
+            return false;
+        const uint8_t *data_end = r.p + dlen;
+        for (size_t i = 1; i < alen && !r.bad; i++) {
+            switch (aug[i]) {
+            case 'R':
+                c->fde_enc = (uint8_t)rd_fixed(&r, 1);
+                break;
+            case 'L':
+                (void)rd_fixed(&r, 1);
+                break;
+            case 'P': {
+                uint8_t penc = (uint8_t)rd_fixed(&r, 1);
+                (void)rd_encoded(&r, (uint8_t)(penc & 0x7f), true); // the personality: skipped
+                break;
+            }
+            case 'S':
+                c->signal = true;
+                break;
+            default:
+                return false;
+            }
+        }
+        if (r.bad || r.p > data_end)
+            return false;
+        r.p = data_end;
+    }
+    if (r.bad || c->ra_reg != REG_RA || c->code_align == 0)
+        return false;
+    *ins = r;
+    return true;
+}
+
+/* The rule of return address ret: the frame state just before the call that
+ * ends at ret (ret - 1 is in the calling function, even when the call is its
+ * last instruction). */
+static uint64_t rule_for(uintptr_t ret)
+{
+    const uint64_t fail = RULE(K_FAIL, 0, 0, 0, 0), end = RULE(K_END, 0, 0, 0, 0);
+    uintptr_t pc = ret - 1;
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)pc, &dlfo) != 0 || !dlfo.dlfo_eh_frame)
+        return end; // code the loader does not know (JIT), or with no unwind information
+    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc);
+    if (!fde)
+        return end;
+    uint32_t len, cie_off;
+    memcpy(&len, fde, 4);
+    memcpy(&cie_off, fde + 4, 4);
+    if (len == 0 || len == 0xffffffffu || cie_off == 0)
+        return fail;
+    cie_info c;
+    rd cie_ins;
+    if (!read_cie(fde + 4 - cie_off, &c, &cie_ins))
+        return fail;
+    rd r = {fde + 8, fde + 4 + len, false};
+    uintptr_t start = rd_encoded(&r, c.fde_enc, false);
+    uintptr_t range = rd_encoded(&r, c.fde_enc, true);
+    if (r.bad)
+        return fail;
+    if (pc < start || pc - start >= range)
+        return end; // between functions: no FDE covers it
+    if (c.has_aug) {
+        uint64_t skip = rd_uleb(&r);
+        if (r.bad || skip > (uint64_t)(r.end - r.p))
+            return fail;
+        r.p += skip;
+    }
+    if (c.signal)
+        return fail;
+    cfa_state s = {.cfa_reg = REG_RSP, .rbp = R_SAME, .ra = R_UNDEF};
+    uintptr_t loc = start;
+    if (!run(&cie_ins, &c, &loc, UINTPTR_MAX, &s, NULL))
+        return fail;
+    cfa_state init = s;
+    loc = start;
+    if (!run(&r, &c, &loc, pc, &s, &init))
+        return fail;
+    if (s.ra == R_UNDEF)
+        return end; // the outermost frame (_start, a thread's start)
+    if (s.ra != R_AT || s.ra_off != -8 || s.cfa_bad || s.rbp == R_BAD || s.rbp == R_UNDEF)
+        return fail;
+    int base;
+    if (s.cfa_deref)
+        base = B_DEREF_RBP;
+    else if (s.cfa_reg == REG_RSP)
+        base = B_RSP;
+    else if (s.cfa_reg == REG_RBP)
+        base = B_RBP;
+    else
+        return fail;
+    int saved = s.rbp == R_AT ? SAVED_CFA : s.rbp == R_AT_RBP ? SAVED_RBP : 0;
+    if (s.cfa_off != (int32_t)s.cfa_off || (saved && s.rbp_off != (int16_t)s.rbp_off))
+        return fail;
+    return RULE(K_OK, base, saved, saved ? s.rbp_off : 0, s.cfa_off);
+}
+
+/* ------------------------------------------------------------- the table */
+
+#define SLOT_BITS 16u
+#define PROBES 32u
+
+typedef struct slot {
+    _Atomic uint64_t key; /* 0 empty; ret << 1 pending; ret << 1 | 1 ready */
+    _Atomic uint64_t rule;
+} slot;
+
+static slot slots[(size_t)1 << SLOT_BITS];
+static _Atomic uint64_t nrules;
+
+uint64_t ms__cfi_rules(void) { return ms_atomic_load_relaxed(&nrules); }
+
+static uint64_t rule_of(uintptr_t ret)
+{
+    if (ret >> 62)
+        return RULE(K_FAIL, 0, 0, 0, 0);
+    uint64_t want = (uint64_t)ret << 1;
+    size_t mask = ((size_t)1 << SLOT_BITS) - 1;
+    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - SLOT_BITS));
+    for (unsigned k = 0; k < PROBES; k++, i = (i + 1) & mask) {
+        uint64_t key = ms_atomic_load_acquire(&slots[i].key);
+        if (ms_likely(key == (want | 1)))
+            return ms_atomic_load_relaxed(&slots[i].rule);
+        if (key == want)
+            return rule_for(ret); // another walk is writing it
+        if (key == 0) {
+            uint64_t rule = rule_for(ret);
+            if (atomic_compare_exchange_strong(&slots[i].key, &key, want)) {
+                ms_atomic_store_relaxed(&slots[i].rule, rule);
+                ms_atomic_store_release(&slots[i].key, want | 1);
+                ms_atomic_add_relaxed(&nrules, 1);
+            }
+            return rule;
+        }
+    }
+    return rule_for(ret); // the run is full: worked out every time
+}
+
+/* ------------------------------------------------------------- the walk */
+
+/* A word of this thread's stack in another function's frame (pre: inside
+ * it). AddressSanitizer would take the padding around a frame's locals for
+ * an overflow. */
+__attribute__((no_sanitize("address"))) static uintptr_t word_at(uintptr_t at)
+{
+    return *(const uintptr_t *)at;
+}
+
+static bool on_stack(uintptr_t at, uintptr_t lo, uintptr_t hi)
+{
+    return at >= lo && at <= hi - 8 && !(at & 7);
+}
+
+size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
+                    uintptr_t *out, size_t max)
+{
+    if (max == 0 || ret == 0 || hi < lo + 16)
+        return 0;
+    size_t n = 0;
+    uintptr_t pc = ret;
+    for (;;) {
+        out[n++] = pc;
+        if (n == max)
+            return n;
+        uint64_t rule = rule_of(pc);
+        int kind = RULE_KIND(rule);
+        if (kind == K_END)
+            return n;
+        if (kind != K_OK)
+            return 0;
+        uintptr_t cfa;
+        switch (RULE_BASE(rule)) {
+        case B_RSP:
+            cfa = sp + (uintptr_t)RULE_CFA_OFF(rule);
+            break;
+        case B_RBP:
+            cfa = rbp + (uintptr_t)RULE_CFA_OFF(rule);
+            break;
+        default: {
+            uintptr_t at = rbp + (uintptr_t)RULE_CFA_OFF(rule);
+            if (!on_stack(at, lo, hi))
+                return 0;
+            cfa = word_at(at);
+        }
+        }
+        // The caller's frame is above this one, and its return address and
+        // saved frame register are words of this thread's stack.
+        if (cfa <= sp || !on_stack(cfa - 8, lo, hi))
+            return 0;
+        if (RULE_SAVED(rule)) {
+            uintptr_t at =
+                (RULE_SAVED(rule) == SAVED_CFA ? cfa : rbp) + (uintptr_t)RULE_RBP_OFF(rule);
+            if (!on_stack(at, lo, hi))
+                return 0;
+            rbp = word_at(at);
+        }
+        pc = word_at(cfa - 8);
+        sp = cfa;
+        if (pc < 4096)
+            return n;
+    }
+}
+
+#else /* no _dl_find_object, or not x86-64 */
+
+size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
+                    uintptr_t *out, size_t max)
+{
+    (void)ret, (void)sp, (void)rbp, (void)lo, (void)hi, (void)out, (void)max;
+    return 0;
+}
+
+uint64_t ms__cfi_rules(void) { return 0; }
+
+#endif

@@ -1,0 +1,148 @@
+/* test_cfi.c — walking stacks by call-frame information (src/stack/cfi.c):
+ * through code built without frame pointers, in each frame layout gcc gives
+ * it (tests/cfi/shapes.c), on the main thread and another, through glibc's
+ * qsort, the walk gives the same return addresses as glibc's backtrace(),
+ * to the outermost frame; a second walk reuses the rules the first worked
+ * out; a walk never reads past the stack it is given (it gives up: the
+ * caller falls back); and one from a signal handler either gives up or is
+ * right. */
+#include <setjmp.h> /* cmocka needs these first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "cfi/shapes.h"
+#include "stack/cfi.h"
+
+/* The whole stack, as glibc's unwinder gives it, and at least `depth` deep. */
+static void walk_should_match_backtrace(const cfi_walk *w, size_t depth)
+{
+    assert_true(w->nbt >= depth);
+    assert_int_equal(w->ncfi, w->nbt);
+    assert_memory_equal(w->cfi, w->bt, w->nbt * sizeof *w->bt);
+}
+
+static void frames_on_the_stack_pointer_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_recurse(&w, 40);
+    walk_should_match_backtrace(&w, 42);
+}
+
+static void frames_on_rbp_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_vla(&w, 100);
+    walk_should_match_backtrace(&w, 7);
+}
+
+static void realigned_frames_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_realigned(&w, 100);
+    walk_should_match_backtrace(&w, 3);
+}
+
+static void a_100_kib_frame_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_big_frame(&w);
+    walk_should_match_backtrace(&w, 3);
+}
+
+static void a_walk_through_glibc_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_qsort(&w);
+    walk_should_match_backtrace(&w, 5); // compare, msort's frames, qsort, shape_qsort
+}
+
+static void *on_thread(void *arg)
+{
+    shape_recurse(arg, 10);
+    return NULL;
+}
+
+static void another_threads_stack_should_walk_as_glibc_does(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, on_thread, &w), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    walk_should_match_backtrace(&w, 12); // to start_thread and clone3
+}
+
+static void a_second_walk_should_reuse_its_rules(void **state)
+{
+    (void)state;
+    static cfi_walk w[2];
+    uint64_t rules = 0;
+    for (volatile int i = 0; i < 2; i++) { // not unrolled: one call site
+        shape_recurse(&w[i], 20);
+        if (i == 0)
+            rules = ms__cfi_rules();
+    }
+    assert_true(rules > 0);
+    assert_true(ms__cfi_rules() == rules);
+    walk_should_match_backtrace(&w[1], 22);
+    assert_int_equal(w[1].ncfi, w[0].ncfi);
+    assert_memory_equal(w[1].cfi, w[0].cfi, w[0].ncfi * sizeof *w[0].cfi);
+}
+
+static void a_walk_should_stop_at_the_depth_asked(void **state)
+{
+    (void)state;
+    cfi_walk w = {.max = 5};
+    shape_recurse(&w, 20);
+    assert_int_equal(w.ncfi, 5);
+    assert_memory_equal(w.cfi, w.bt, 5 * sizeof *w.bt);
+}
+
+static void a_walk_should_give_up_rather_than_leave_its_stack(void **state)
+{
+    (void)state;
+    // The stack it may read ends 256 bytes above the probe's frame, inside
+    // the 40 frames of the recursion: it must neither read past that nor
+    // give a stack cut there as if whole.
+    cfi_walk w = {.keep = 256};
+    shape_recurse(&w, 40);
+    assert_true(w.nbt >= 42);
+    assert_int_equal(w.ncfi, 0);
+}
+
+static void a_walk_in_a_signal_handler_should_give_up_or_be_right(void **state)
+{
+    (void)state;
+    cfi_walk w = {0};
+    shape_signal(&w);
+    assert_true(w.nbt >= 3);
+    if (w.ncfi != 0) // the signal frame is not read here: the caller falls back
+        walk_should_match_backtrace(&w, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frames_on_the_stack_pointer_should_walk_as_glibc_does),
+        cmocka_unit_test(frames_on_rbp_should_walk_as_glibc_does),
+        cmocka_unit_test(realigned_frames_should_walk_as_glibc_does),
+        cmocka_unit_test(a_100_kib_frame_should_walk_as_glibc_does),
+        cmocka_unit_test(a_walk_through_glibc_should_walk_as_glibc_does),
+        cmocka_unit_test(another_threads_stack_should_walk_as_glibc_does),
+        cmocka_unit_test(a_second_walk_should_reuse_its_rules),
+        cmocka_unit_test(a_walk_should_stop_at_the_depth_asked),
+        cmocka_unit_test(a_walk_should_give_up_rather_than_leave_its_stack),
+        cmocka_unit_test(a_walk_in_a_signal_handler_should_give_up_or_be_right),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
