@@ -375,7 +375,10 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                     next - cur > ((uintptr_t)1 << 24))
                     break;
                 uintptr_t ra = stack_word(next + 8);
-                if (ra < 4096)
+                // Not an address a program's code can be at (the first
+                // page, past the 47 bits of user space): a frame register
+                // that held data, not a frame's address.
+                if (ra < 4096 || ra >> 47)
                     break;
                 out[n++] = ra;
                 cur = next;
