@@ -3,9 +3,9 @@
  * it (tests/cfi/shapes.c), on the main thread and another, through glibc's
  * qsort, the walk gives the same return addresses as glibc's backtrace(),
  * to the outermost frame; a second walk reuses the rules the first worked
- * out; a walk never reads past the stack it is given (it gives up: the
- * caller falls back); and one from a signal handler either gives up or is
- * right. */
+ * out, and the thread's last walk is reused only where the stack is the same
+ * (the same frame under two callers is not); a walk never reads past the stack it is given (it
+ * gives up: the caller falls back); and one from a signal handler either gives up or is right. */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +99,25 @@ static void a_second_walk_should_reuse_its_rules(void **state)
     assert_memory_equal(w[1].cfi, w[0].cfi, w[0].ncfi * sizeof *w[0].cfi);
 }
 
+static void a_kept_walk_should_not_answer_for_another_caller(void **state)
+{
+    (void)state;
+    static cfi_walk w[6];
+    for (volatile int i = 0; i < 6; i++) { // not unrolled: one call site each
+        w[i].max = 4;                      // short enough to be kept
+        if (i % 3 == 2)
+            shape_via_b(&w[i]);
+        else
+            shape_via_a(&w[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(w[i].ncfi, 4);
+        assert_true(w[i].nbt >= 4);
+        assert_memory_equal(w[i].cfi, w[i].bt, 4 * sizeof *w[i].bt);
+    }
+    assert_true(w[0].bt[2] == w[1].bt[2] && w[1].bt[2] != w[2].bt[2]); // the two callers
+}
+
 static void a_walk_should_stop_at_the_depth_asked(void **state)
 {
     (void)state;
@@ -140,6 +159,7 @@ int main(void)
         cmocka_unit_test(a_walk_through_glibc_should_walk_as_glibc_does),
         cmocka_unit_test(another_threads_stack_should_walk_as_glibc_does),
         cmocka_unit_test(a_second_walk_should_reuse_its_rules),
+        cmocka_unit_test(a_kept_walk_should_not_answer_for_another_caller),
         cmocka_unit_test(a_walk_should_stop_at_the_depth_asked),
         cmocka_unit_test(a_walk_should_give_up_rather_than_leave_its_stack),
         cmocka_unit_test(a_walk_in_a_signal_handler_should_give_up_or_be_right),

@@ -415,6 +415,36 @@ static void summary_should_add_up_the_stacks_of_one_place(void **state)
     free(said);
 }
 
+static void stacks_should_go_on_past_code_without_frame_pointers(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "through_libc.json");
+    // Built with frame pointers, allocating in a comparison function that
+    // glibc's qsort calls: the chain ends in qsort, and the unwinder goes on
+    // to sort_some and main. The comparison is called at several depths of
+    // qsort's recursion, so the 6 blocks fall into a few groups.
+    const char *argv[] = {MEMSCOPE_CLI,          "run", "--stacks", "24", "-o", out, "--",
+                          PROGS "/through_libc", NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    cJSON *root = report(out);
+    double count = 0, bytes = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(l, "function");
+        if (!cJSON_IsString(f) || strcmp(f->valuestring, "compare_and_leak") != 0)
+            continue;
+        count += num(l, "count");
+        bytes += num(l, "bytes");
+        assert_true(stack_has(l, "sort_some"));
+        assert_true(stack_has(l, "main"));
+    }
+    assert_int_equal(count, 6);
+    assert_int_equal(bytes, 432);
+    cJSON_Delete(root);
+}
+
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 {
     (void)state;
@@ -1002,6 +1032,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(report_should_read_a_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(bin_format_should_stream_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(summary_should_add_up_the_stacks_of_one_place, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stacks_should_go_on_past_code_without_frame_pointers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "common/atomic.h"
+#include "common/heap.h"
 
 #if defined(__x86_64__) && defined(DLFO_STRUCT_HAS_EH_DBASE)
 
@@ -590,13 +591,31 @@ static bool on_stack(uintptr_t at, uintptr_t lo, uintptr_t hi)
     return at >= lo && at <= hi - 8 && !(at & 7);
 }
 
-size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
-                    uintptr_t *out, size_t max)
+/* The stack words a walk read (where, and what it found), while they fit. */
+#define MEMO_FRAMES 8u
+#define MEMO_READS 12u
+
+typedef struct reads {
+    unsigned n; /* MEMO_READS + 1: too many to keep */
+    uintptr_t at[MEMO_READS], val[MEMO_READS];
+} reads;
+
+static uintptr_t read_word(reads *r, uintptr_t at)
 {
-    if (max == 0 || ret == 0 || hi < lo + 16)
-        return 0;
+    uintptr_t v = word_at(at);
+    if (r->n < MEMO_READS) {
+        r->at[r->n] = at;
+        r->val[r->n] = v;
+    }
+    if (r->n <= MEMO_READS)
+        r->n++;
+    return v;
+}
+
+static size_t walk(uintptr_t pc, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
+                   uintptr_t *out, size_t max, reads *r)
+{
     size_t n = 0;
-    uintptr_t pc = ret;
     for (;;) {
         out[n++] = pc;
         if (n == max)
@@ -619,7 +638,7 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
             uintptr_t at = rbp + (uintptr_t)RULE_CFA_OFF(rule);
             if (!on_stack(at, lo, hi))
                 return 0;
-            cfa = word_at(at);
+            cfa = read_word(r, at);
         }
         }
         // The caller's frame is above this one, and its return address and
@@ -631,13 +650,102 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
                 (RULE_SAVED(rule) == SAVED_CFA ? cfa : rbp) + (uintptr_t)RULE_RBP_OFF(rule);
             if (!on_stack(at, lo, hi))
                 return 0;
-            rbp = word_at(at);
+            rbp = read_word(r, at);
         }
-        pc = word_at(cfa - 8);
+        pc = read_word(r, cfa - 8);
         sp = cfa;
         if (pc < 4096)
             return n;
     }
+}
+
+/* The calling thread's last short walk: the frame it started from, what it
+ * found there, the other words it read and what it gave. A walk from the same
+ * frame that asks for the same depth and finds the same words gives the same
+ * frames, since a rule depends on its return address alone: the bottom of the
+ * stack under a chain of frame pointers (glibc's start of main), walked at
+ * every call, is then a few compares instead of a few lookups. `busy` while
+ * the thread reads or writes it: a walk in a signal handler that interrupted
+ * one leaves it alone. */
+typedef struct memo {
+    uintptr_t frame, pc, rbp; /* frame: 0 = none */
+    uint8_t max, n, nread;
+    uintptr_t at[MEMO_READS], val[MEMO_READS];
+    uintptr_t out[MEMO_FRAMES];
+} memo;
+
+static _Thread_local memo tl_memo;
+static _Thread_local volatile int tl_memo_busy;
+
+static bool memo_holds(const memo *m, uintptr_t frame, size_t max)
+{
+    // Its frame was on this thread's stack when it was kept, and still is.
+    if (m->frame != frame || m->max != max || word_at(frame) != m->rbp ||
+        word_at(frame + 8) != m->pc)
+        return false;
+    for (unsigned i = 0; i < m->nread; i++)
+        if (word_at(m->at[i]) != m->val[i])
+            return false;
+    return true;
+}
+
+size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
+                    uintptr_t *out, size_t max)
+{
+    if (max == 0 || ret == 0 || hi < lo + 16)
+        return 0;
+    reads r;
+    r.n = 0;
+    return walk(ret, sp, rbp, lo, hi, out, max, &r);
+}
+
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
+{
+    if (max == 0)
+        return 0;
+    if (tl_memo_busy) { // a signal handler, inside this thread's walk
+        uintptr_t lo, hi;
+        ms__thread_stack(&lo, &hi);
+        return frame >= lo && frame <= hi - 16 && !(frame & 7)
+                   ? ms__cfi_walk(word_at(frame + 8), frame + 16, word_at(frame), lo, hi, out, max)
+                   : 0;
+    }
+    tl_memo_busy = 1;
+    ms_compiler_barrier();
+    memo *m = &tl_memo;
+    size_t n = 0;
+    if (memo_holds(m, frame, max)) {
+        n = m->n;
+        for (size_t i = 0; i < n; i++) // a few words: no call
+            out[i] = m->out[i];
+    } else {
+        m->frame = 0;
+        uintptr_t lo, hi;
+        ms__thread_stack(&lo, &hi);
+        if (frame >= lo && hi >= lo + 16 && frame <= hi - 16 && !(frame & 7)) {
+            uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
+            reads r;
+            r.n = 0;
+            n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
+            if (n <= MEMO_FRAMES && r.n <= MEMO_READS && max <= UINT8_MAX) {
+                m->pc = pc;
+                m->rbp = rbp;
+                m->max = (uint8_t)max;
+                m->n = (uint8_t)n;
+                m->nread = (uint8_t)r.n;
+                for (unsigned i = 0; i < r.n; i++) {
+                    m->at[i] = r.at[i];
+                    m->val[i] = r.val[i];
+                }
+                for (size_t i = 0; i < n; i++)
+                    m->out[i] = out[i];
+                m->frame = frame;
+            }
+        }
+    }
+    ms_compiler_barrier();
+    tl_memo_busy = 0;
+    return n;
 }
 
 #else /* no _dl_find_object, or not x86-64 */
@@ -646,6 +754,12 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
                     uintptr_t *out, size_t max)
 {
     (void)ret, (void)sp, (void)rbp, (void)lo, (void)hi, (void)out, (void)max;
+    return 0;
+}
+
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
+{
+    (void)frame, (void)out, (void)max;
     return 0;
 }
 

@@ -26,6 +26,13 @@
 size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
                     uintptr_t *out, size_t max);
 
+/* The same walk from `frame`, the frame of a function built with frame
+ * pointers (the frame register it saved at frame, its return address at
+ * frame + 8), on this thread's stack (else 0). The thread's last walk of at
+ * most 8 frames is kept: one from the same frame that asks for the same depth
+ * and finds the same stack words is answered from it. */
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max);
+
 /* How many return addresses have a rule in the table (for tests and figures). */
 uint64_t ms__cfi_rules(void);
 

@@ -211,14 +211,10 @@ static size_t backtrace_from(uintptr_t ret, uintptr_t *out, size_t max)
  * not read). */
 static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
-    uintptr_t lo, hi, at = (uintptr_t)fp;
     if (ms_atomic_load_relaxed(&mode) != MS__UNWIND_BACKTRACE) {
-        ms__thread_stack(&lo, &hi);
-        if (frame_on_stack(at, lo, hi)) {
-            size_t n = ms__cfi_walk(ret, at + 16, stack_word(at), lo, hi, out, max);
-            if (n)
-                return n;
-        }
+        size_t n = ms__cfi_walk_frame((uintptr_t)fp, out, max);
+        if (n && out[0] == ret)
+            return n;
     }
     return backtrace_from(ret, out, max);
 }
@@ -341,6 +337,17 @@ static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintp
     return tmp[i];
 }
 
+/* The walk past the end of a frame-pointer chain: from `cur`, the last frame
+ * it read (out[n - 1] is its return address), by the unwinder. @return the
+ * depth, n when the unwinder cannot go on. */
+MS_NOINLINE static size_t chain_rest(uintptr_t cur, uintptr_t *out, size_t n, size_t max)
+{
+    if (stack_word(cur + 8) != out[n - 1])
+        return n; // a SKIP word's frame, which has no frame of its own to go on from
+    size_t more = ms__cfi_walk_frame(cur, out + n - 1, max - n + 1);
+    return more > 1 ? n + more - 1 : n;
+}
+
 size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
     if (max > MS__STACK_MAX_DEPTH)
@@ -392,8 +399,16 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         // as nothrow operator new around operator new: the chain is short by
         // that wrapper's caller too, and the unwinder answers.)
         if (in_stack &&
-            (v == V_FP || (v == V_SKIP && (n > 2 || n == max) && !ms__stack_in_wrapper(out[1]))))
+            (v == V_FP || (v == V_SKIP && (n > 2 || n == max) && !ms__stack_in_wrapper(out[1])))) {
+            // A chain that ends early ends in code without frame pointers:
+            // glibc's start of main or of a thread, a callback called from
+            // qsort. The last frame it read is right, and the unwinder goes
+            // on from it (at the bottom of the stack, the same few frames at
+            // every call: cfi.c keeps the thread's last such walk).
+            if (n < max && m == MS__UNWIND_AUTO)
+                n = chain_rest(cur, out, n, max);
             return n;
+        }
     }
     // The decision looks at the unwinder's first three frames, whatever depth
     // this walk asks for: a verdict serves every later walk from the site.
@@ -403,7 +418,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
-            return n;
+            return n < max && m == MS__UNWIND_AUTO ? chain_rest(cur, out, n, max) : n;
         }
         // SKIP: the caller's return address is in the wrapper's frame, and
         // the chain past it goes on where the unwinder does (or breaks at
@@ -419,7 +434,8 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 size_t keep = n < max ? n : max - 1;
                 memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
                 out[1] = tmp[1];
-                return keep + 1;
+                return keep + 1 < max && m == MS__UNWIND_AUTO ? chain_rest(cur, out, keep + 1, max)
+                                                              : keep + 1;
             }
         } else {
             size_t walks = VERDICT_ARG(e) + 1;

@@ -8,16 +8,9 @@
 #include "common/heap.h"
 #include "stack/cfi.h"
 
-__attribute__((noinline)) void cfi_probe(cfi_walk *w)
+/* backtrace()'s frames from ret on. */
+static void by_backtrace(cfi_walk *w, uintptr_t ret)
 {
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t ret = (uintptr_t)__builtin_return_address(0);
-    uintptr_t lo, hi;
-    ms__thread_stack(&lo, &hi);
-    if (w->keep)
-        hi = fp + w->keep;
-    w->ncfi = ms__cfi_walk(ret, fp + 16, *(const uintptr_t *)fp, lo, hi, w->cfi,
-                           w->max ? w->max : CFI_MAX);
     void *tmp[CFI_MAX + 16];
     int got = backtrace(tmp, (int)(sizeof tmp / sizeof *tmp));
     w->nbt = 0;
@@ -28,4 +21,24 @@ __attribute__((noinline)) void cfi_probe(cfi_walk *w)
             w->bt[w->nbt++] = (uintptr_t)tmp[j];
         break;
     }
+}
+
+__attribute__((noinline)) void cfi_probe(cfi_walk *w)
+{
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t ret = (uintptr_t)__builtin_return_address(0);
+    uintptr_t lo, hi;
+    ms__thread_stack(&lo, &hi);
+    if (w->keep)
+        hi = fp + w->keep;
+    w->ncfi = ms__cfi_walk(ret, fp + 16, *(const uintptr_t *)fp, lo, hi, w->cfi,
+                           w->max ? w->max : CFI_MAX);
+    by_backtrace(w, ret);
+}
+
+__attribute__((noinline)) void cfi_probe_frame(cfi_walk *w)
+{
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    w->ncfi = ms__cfi_walk_frame(fp, w->cfi, w->max ? w->max : CFI_MAX);
+    by_backtrace(w, (uintptr_t)__builtin_return_address(0));
 }

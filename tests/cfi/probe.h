@@ -17,5 +17,7 @@ typedef struct cfi_walk {
 
 /* The stack of this call, both ways, into *w. */
 void cfi_probe(cfi_walk *w);
+/* The same by ms__cfi_walk_frame (with the thread's last walk kept). */
+void cfi_probe_frame(cfi_walk *w);
 
 #endif

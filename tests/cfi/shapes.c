@@ -90,3 +90,24 @@ __attribute__((noinline)) void shape_signal(cfi_walk *w)
     sigaction(SIGUSR1, &old, NULL);
     BARRIER();
 }
+
+/* Two callers of one frame size, so that shape_mid's frame, and the probe's,
+ * are at the same address under either. */
+__attribute__((noinline)) static void shape_mid(cfi_walk *w)
+{
+    cfi_probe_frame(w);
+    BARRIER();
+}
+
+__attribute__((noinline)) void shape_via_a(cfi_walk *w)
+{
+    shape_mid(w);
+    BARRIER();
+}
+
+__attribute__((noinline)) void shape_via_b(cfi_walk *w)
+{
+    shape_mid(w);
+    BARRIER();
+    BARRIER();
+}
