@@ -662,7 +662,8 @@ static size_t walk(uintptr_t pc, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uint
 /* The calling thread's last short walk: the frame it started from, what it
  * found there, the other words it read and what it gave. A walk from the same
  * frame that asks for the same depth and finds the same words gives the same
- * frames, since a rule depends on its return address alone: the bottom of the
+ * frames, since a rule depends on its return address alone (a walk that
+ * ended before its depth, any depth; a failed one is not kept): the bottom of the
  * stack under a chain of frame pointers (glibc's start of main), walked at
  * every call, is then a few compares instead of a few lookups. `busy` while
  * the thread reads or writes it: a walk in a signal handler that interrupted
@@ -670,6 +671,7 @@ static size_t walk(uintptr_t pc, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uint
 typedef struct memo {
     uintptr_t frame, pc, rbp; /* frame: 0 = none */
     uint8_t max, n, nread;
+    bool whole; /* the walk ended before max: it answers any depth */
     uintptr_t at[MEMO_READS], val[MEMO_READS];
     uintptr_t out[MEMO_FRAMES];
 } memo;
@@ -680,7 +682,8 @@ static _Thread_local volatile int tl_memo_busy;
 static bool memo_holds(const memo *m, uintptr_t frame, size_t max)
 {
     // Its frame was on this thread's stack when it was kept, and still is.
-    if (m->frame != frame || m->max != max || word_at(frame) != m->rbp ||
+    // A walk cut at its depth answers one as deep or less (its first frames).
+    if (m->frame != frame || (!m->whole && max > m->max) || word_at(frame) != m->rbp ||
         word_at(frame + 8) != m->pc)
         return false;
     for (unsigned i = 0; i < m->nread; i++)
@@ -715,7 +718,7 @@ size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
     memo *m = &tl_memo;
     size_t n = 0;
     if (memo_holds(m, frame, max)) {
-        n = m->n;
+        n = m->n < max ? m->n : max;
         for (size_t i = 0; i < n; i++) // a few words: no call
             out[i] = m->out[i];
     } else {
@@ -727,10 +730,11 @@ size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
             reads r;
             r.n = 0;
             n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
-            if (n <= MEMO_FRAMES && r.n <= MEMO_READS && max <= UINT8_MAX) {
+            if (n && n <= MEMO_FRAMES && r.n <= MEMO_READS && max <= UINT8_MAX) {
                 m->pc = pc;
                 m->rbp = rbp;
                 m->max = (uint8_t)max;
+                m->whole = n < max;
                 m->n = (uint8_t)n;
                 m->nread = (uint8_t)r.n;
                 for (unsigned i = 0; i < r.n; i++) {
