@@ -16,6 +16,8 @@
  *              frame of a function that realigns its stack, as gcc's main)
  *   bit 4      rbp was saved, at CFA + rbp_off; bit 5: at rbp + rbp_off
  *              (gcc's realigned frame again)
+ *   bit 6      UNKEPT: not for the table (an address the loader did not know:
+ *              an object dlopen is still loading is not known yet)
  *   bits 16-31 rbp_off (signed); bits 32-63 the CFA's offset (signed)
  *
  * The table: open addressing by return address, 2^16 slots of (key, rule),
@@ -46,6 +48,7 @@ enum { SAVED_CFA = 1, SAVED_RBP = 2 };
 #define RULE(kind, base, saved, rbp_off, cfa_off)                                                  \
     ((uint64_t)(kind) | (uint64_t)(base) << 2 | (uint64_t)(saved) << 4 |                           \
      (uint64_t)(uint16_t)(int16_t)(rbp_off) << 16 | (uint64_t)(uint32_t)(int32_t)(cfa_off) << 32)
+#define UNKEPT ((uint64_t)1 << 6)
 #define RULE_KIND(r) ((int)((r)&3))
 #define RULE_BASE(r) ((int)(((r) >> 2) & 3))
 #define RULE_SAVED(r) ((int)(((r) >> 4) & 3)) /* 0, SAVED_CFA or SAVED_RBP */
@@ -479,8 +482,10 @@ static uint64_t rule_for(uintptr_t ret)
     const uint64_t fail = RULE(K_FAIL, 0, 0, 0, 0), end = RULE(K_END, 0, 0, 0, 0);
     uintptr_t pc = ret - 1;
     struct dl_find_object dlfo;
-    if (_dl_find_object((void *)pc, &dlfo) != 0 || !dlfo.dlfo_eh_frame)
-        return end; // code the loader does not know (JIT), or with no unwind information
+    if (_dl_find_object((void *)pc, &dlfo) != 0)
+        return end | UNKEPT; // code the loader does not know (a JIT's), or not yet (dlopen)
+    if (!dlfo.dlfo_eh_frame)
+        return end; // no unwind information
     const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc);
     if (!fde)
         return end;
@@ -565,7 +570,7 @@ static uint64_t rule_of(uintptr_t ret)
             return rule_for(ret); // another walk is writing it
         if (key == 0) {
             uint64_t rule = rule_for(ret);
-            if (atomic_compare_exchange_strong(&slots[i].key, &key, want)) {
+            if (!(rule & UNKEPT) && atomic_compare_exchange_strong(&slots[i].key, &key, want)) {
                 ms_atomic_store_relaxed(&slots[i].rule, rule);
                 ms_atomic_store_release(&slots[i].key, want | 1);
                 ms_atomic_add_relaxed(&nrules, 1);
