@@ -445,6 +445,47 @@ static void stacks_should_go_on_past_code_without_frame_pointers(void **state)
     cJSON_Delete(root);
 }
 
+static void stacks_should_follow_a_library_loaded_where_another_was(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "reload.json");
+    // Two builds of one library, with other frame layouts at the same return
+    // addresses, loaded in turn at one address: what walks learnt of the
+    // first must not be used for the second (dlclose forgets it).
+    const char *argv[] = {MEMSCOPE_CLI,
+                          "run",
+                          "--stacks",
+                          "20",
+                          "-o",
+                          out,
+                          "--",
+                          PROGS "/reload",
+                          PROGS "/libreload_a.so",
+                          PROGS "/libreload_b.so",
+                          NULL};
+    int rc = run(argv, NULL);
+    if (rc == 3)
+        fail_msg("the second library was not loaded where the first was: nothing is tested");
+    assert_int_equal(rc, 0);
+    cJSON *root = report(out);
+    int groups = 0, through_second = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        if (num(l, "bytes") != 480)
+            continue;
+        groups++;
+        assert_int_equal(num(l, "count"), 20);
+        assert_true(stack_has(l, "call"));
+        assert_true(stack_has(l, "main"));
+        through_second += stack_has(l, "second");
+    }
+    assert_int_equal(groups, 2);
+    assert_int_equal(through_second, 1);
+    cJSON_Delete(root);
+}
+
 static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
 {
     (void)state;
@@ -1035,6 +1076,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(stacks_should_go_on_past_code_without_frame_pointers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(stacks_should_follow_a_library_loaded_where_another_was,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(blocks_from_strdup_should_be_placed_in_its_caller, setup,

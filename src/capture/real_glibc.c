@@ -1,5 +1,5 @@
 /* real_glibc.c — the part of glibc's allocator that has no __libc_ alias, and
- * the one glibc function capture interposes beside the malloc family. */
+ * the two glibc functions capture interposes beside the malloc family. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -9,6 +9,16 @@
 #include "common/alloc.h"
 #include "common/atomic.h"
 #include "common/heap.h"
+#include "stack/stack.h"
+
+/* glibc's definition of `name`, the one after ours. */
+static void *next_symbol(const char *name)
+{
+    ms__internal_enter(); // dlsym may allocate: forwarded, not recorded
+    void *sym = dlsym(RTLD_NEXT, name);
+    ms__internal_leave();
+    return sym;
+}
 
 typedef size_t (*usable_fn)(void *);
 static _Atomic(usable_fn) real_usable;
@@ -17,10 +27,8 @@ size_t ms__real_usable_size(void *p)
 {
     usable_fn f = ms_atomic_load_acquire(&real_usable);
     if (ms_unlikely(!f)) {
-        ms__internal_enter(); // dlsym may allocate: forwarded, not recorded
-        void *sym = dlsym(RTLD_NEXT, "malloc_usable_size");
+        void *sym = next_symbol("malloc_usable_size");
         memcpy(&f, &sym, sizeof f); // POSIX: a symbol's address converts to a function pointer
-        ms__internal_leave();
         if (!f)
             return 0;
         ms_atomic_store_release(&real_usable, f);
@@ -40,10 +48,8 @@ __attribute__((visibility("default"))) int pthread_getattr_np(pthread_t th, pthr
 {
     getattr_fn f = ms_atomic_load_acquire(&real_getattr);
     if (ms_unlikely(!f)) {
-        ms__internal_enter(); // dlsym may allocate: forwarded, not recorded
-        void *sym = dlsym(RTLD_NEXT, "pthread_getattr_np");
+        void *sym = next_symbol("pthread_getattr_np");
         memcpy(&f, &sym, sizeof f);
-        ms__internal_leave();
         if (!f)
             return ENOSYS;
         ms_atomic_store_release(&real_getattr, f);
@@ -51,5 +57,28 @@ __attribute__((visibility("default"))) int pthread_getattr_np(pthread_t th, pthr
     ms__thread_stack_hold(1);
     int rc = f(th, attr);
     ms__thread_stack_hold(-1);
+    return rc;
+}
+
+/* dlclose, interposed: code may be unmapped, and other code mapped where it
+ * was. What stack walks learnt per return address (stack/stack.h) is then
+ * forgotten, or a library loaded at an unloaded one's address would be
+ * walked by the old one's frame layouts. */
+typedef int (*dlclose_fn)(void *);
+static _Atomic(dlclose_fn) real_dlclose;
+
+__attribute__((visibility("default"))) int dlclose(void *handle)
+{
+    dlclose_fn f = ms_atomic_load_acquire(&real_dlclose);
+    if (ms_unlikely(!f)) {
+        void *sym = next_symbol("dlclose");
+        memcpy(&f, &sym, sizeof f);
+        if (!f)
+            return -1;
+        ms_atomic_store_release(&real_dlclose, f);
+    }
+    int rc = f(handle);
+    if (rc == 0)
+        ms__stack_forget_code();
     return rc;
 }

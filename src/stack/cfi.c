@@ -18,7 +18,9 @@
  *              (gcc's realigned frame again)
  *   bit 6      UNKEPT: not for the table (an address the loader did not know:
  *              an object dlopen is still loading is not known yet)
- *   bits 16-31 rbp_off (signed); bits 32-63 the CFA's offset (signed)
+ *   bits 8-23  rbp_off (signed)
+ *   bits 24-39 the epoch it was worked out in (ms__cfi_forget: code unloaded)
+ *   bits 40-63 the CFA's offset (signed)
  *
  * The table: open addressing by return address, 2^16 slots of (key, rule),
  * in .bss (pages touched only as used). A slot is claimed by a
@@ -42,18 +44,21 @@
 
 enum { K_OK = 1, K_END = 2, K_FAIL = 3 };
 enum { B_RSP = 0, B_RBP = 1, B_DEREF_RBP = 2 };
-enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
+enum { DW_RBP = 6, DW_RSP = 7, DW_RA = 16 };
 enum { SAVED_CFA = 1, SAVED_RBP = 2 };
 
 #define RULE(kind, base, saved, rbp_off, cfa_off)                                                  \
     ((uint64_t)(kind) | (uint64_t)(base) << 2 | (uint64_t)(saved) << 4 |                           \
-     (uint64_t)(uint16_t)(int16_t)(rbp_off) << 16 | (uint64_t)(uint32_t)(int32_t)(cfa_off) << 32)
+     (uint64_t)(uint16_t)(int16_t)(rbp_off) << 8 | (uint64_t)(uint32_t)(int32_t)(cfa_off) << 40)
+#define CFA_OFF_MAX (((int64_t)1 << 23) - 1) /* 24 bits, signed */
+#define EPOCH_SHIFT 24
+#define EPOCH_MASK ((uint64_t)0xffff << EPOCH_SHIFT)
 #define UNKEPT ((uint64_t)1 << 6)
 #define RULE_KIND(r) ((int)((r)&3))
 #define RULE_BASE(r) ((int)(((r) >> 2) & 3))
 #define RULE_SAVED(r) ((int)(((r) >> 4) & 3)) /* 0, SAVED_CFA or SAVED_RBP */
-#define RULE_RBP_OFF(r) ((int64_t)(int16_t)(uint16_t)((r) >> 16))
-#define RULE_CFA_OFF(r) ((int64_t)(int32_t)(uint32_t)((r) >> 32))
+#define RULE_RBP_OFF(r) ((int64_t)(int16_t)(uint16_t)((r) >> 8))
+#define RULE_CFA_OFF(r) ((int64_t)(r) >> 40)
 
 /* ------------------------------------------------------------- reading */
 
@@ -165,9 +170,11 @@ static uintptr_t rd_encoded(rd *r, uint8_t enc, bool value_only)
 
 /* The FDE of pc from the .eh_frame_hdr at hdr: its binary-search table of
  * (start, FDE) pairs, 4-byte offsets from hdr, as every linker writes it.
- * NULL when the table has another form or no entry starts at or below pc. */
-static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
+ * NULL when no entry starts at or below pc; *unread when the table has
+ * another form (libgcc would search .eh_frame itself: the caller falls back). */
+static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc, bool *unread)
 {
+    *unread = true;
     if (hdr[0] != 1)
         return NULL;
     uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
@@ -176,6 +183,7 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
     uint64_t count = rd_encoded(&r, count_enc, false);
     if (r.bad || table_enc != 0x3b || count == 0 || count > ((uint64_t)1 << 31))
         return NULL;
+    *unread = false;
     const uint8_t *table = r.p;
     int64_t rel = (int64_t)(pc - (uintptr_t)hdr);
     size_t a = 0, b = (size_t)count; // the last entry whose start is <= pc
@@ -203,7 +211,9 @@ enum { R_SAME, R_AT, R_AT_RBP, R_UNDEF, R_BAD };
 typedef struct cfa_state {
     uint64_t cfa_reg;
     int64_t cfa_off;
-    bool cfa_deref; /* CFA = the word at rbp + cfa_off */
+    bool cfa_deref; /* CFA = the word at rbp + deref_off (cfa_off is then unused,
+                       as in libgcc: a later def_cfa_offset leaves the expression) */
+    int64_t deref_off;
     bool cfa_bad;
     uint8_t rbp, ra;
     int64_t rbp_off, ra_off;
@@ -219,12 +229,16 @@ typedef struct cie_info {
     bool has_aug, signal;
 } cie_info;
 
+/* v × the data alignment, wrapping as unsigned: malformed input must not
+ * overflow a signed type (an offset that large fails the packing's range). */
+static int64_t scaled(uint64_t v, int64_t align) { return (int64_t)(v * (uint64_t)align); }
+
 static void set_reg(cfa_state *s, uint64_t reg, uint8_t how, int64_t off)
 {
-    if (reg == REG_RBP) {
+    if (reg == DW_RBP) {
         s->rbp = how;
         s->rbp_off = off;
-    } else if (reg == REG_RA) {
+    } else if (reg == DW_RA) {
         s->ra = how;
         s->ra_off = off;
     }
@@ -232,10 +246,10 @@ static void set_reg(cfa_state *s, uint64_t reg, uint8_t how, int64_t off)
 
 static void restore_reg(cfa_state *s, const cfa_state *init, uint64_t reg)
 {
-    if (reg == REG_RBP) {
+    if (reg == DW_RBP) {
         s->rbp = init->rbp;
         s->rbp_off = init->rbp_off;
-    } else if (reg == REG_RA) {
+    } else if (reg == DW_RA) {
         s->ra = init->ra;
         s->ra_off = init->ra_off;
     }
@@ -260,7 +274,7 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
             advance = true;
             break;
         case 2: // DW_CFA_offset
-            set_reg(s, op & 0x3f, R_AT, (int64_t)rd_uleb(r) * c->data_align);
+            set_reg(s, op & 0x3f, R_AT, scaled(rd_uleb(r), c->data_align));
             break;
         case 3: // DW_CFA_restore
             if (!init)
@@ -292,7 +306,7 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
                 break;
             case 0x05: // offset_extended
                 reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, (int64_t)rd_uleb(r) * c->data_align);
+                set_reg(s, reg, R_AT, scaled(rd_uleb(r), c->data_align));
                 break;
             case 0x06: // restore_extended
                 if (!init)
@@ -343,8 +357,8 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
                 if (len >= 3 && rd_fixed(&e, 1) == 0x76) {
                     int64_t off = rd_sleb(&e);
                     if (!e.bad && rd_fixed(&e, 1) == 0x06 && e.p == e.end && !e.bad) {
-                        s->cfa_reg = REG_RBP;
-                        s->cfa_off = off;
+                        s->cfa_reg = DW_RBP;
+                        s->deref_off = off;
                         s->cfa_deref = true;
                         s->cfa_bad = false;
                     }
@@ -362,7 +376,7 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
                 r->p += len;
                 set_reg(s, reg, R_BAD, 0);
                 // gcc's realigned frame keeps rbp at DW_OP_breg6 off.
-                if (op == 0x10 && reg == REG_RBP && len >= 2 && rd_fixed(&e, 1) == 0x76) {
+                if (op == 0x10 && reg == DW_RBP && len >= 2 && rd_fixed(&e, 1) == 0x76) {
                     int64_t off = rd_sleb(&e);
                     if (!e.bad && e.p == e.end)
                         set_reg(s, reg, R_AT_RBP, off);
@@ -371,15 +385,15 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
             }
             case 0x11: // offset_extended_sf
                 reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, rd_sleb(r) * c->data_align);
+                set_reg(s, reg, R_AT, scaled((uint64_t)rd_sleb(r), c->data_align));
                 break;
             case 0x12: // def_cfa_sf
                 s->cfa_reg = rd_uleb(r);
-                s->cfa_off = rd_sleb(r) * c->data_align;
+                s->cfa_off = scaled((uint64_t)rd_sleb(r), c->data_align);
                 s->cfa_deref = s->cfa_bad = false;
                 break;
             case 0x13:
-                s->cfa_off = rd_sleb(r) * c->data_align;
+                s->cfa_off = scaled((uint64_t)rd_sleb(r), c->data_align);
                 break; // def_cfa_offset_sf
             case 0x14: // val_offset
             case 0x15: // val_offset_sf
@@ -395,7 +409,7 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
                 break; // GNU_args_size
             case 0x2f: // GNU_negative_offset_extended
                 reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, -(int64_t)rd_uleb(r) * c->data_align);
+                set_reg(s, reg, R_AT, scaled(0 - rd_uleb(r), c->data_align));
                 break;
             default:
                 return false;
@@ -468,7 +482,7 @@ static bool read_cie(const uint8_t *cie, cie_info *c, rd *ins)
             return false;
         r.p = data_end;
     }
-    if (r.bad || c->ra_reg != REG_RA || c->code_align == 0)
+    if (r.bad || c->ra_reg != DW_RA || c->code_align == 0)
         return false;
     *ins = r;
     return true;
@@ -482,13 +496,22 @@ static uint64_t rule_for(uintptr_t ret)
     const uint64_t fail = RULE(K_FAIL, 0, 0, 0, 0), end = RULE(K_END, 0, 0, 0, 0);
     uintptr_t pc = ret - 1;
     struct dl_find_object dlfo;
+    // Code the loader does not know (a JIT's, whose tables libgcc may have
+    // from __register_frame), or not yet (an object dlopen is still loading).
     if (_dl_find_object((void *)pc, &dlfo) != 0)
-        return end | UNKEPT; // code the loader does not know (a JIT's), or not yet (dlopen)
+        return fail | UNKEPT;
+    // A signal handler's return into a restorer of its own: libgcc knows its
+    // code (mov $15, %rax; syscall: rt_sigreturn), and its frame, by sight.
+    static const uint8_t sigreturn[9] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    if ((uintptr_t)dlfo.dlfo_map_end - ret >= sizeof sigreturn &&
+        memcmp((const void *)ret, sigreturn, sizeof sigreturn) == 0)
+        return fail;
     if (!dlfo.dlfo_eh_frame)
-        return end; // no unwind information
-    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc);
+        return end; // no unwind information: libgcc ends the stack there too
+    bool unread;
+    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc, &unread);
     if (!fde)
-        return end;
+        return unread ? fail : end;
     uint32_t len, cie_off;
     memcpy(&len, fde, 4);
     memcpy(&cie_off, fde + 4, 4);
@@ -513,7 +536,7 @@ static uint64_t rule_for(uintptr_t ret)
     }
     if (c.signal)
         return fail;
-    cfa_state s = {.cfa_reg = REG_RSP, .rbp = R_SAME, .ra = R_UNDEF};
+    cfa_state s = {.cfa_reg = DW_RSP, .rbp = R_SAME, .ra = R_UNDEF};
     uintptr_t loc = start;
     if (!run(&cie_ins, &c, &loc, UINTPTR_MAX, &s, NULL))
         return fail;
@@ -528,16 +551,18 @@ static uint64_t rule_for(uintptr_t ret)
     int base;
     if (s.cfa_deref)
         base = B_DEREF_RBP;
-    else if (s.cfa_reg == REG_RSP)
+    else if (s.cfa_reg == DW_RSP)
         base = B_RSP;
-    else if (s.cfa_reg == REG_RBP)
+    else if (s.cfa_reg == DW_RBP)
         base = B_RBP;
     else
         return fail;
     int saved = s.rbp == R_AT ? SAVED_CFA : s.rbp == R_AT_RBP ? SAVED_RBP : 0;
-    if (s.cfa_off != (int32_t)s.cfa_off || (saved && s.rbp_off != (int16_t)s.rbp_off))
+    int64_t cfa_off = s.cfa_deref ? s.deref_off : s.cfa_off;
+    if (cfa_off > CFA_OFF_MAX || cfa_off < -CFA_OFF_MAX ||
+        (saved && s.rbp_off != (int16_t)s.rbp_off))
         return fail;
-    return RULE(K_OK, base, saved, saved ? s.rbp_off : 0, s.cfa_off);
+    return RULE(K_OK, base, saved, saved ? s.rbp_off : 0, cfa_off);
 }
 
 /* ------------------------------------------------------------- the table */
@@ -552,6 +577,7 @@ typedef struct slot {
 
 static slot slots[(size_t)1 << SLOT_BITS];
 static _Atomic uint64_t nrules;
+static _Atomic uint32_t epoch; /* ms__cfi_forget */
 
 uint64_t ms__cfi_rules(void) { return ms_atomic_load_relaxed(&nrules); }
 
@@ -559,17 +585,28 @@ static uint64_t rule_of(uintptr_t ret)
 {
     if (ret >> 62)
         return RULE(K_FAIL, 0, 0, 0, 0);
+    uint64_t now = (uint64_t)(ms_atomic_load_relaxed(&epoch) & 0xffff) << EPOCH_SHIFT;
     uint64_t want = (uint64_t)ret << 1;
     size_t mask = ((size_t)1 << SLOT_BITS) - 1;
     size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - SLOT_BITS));
     for (unsigned k = 0; k < PROBES; k++, i = (i + 1) & mask) {
         uint64_t key = ms_atomic_load_acquire(&slots[i].key);
-        if (ms_likely(key == (want | 1)))
-            return ms_atomic_load_relaxed(&slots[i].rule);
+        if (ms_likely(key == (want | 1))) {
+            uint64_t rule = ms_atomic_load_relaxed(&slots[i].rule);
+            if (ms_likely((rule & EPOCH_MASK) == now))
+                return rule;
+            // Worked out before code was unloaded: again, for this epoch (a
+            // reader meanwhile takes the old word or the new, and works the
+            // rule out itself on the old).
+            rule = rule_for(ret) | now;
+            if (!(rule & UNKEPT))
+                ms_atomic_store_relaxed(&slots[i].rule, rule);
+            return rule;
+        }
         if (key == want)
             return rule_for(ret); // another walk is writing it
         if (key == 0) {
-            uint64_t rule = rule_for(ret);
+            uint64_t rule = rule_for(ret) | now;
             if (!(rule & UNKEPT) && atomic_compare_exchange_strong(&slots[i].key, &key, want)) {
                 ms_atomic_store_relaxed(&slots[i].rule, rule);
                 ms_atomic_store_release(&slots[i].key, want | 1);
@@ -597,8 +634,8 @@ static bool on_stack(uintptr_t at, uintptr_t lo, uintptr_t hi)
 }
 
 /* The stack words a walk read (where, and what it found), while they fit. */
-#define MEMO_FRAMES 8u
-#define MEMO_READS 12u
+#define MEMO_FRAMES MS__CFI_MEMO_FRAMES
+#define MEMO_READS MS__CFI_MEMO_READS
 
 typedef struct reads {
     unsigned n; /* MEMO_READS + 1: too many to keep */
@@ -664,37 +701,53 @@ static size_t walk(uintptr_t pc, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uint
     }
 }
 
-/* The calling thread's last short walk: the frame it started from, what it
- * found there, the other words it read and what it gave. A walk from the same
- * frame that asks for the same depth and finds the same words gives the same
- * frames, since a rule depends on its return address alone (a walk that
- * ended before its depth, any depth; a failed one is not kept): the bottom of the
- * stack under a chain of frame pointers (glibc's start of main), walked at
- * every call, is then a few compares instead of a few lookups. `busy` while
- * the thread reads or writes it: a walk in a signal handler that interrupted
- * one leaves it alone. */
-typedef struct memo {
-    uintptr_t frame, pc, rbp; /* frame: 0 = none */
-    uint8_t max, n, nread;
-    bool whole; /* the walk ended before max: it answers any depth */
-    uintptr_t at[MEMO_READS], val[MEMO_READS];
-    uintptr_t out[MEMO_FRAMES];
-} memo;
-
-static _Thread_local memo tl_memo;
-static _Thread_local volatile int tl_memo_busy;
-
-static bool memo_holds(const memo *m, uintptr_t frame, size_t max)
+/* A kept walk (cfi.h) answers one from the same frame, under the same
+ * return address, with the same words at the frame and at every other place
+ * it read, asking for a depth it covers (a walk that ended before its depth
+ * covers any; a failed walk is not kept), in the same epoch: a rule depends
+ * on its return address alone, and the words are what the walk read. */
+static bool memo_holds(const ms__cfi_memo *m, uintptr_t frame, uintptr_t below, size_t max)
 {
     // Its frame was on this thread's stack when it was kept, and still is.
-    // A walk cut at its depth answers one as deep or less (its first frames).
-    if (m->frame != frame || (!m->whole && max > m->max) || word_at(frame) != m->rbp ||
+    if (m->frame != frame || m->below != below || (!m->whole && max > m->max) ||
+        m->epoch != ms_atomic_load_relaxed(&epoch) || word_at(frame) != m->rbp ||
         word_at(frame + 8) != m->pc)
         return false;
     for (unsigned i = 0; i < m->nread; i++)
         if (word_at(m->at[i]) != m->val[i])
             return false;
     return true;
+}
+
+/* Does the function that ret returns into keep a frame pointer at that call
+ * (CFA = rbp + 16, rbp saved at CFA - 16)? */
+static bool keeps_frame_pointer(uintptr_t ret)
+{
+    uint64_t rule = rule_of(ret);
+    return RULE_KIND(rule) == K_OK && RULE_BASE(rule) == B_RBP && RULE_CFA_OFF(rule) == 16 &&
+           RULE_SAVED(rule) == SAVED_CFA && RULE_RBP_OFF(rule) == -16;
+}
+
+static void memo_keep(ms__cfi_memo *m, uintptr_t frame, uintptr_t below, uintptr_t pc,
+                      uintptr_t rbp, size_t max, const uintptr_t *out, size_t n, const reads *r)
+{
+    if (n == 0 || n > MEMO_FRAMES || r->n > MEMO_READS || max > UINT8_MAX)
+        return;
+    m->below = below;
+    m->pc = pc;
+    m->rbp = rbp;
+    m->epoch = ms_atomic_load_relaxed(&epoch);
+    m->max = (uint8_t)max;
+    m->n = (uint8_t)n;
+    m->nread = (uint8_t)r->n;
+    m->whole = n < max;
+    for (unsigned i = 0; i < r->n; i++) {
+        m->at[i] = r->at[i];
+        m->val[i] = r->val[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        m->out[i] = out[i];
+    m->frame = frame;
 }
 
 size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
@@ -707,55 +760,46 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
     return walk(ret, sp, rbp, lo, hi, out, max, &r);
 }
 
-size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
+                          ms__cfi_memo *m)
 {
     if (max == 0)
         return 0;
-    if (tl_memo_busy) { // a signal handler, inside this thread's walk
-        uintptr_t lo, hi;
-        ms__thread_stack(&lo, &hi);
-        return frame >= lo && frame <= hi - 16 && !(frame & 7)
-                   ? ms__cfi_walk(word_at(frame + 8), frame + 16, word_at(frame), lo, hi, out, max)
-                   : 0;
-    }
-    tl_memo_busy = 1;
-    ms_compiler_barrier();
-    memo *m = &tl_memo;
-    size_t n = 0;
-    if (memo_holds(m, frame, max)) {
-        n = m->n < max ? m->n : max;
-        for (size_t i = 0; i < n; i++) // a few words: no call
-            out[i] = m->out[i];
-    } else {
-        m->frame = 0;
-        uintptr_t lo, hi;
-        ms__thread_stack(&lo, &hi);
-        if (frame >= lo && hi >= lo + 16 && frame <= hi - 16 && !(frame & 7)) {
-            uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
-            reads r;
-            r.n = 0;
-            n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
-            if (n && n <= MEMO_FRAMES && r.n <= MEMO_READS && max <= UINT8_MAX) {
-                m->pc = pc;
-                m->rbp = rbp;
-                m->max = (uint8_t)max;
-                m->whole = n < max;
-                m->n = (uint8_t)n;
-                m->nread = (uint8_t)r.n;
-                for (unsigned i = 0; i < r.n; i++) {
-                    m->at[i] = r.at[i];
-                    m->val[i] = r.val[i];
-                }
-                for (size_t i = 0; i < n; i++)
-                    m->out[i] = out[i];
-                m->frame = frame;
-            }
+    if (m && m->busy) // a signal handler, inside this thread's walk
+        m = NULL;
+    if (m) {
+        m->busy = 1;
+        ms_compiler_barrier();
+        if (memo_holds(m, frame, below, max)) {
+            size_t n = m->n < max ? m->n : max;
+            for (size_t i = 0; i < n; i++) // a few words: no call
+                out[i] = m->out[i];
+            ms_compiler_barrier();
+            m->busy = 0;
+            return n;
         }
+        m->frame = 0;
     }
-    ms_compiler_barrier();
-    tl_memo_busy = 0;
+    size_t n = 0;
+    uintptr_t lo, hi;
+    ms__thread_stack(&lo, &hi);
+    if (hi >= lo + 16 && frame >= lo && frame <= hi - 16 && !(frame & 7) &&
+        (!below || keeps_frame_pointer(below))) {
+        uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
+        reads r;
+        r.n = 0;
+        n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
+        if (m)
+            memo_keep(m, frame, below, pc, rbp, max, out, n, &r);
+    }
+    if (m) {
+        ms_compiler_barrier();
+        m->busy = 0;
+    }
     return n;
 }
+
+void ms__cfi_forget(void) { ms_atomic_add_relaxed(&epoch, 1); }
 
 #else /* no _dl_find_object, or not x86-64 */
 
@@ -766,11 +810,14 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
     return 0;
 }
 
-size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max)
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
+                          ms__cfi_memo *m)
 {
-    (void)frame, (void)out, (void)max;
+    (void)frame, (void)below, (void)out, (void)max, (void)m;
     return 0;
 }
+
+void ms__cfi_forget(void) {}
 
 uint64_t ms__cfi_rules(void) { return 0; }
 

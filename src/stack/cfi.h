@@ -13,6 +13,8 @@
 #ifndef MS_STACK_CFI_H
 #define MS_STACK_CFI_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,12 +28,38 @@
 size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, uintptr_t hi,
                     uintptr_t *out, size_t max);
 
+/* A thread's last short walk from a frame (ms__cfi_walk_frame), with the
+ * stack words it read: the bottom of the stack under a chain of frame
+ * pointers (glibc's start of main) is walked at every call, and then answered
+ * from it. Kept in the thread's store buffer, not in thread-local storage (a
+ * library that links memscope and is loaded by dlopen has little of that). */
+#define MS__CFI_MEMO_FRAMES 8
+#define MS__CFI_MEMO_READS 12
+typedef struct ms__cfi_memo {
+    volatile sig_atomic_t busy; /* the owner is in it: a signal handler's walk leaves it be */
+    bool whole;                 /* the walk ended before its depth */
+    uint8_t max, n, nread;
+    uint32_t epoch;
+    uintptr_t frame, below, pc, rbp; /* frame: 0 = none kept */
+    uintptr_t at[MS__CFI_MEMO_READS], val[MS__CFI_MEMO_READS];
+    uintptr_t out[MS__CFI_MEMO_FRAMES];
+} ms__cfi_memo;
+
 /* The same walk from `frame`, the frame of a function built with frame
  * pointers (the frame register it saved at frame, its return address at
- * frame + 8), on this thread's stack (else 0). The thread's last walk of at
- * most 8 frames is kept: one from the same frame that asks for the same depth
- * and finds the same stack words is answered from it. */
-size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t *out, size_t max);
+ * frame + 8), on this thread's stack (else 0). `below`: the return address
+ * into the function whose frame `frame` is, when a frame-pointer chain gave
+ * it (0: the caller's own frame): the walk is made only if that function
+ * keeps a frame pointer by its call-frame information, so that a chain that
+ * wandered into a frame's data does not go on from there. `memo` (the
+ * thread's, or NULL): a kept walk from the same frame that finds the same
+ * stack words answers. */
+size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
+                          ms__cfi_memo *memo);
+
+/* Code was unloaded (dlclose), and other code may be loaded where it was:
+ * the rules and kept walks worked out so far are not used again. */
+void ms__cfi_forget(void);
 
 /* How many return addresses have a rule in the table (for tests and figures). */
 uint64_t ms__cfi_rules(void);

@@ -103,6 +103,25 @@ static _Atomic uint64_t verdicts[VERDICTS];
 /* The calling thread's last decided entry: one word, so that a signal
  * handler's walk on the same thread reads an entry whole. */
 static _Thread_local volatile uint64_t tl_verdict;
+/* The calling thread's last wrapper site and its entry (d << 57 | site): one
+ * word, so that a signal handler's walk on the same thread reads it whole. */
+static _Thread_local volatile uint64_t tl_wrap_site;
+
+/* Bumped when code is unloaded (ms__stack_forget_code); tl_epoch: the one
+ * the calling thread's two entries above are from. */
+static _Atomic uint32_t code_epoch;
+static _Thread_local uint32_t tl_epoch;
+
+/* Forget the calling thread's entries if code was unloaded since. */
+static inline void tl_entries_fresh(void)
+{
+    uint32_t now = ms_atomic_load_relaxed(&code_epoch);
+    if (ms_unlikely(tl_epoch != now)) {
+        tl_verdict = 0;
+        tl_wrap_site = 0;
+        tl_epoch = now;
+    }
+}
 
 static uint64_t verdict_entry(uintptr_t ret, int verdict, size_t arg)
 {
@@ -212,7 +231,7 @@ static size_t backtrace_from(uintptr_t ret, uintptr_t *out, size_t max)
 static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
     if (ms_atomic_load_relaxed(&mode) != MS__UNWIND_BACKTRACE) {
-        size_t n = ms__cfi_walk_frame((uintptr_t)fp, out, max);
+        size_t n = ms__cfi_walk_frame((uintptr_t)fp, 0, out, max, NULL);
         if (n && out[0] == ret)
             return n;
     }
@@ -281,6 +300,16 @@ bool ms__stack_in_wrapper(uintptr_t pc)
 #define WRAP_NEVER 127u
 static _Atomic uint64_t wrap_sites[WRAP_SITES];
 
+void ms__stack_forget_code(void)
+{
+    ms_atomic_add_relaxed(&code_epoch, 1);
+    for (size_t i = 0; i < VERDICTS; i++)
+        ms_atomic_store_relaxed(&verdicts[i], 0);
+    for (size_t i = 0; i < WRAP_SITES; i++)
+        ms_atomic_store_relaxed(&wrap_sites[i], 0);
+    ms__cfi_forget();
+}
+
 static _Atomic uint64_t *wrap_site_slot(uintptr_t site)
 {
     return site_slot(wrap_sites, 8, 16, 0, site);
@@ -338,17 +367,21 @@ static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintp
 }
 
 /* The walk past the end of a frame-pointer chain: from `cur`, the last frame
- * it read (out[n - 1] is its return address), by the unwinder. @return the
- * depth, n when the unwinder cannot go on. */
-MS_NOINLINE static size_t chain_rest(uintptr_t cur, uintptr_t *out, size_t n, size_t max)
+ * it read (out[n - 1] is its return address; out[n - 2], when cur is not the
+ * hook's frame `fp`, the return address into the function whose frame it
+ * is), by the unwinder, with the thread's kept walk (b). @return the depth, n
+ * when the unwinder cannot go on. */
+MS_NOINLINE static size_t chain_rest(ms__tbuf *b, uintptr_t fp, uintptr_t cur, uintptr_t *out,
+                                     size_t n, size_t max)
 {
     if (stack_word(cur + 8) != out[n - 1])
         return n; // a SKIP word's frame, which has no frame of its own to go on from
-    size_t more = ms__cfi_walk_frame(cur, out + n - 1, max - n + 1);
+    size_t more = ms__cfi_walk_frame(cur, cur == fp ? 0 : out[n - 2], out + n - 1, max - n + 1,
+                                     b ? &b->cfi_memo : NULL);
     return more > 1 ? n + more - 1 : n;
 }
 
-size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
+size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 {
     if (max > MS__STACK_MAX_DEPTH)
         max = MS__STACK_MAX_DEPTH;
@@ -359,6 +392,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     int m = ms_atomic_load_relaxed(&mode);
     uint64_t e = 0;
     int v = V_BAD; // the unwinder alone, unless the chain is asked
+    tl_entries_fresh();
     uintptr_t lo = 0, hi = 0, cur = (uintptr_t)fp;
     bool in_stack = false;
     if (m != MS__UNWIND_UNWINDER) {
@@ -372,8 +406,11 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
         in_stack = frame_on_stack(cur, lo, hi);
         if (in_stack && v == V_SKIP && n < max) {
             uintptr_t at = cur + 16 + 8 * VERDICT_ARG(e);
-            if (at + 8 <= hi)
-                out[n++] = stack_word(at);
+            uintptr_t w = at + 8 <= hi ? stack_word(at) : 0;
+            if (w >= 4096 && !(w >> 47))
+                out[n++] = w;
+            else
+                v = V_BAD; // no return address there: the unwinder answers this walk
         }
         if (in_stack) {
             while (n < max) {
@@ -406,7 +443,7 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
             // on from it (at the bottom of the stack, the same few frames at
             // every call: cfi.c keeps the thread's last such walk).
             if (n < max && m == MS__UNWIND_AUTO)
-                n = chain_rest(cur, out, n, max);
+                n = chain_rest(b, (uintptr_t)fp, cur, out, n, max);
             return n;
         }
     }
@@ -418,7 +455,8 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
-            return n < max && m == MS__UNWIND_AUTO ? chain_rest(cur, out, n, max) : n;
+            return n < max && m == MS__UNWIND_AUTO ? chain_rest(b, (uintptr_t)fp, cur, out, n, max)
+                                                   : n;
         }
         // SKIP: the caller's return address is in the wrapper's frame, and
         // the chain past it goes on where the unwinder does (or breaks at
@@ -434,8 +472,9 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
                 size_t keep = n < max ? n : max - 1;
                 memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
                 out[1] = tmp[1];
-                return keep + 1 < max && m == MS__UNWIND_AUTO ? chain_rest(cur, out, keep + 1, max)
-                                                              : keep + 1;
+                return keep + 1 < max && m == MS__UNWIND_AUTO
+                           ? chain_rest(b, (uintptr_t)fp, cur, out, keep + 1, max)
+                           : keep + 1;
             }
         } else {
             size_t walks = VERDICT_ARG(e) + 1;
@@ -453,9 +492,6 @@ size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
     return u;
 }
 
-/* The calling thread's last wrapper site and its entry (d << 57 | site): one
- * word, so that a signal handler's walk on the same thread reads it whole. */
-static _Thread_local volatile uint64_t tl_wrap_site;
 #define WRAP_SITE(e) ((e) & ((UINT64_C(1) << 57) - 1))
 
 /* Follow the learnt entries from `ret` (stored at `loc`, with the frame
@@ -529,6 +565,7 @@ uintptr_t ms__stack_caller(const void *fp, uintptr_t ret)
     // its caller's return address is a word of its frame: no range check, no
     // lookup, and a small function (wrap_follow's first step, alone). The
     // cache never holds a site under MEMSCOPE_UNWIND=fp.
+    tl_entries_fresh();
     uint64_t e = tl_wrap_site;
     size_t d0 = e && WRAP_SITE(e) == (uint64_t)ret ? (size_t)(e >> 57) : 0;
     if (d0 == WRAP_NEVER)

@@ -30,9 +30,18 @@ void ms__stack_warm_up(void);
 
 /* The stack of a call whose caller's frame is `fp` (the frame of the function
  * that was called, built with frame pointers) and whose return address is
- * `ret`: at most `max` return addresses into out, innermost (ret) first.
+ * `ret`: at most `max` return addresses into out, innermost (ret) first. `b`
+ * (may be NULL): the calling thread's store buffer, which keeps its last walk
+ * past the end of a chain of frame pointers.
  * @return the depth (at least 1 when ret != 0). No allocation, no lock. */
-size_t ms__stack_walk(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
+size_t ms__stack_walk(struct ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out,
+                      size_t max);
+
+/* Code was unloaded (dlclose): what walks learnt per return address (the
+ * call sites' verdicts, the wrappers' frames, cfi.c's rules) is forgotten, so
+ * that code loaded at the same address is learnt afresh. Lock-free; a walk
+ * that runs meanwhile may still use what it read before. */
+void ms__stack_forget_code(void);
 
 /* Allocator wrappers: the functions that only allocate for their caller
  * (C++'s operator new and new[] in every form, strdup, strndup), whose blocks

@@ -17,6 +17,7 @@
 #include "store/filter.h"
 #include "store/live.h"
 #include "store/rec.h"
+#include "stack/cfi.h"
 #include "store/tids.h"
 
 #define MS__SEG_EVENTS 4096u
@@ -104,6 +105,7 @@ typedef struct ms__tbuf {
     /* 1 while the owner updates stack_cache, stack_next or [w]caller_* (a signal
      * handler that interns a stack on this thread meanwhile leaves them be). */
     volatile sig_atomic_t stack_busy;
+    ms__cfi_memo cfi_memo; /* owner only: its last walk past a chain (stack.c) */
 } ms__tbuf;
 
 typedef struct ms__chunk ms__chunk;

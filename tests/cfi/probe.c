@@ -39,6 +39,7 @@ __attribute__((noinline)) void cfi_probe(cfi_walk *w)
 __attribute__((noinline)) void cfi_probe_frame(cfi_walk *w)
 {
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    w->ncfi = ms__cfi_walk_frame(fp, w->cfi, w->max ? w->max : CFI_MAX);
+    static ms__cfi_memo memo; // one thread's, as in its store buffer
+    w->ncfi = ms__cfi_walk_frame(fp, 0, w->cfi, w->max ? w->max : CFI_MAX, &memo);
     by_backtrace(w, (uintptr_t)__builtin_return_address(0));
 }
