@@ -75,9 +75,9 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
  * the frame register, learnt per call site with the unwinder's help:
  *
  * - FP: it keeps a frame pointer. The chain's second frame is right, and the
- *   chain is taken alone (frames further up as the chain gives them: it may
- *   end early in code without frame pointers, as glibc's start of main, and
- *   one site then always gives the same stack).
+ *   chain is taken (frames further up as the chain gives them; where it ends
+ *   early, in code without frame pointers such as glibc's start of main, the
+ *   unwinder goes on from its last frame under MEMSCOPE_UNWIND=auto: chain_rest).
  * - SKIP: it keeps none, and the return address into its caller sits `word`
  *   words above the return address into it. A small wrapper that leaves the
  *   register alone, such as C++'s operator new around malloc, leaves the chain
@@ -91,7 +91,8 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max);
  * A site is FP when the unwinder knows no more than `ret` (code without
  * unwind information: the chain is all there is), and when the table has no
  * room for it. Open addressing by site; an entry is (word or walks << 58 |
- * site << 2 | verdict), never removed once decided. */
+ * site << 2 | verdict), never removed once decided, until code is unloaded
+ * (ms__stack_forget_code). */
 #define VERDICTS 16384u /* 2^14 */
 enum { V_UNKNOWN = 0, V_FP = 1, V_BAD = 2, V_SKIP = 3 };
 #define VERDICT_SITE(e) (((e) >> 2) & ((UINT64_C(1) << 56) - 1))
