@@ -1,6 +1,7 @@
 /* test_cfi.c — walking stacks by call-frame information (src/stack/cfi.c):
- * through code built without frame pointers, in each frame layout gcc gives
- * it (tests/cfi/shapes.c), on the main thread and another, through glibc's
+ * through code built without frame pointers, in the frame layouts gcc gives
+ * it most (tests/cfi/shapes.c: on the stack pointer, on rbp, realigned, a
+ * 100 KiB frame), on the main thread and another, through glibc's
  * qsort, the walk gives the same return addresses as glibc's backtrace(),
  * to the outermost frame; a second walk reuses the rules the first worked
  * out, and the thread's last walk is reused only where the stack is the same
