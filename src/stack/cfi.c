@@ -760,42 +760,47 @@ size_t ms__cfi_walk(uintptr_t ret, uintptr_t sp, uintptr_t rbp, uintptr_t lo, ui
     return walk(ret, sp, rbp, lo, hi, out, max, &r);
 }
 
+/* ms__cfi_walk_frame past the kept walk: the walk itself, kept in m (may be
+ * NULL) when it is short. Out of line, so that an answer from the kept walk
+ * does not pay for this one's frame. */
+MS_NOINLINE static size_t walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
+                                     ms__cfi_memo *m)
+{
+    if (m)
+        m->frame = 0;
+    uintptr_t lo, hi;
+    ms__thread_stack(&lo, &hi);
+    if (hi < lo + 16 || frame < lo || frame > hi - 16 || (frame & 7) ||
+        (below && !keeps_frame_pointer(below)))
+        return 0;
+    uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
+    reads r;
+    r.n = 0;
+    size_t n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
+    if (m)
+        memo_keep(m, frame, below, pc, rbp, max, out, n, &r);
+    return n;
+}
+
 size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
                           ms__cfi_memo *m)
 {
     if (max == 0)
         return 0;
-    if (m && m->busy) // a signal handler, inside this thread's walk
-        m = NULL;
-    if (m) {
-        m->busy = 1;
-        ms_compiler_barrier();
-        if (memo_holds(m, frame, below, max)) {
-            size_t n = m->n < max ? m->n : max;
-            for (size_t i = 0; i < n; i++) // a few words: no call
-                out[i] = m->out[i];
-            ms_compiler_barrier();
-            m->busy = 0;
-            return n;
-        }
-        m->frame = 0;
+    if (!m || m->busy) // none; or a signal handler, inside this thread's walk
+        return walk_frame(frame, below, out, max, NULL);
+    m->busy = 1;
+    ms_compiler_barrier();
+    size_t n;
+    if (memo_holds(m, frame, below, max)) {
+        n = m->n < max ? m->n : max;
+        for (size_t i = 0; i < n; i++) // a few words: no call
+            out[i] = m->out[i];
+    } else {
+        n = walk_frame(frame, below, out, max, m);
     }
-    size_t n = 0;
-    uintptr_t lo, hi;
-    ms__thread_stack(&lo, &hi);
-    if (hi >= lo + 16 && frame >= lo && frame <= hi - 16 && !(frame & 7) &&
-        (!below || keeps_frame_pointer(below))) {
-        uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
-        reads r;
-        r.n = 0;
-        n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
-        if (m)
-            memo_keep(m, frame, below, pc, rbp, max, out, n, &r);
-    }
-    if (m) {
-        ms_compiler_barrier();
-        m->busy = 0;
-    }
+    ms_compiler_barrier();
+    m->busy = 0;
     return n;
 }
 
