@@ -119,6 +119,25 @@ static void a_kept_walk_should_not_answer_for_another_caller(void **state)
     assert_true(w[0].bt[2] == w[1].bt[2] && w[1].bt[2] != w[2].bt[2]); // the two callers
 }
 
+static void rules_should_be_worked_out_again_when_code_is_unloaded(void **state)
+{
+    (void)state;
+    static cfi_walk w[3];
+    uint64_t before[3];
+    for (volatile int i = 0; i < 3; i++) { // not unrolled: one call site
+        before[i] = ms__cfi_rules();
+        if (i == 1)
+            ms__cfi_forget(); // stale rules are worked out again in their slots
+        if (i == 2)
+            for (int k = 0; k < 65536; k++) // the 16-bit epoch wraps: the table is emptied
+                ms__cfi_forget();
+        shape_recurse(&w[i], 20);
+        walk_should_match_backtrace(&w[i], 22);
+    }
+    assert_true(ms__cfi_rules() > before[2]); // inserted again
+    assert_true(before[2] == before[1]);      // refreshed in place
+}
+
 static void a_walk_should_stop_at_the_depth_asked(void **state)
 {
     (void)state;
@@ -161,6 +180,7 @@ int main(void)
         cmocka_unit_test(another_threads_stack_should_walk_as_glibc_does),
         cmocka_unit_test(a_second_walk_should_reuse_its_rules),
         cmocka_unit_test(a_kept_walk_should_not_answer_for_another_caller),
+        cmocka_unit_test(rules_should_be_worked_out_again_when_code_is_unloaded),
         cmocka_unit_test(a_walk_should_stop_at_the_depth_asked),
         cmocka_unit_test(a_walk_should_give_up_rather_than_leave_its_stack),
         cmocka_unit_test(a_walk_in_a_signal_handler_should_give_up_or_be_right),

@@ -1,6 +1,9 @@
 /* real_glibc.c — the part of glibc's allocator that has no __libc_ alias, and
  * the two glibc functions capture interposes beside the malloc family. */
 #include <dlfcn.h>
+#include <limits.h>
+#include <link.h>
+#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -63,11 +66,23 @@ __attribute__((visibility("default"))) int pthread_getattr_np(pthread_t th, pthr
 /* dlclose, interposed: code may be unmapped, and other code mapped where it
  * was. What stack walks learnt per return address (stack/stack.h) is then
  * forgotten, or a library loaded at an unloaded one's address would be
- * walked by the old one's frame layouts. */
+ * walked by the old one's frame layouts; only when something was unmapped
+ * (the loader's count of objects removed moved), since a dlclose that only
+ * drops a reference would throw it all away for nothing. Weak: a program
+ * that links libmemscope_capture.a and defines its own dlclose keeps it (and
+ * memscope then does not see unloads). */
 typedef int (*dlclose_fn)(void *);
 static _Atomic(dlclose_fn) real_dlclose;
+static _Atomic unsigned long long seen_subs; /* dlpi_subs at the last dlclose */
 
-__attribute__((visibility("default"))) int dlclose(void *handle)
+static int first_object_subs(struct dl_phdr_info *info, size_t size, void *subs)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        *(unsigned long long *)subs = info->dlpi_subs;
+    return 1; // every object holds the same count: the first one tells
+}
+
+__attribute__((visibility("default"), weak)) int dlclose(void *handle)
 {
     dlclose_fn f = ms_atomic_load_acquire(&real_dlclose);
     if (ms_unlikely(!f)) {
@@ -78,7 +93,11 @@ __attribute__((visibility("default"))) int dlclose(void *handle)
         ms_atomic_store_release(&real_dlclose, f);
     }
     int rc = f(handle);
-    if (rc == 0)
-        ms__stack_forget_code();
+    if (rc == 0) {
+        unsigned long long subs = ULLONG_MAX; // not told: forget
+        dl_iterate_phdr(first_object_subs, &subs);
+        if (atomic_exchange(&seen_subs, subs) != subs || subs == ULLONG_MAX)
+            ms__stack_forget_code();
+    }
     return rc;
 }

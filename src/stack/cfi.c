@@ -500,18 +500,19 @@ static uint64_t rule_for(uintptr_t ret)
     // from __register_frame), or not yet (an object dlopen is still loading).
     if (_dl_find_object((void *)pc, &dlfo) != 0)
         return fail | UNKEPT;
-    // A signal handler's return into a restorer of its own: libgcc knows its
-    // code (mov $15, %rax; syscall: rt_sigreturn), and its frame, by sight.
-    static const uint8_t sigreturn[9] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
-    if ((uintptr_t)dlfo.dlfo_map_end - ret >= sizeof sigreturn &&
-        memcmp((const void *)ret, sigreturn, sizeof sigreturn) == 0)
-        return fail;
-    if (!dlfo.dlfo_eh_frame)
+    bool unread = false;
+    const uint8_t *fde = dlfo.dlfo_eh_frame ? find_fde(dlfo.dlfo_eh_frame, pc, &unread) : NULL;
+    if (!fde) {
+        // A signal handler's return into a restorer of its own, without
+        // unwind information: libgcc knows its code (mov $15, %rax; syscall:
+        // rt_sigreturn) and its frame by sight. Read only on the page of the
+        // call before ret, which is mapped: the next one may not be.
+        static const uint8_t sigreturn[9] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+        if (unread || (((pc & 4095) + 1 + sizeof sigreturn <= 4096) &&
+                       memcmp((const void *)ret, sigreturn, sizeof sigreturn) == 0))
+            return fail;
         return end; // no unwind information: libgcc ends the stack there too
-    bool unread;
-    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, pc, &unread);
-    if (!fde)
-        return unread ? fail : end;
+    }
     uint32_t len, cie_off;
     memcpy(&len, fde, 4);
     memcpy(&cie_off, fde + 4, 4);
@@ -729,14 +730,15 @@ static bool keeps_frame_pointer(uintptr_t ret)
 }
 
 static void memo_keep(ms__cfi_memo *m, uintptr_t frame, uintptr_t below, uintptr_t pc,
-                      uintptr_t rbp, size_t max, const uintptr_t *out, size_t n, const reads *r)
+                      uintptr_t rbp, uint32_t now, size_t max, const uintptr_t *out, size_t n,
+                      const reads *r)
 {
     if (n == 0 || n > MEMO_FRAMES || r->n > MEMO_READS || max > UINT8_MAX)
         return;
     m->below = below;
     m->pc = pc;
     m->rbp = rbp;
-    m->epoch = ms_atomic_load_relaxed(&epoch);
+    m->epoch = now;
     m->max = (uint8_t)max;
     m->n = (uint8_t)n;
     m->nread = (uint8_t)r->n;
@@ -774,11 +776,13 @@ MS_NOINLINE static size_t walk_frame(uintptr_t frame, uintptr_t below, uintptr_t
         (below && !keeps_frame_pointer(below)))
         return 0;
     uintptr_t pc = word_at(frame + 8), rbp = word_at(frame);
+    uint32_t now =
+        ms_atomic_load_relaxed(&epoch); // a walk made across a forget is of the one before
     reads r;
     r.n = 0;
     size_t n = pc ? walk(pc, frame + 16, rbp, lo, hi, out, max, &r) : 0;
     if (m)
-        memo_keep(m, frame, below, pc, rbp, max, out, n, &r);
+        memo_keep(m, frame, below, pc, rbp, now, max, out, n, &r);
     return n;
 }
 
@@ -804,7 +808,21 @@ size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size
     return n;
 }
 
-void ms__cfi_forget(void) { ms_atomic_add_relaxed(&epoch, 1); }
+void ms__cfi_forget(void)
+{
+    uint32_t was = ms_atomic_add_relaxed(&epoch, 1);
+    if (((was + 1) & 0xffff) != 0)
+        return;
+    // The rules carry 16 bits of the epoch: at its wrap, a rule 65 536 unloads
+    // old would look current. Empty the table instead (a walk that inserts
+    // meanwhile leaves a rule of an epoch before, which is worked out again).
+    for (size_t i = 0; i < ((size_t)1 << SLOT_BITS); i++) {
+        if (ms_atomic_load_relaxed(&slots[i].key) != 0) {
+            ms_atomic_store_relaxed(&slots[i].key, 0);
+            ms_atomic_store_relaxed(&slots[i].rule, 0);
+        }
+    }
+}
 
 #else /* no _dl_find_object, or not x86-64 */
 

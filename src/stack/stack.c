@@ -113,6 +113,10 @@ static _Thread_local volatile uint64_t tl_wrap_site;
 static _Atomic uint32_t code_epoch;
 static _Thread_local uint32_t tl_epoch;
 
+/* Was code unloaded since this thread's walk began (its tl_entries_fresh)?
+ * Then what the walk learnt may be of the unloaded code: not kept. */
+static inline bool learnt_in_epoch(void) { return tl_epoch == ms_atomic_load_relaxed(&code_epoch); }
+
 /* Forget the calling thread's entries if code was unloaded since. */
 static inline void tl_entries_fresh(void)
 {
@@ -168,7 +172,7 @@ static uint64_t verdict_of(uintptr_t ret)
 static void verdict_put(uintptr_t ret, uint64_t entry)
 {
     _Atomic uint64_t *e = verdict_slot(ret);
-    if (!e)
+    if (!e || !learnt_in_epoch())
         return;
     uint64_t seen = ms_atomic_load_acquire(e);
     while ((seen == 0 || (VERDICT_SITE(seen) == (uint64_t)ret && (seen & 3) == V_UNKNOWN)) &&
@@ -304,10 +308,13 @@ static _Atomic uint64_t wrap_sites[WRAP_SITES];
 void ms__stack_forget_code(void)
 {
     ms_atomic_add_relaxed(&code_epoch, 1);
+    // Slots never used stay as they are (their pages untouched).
     for (size_t i = 0; i < VERDICTS; i++)
-        ms_atomic_store_relaxed(&verdicts[i], 0);
+        if (ms_atomic_load_relaxed(&verdicts[i]) != 0)
+            ms_atomic_store_relaxed(&verdicts[i], 0);
     for (size_t i = 0; i < WRAP_SITES; i++)
-        ms_atomic_store_relaxed(&wrap_sites[i], 0);
+        if (ms_atomic_load_relaxed(&wrap_sites[i]) != 0)
+            ms_atomic_store_relaxed(&wrap_sites[i], 0);
     ms__cfi_forget();
 }
 
@@ -326,7 +333,7 @@ static void wrap_site_learn(uintptr_t site, size_t d)
 {
     _Atomic uint64_t *e = wrap_site_slot(site);
     uint64_t empty = 0;
-    if (e)
+    if (e && learnt_in_epoch())
         atomic_compare_exchange_strong(e, &empty, (uint64_t)d << 56 | site);
 }
 
