@@ -4,9 +4,11 @@
 # preload library, minus those of the same run without it, per call. A figure
 # the machine's load does not move. Prints, per configuration,
 #   hook_instructions_per_call{config}: N
-# for: capture off (MEMSCOPE_CAPTURE=0: forwarding only), 1% sampling, and
+# for: capture off (MEMSCOPE_CAPTURE=0: forwarding only), 1% sampling,
 # full capture without stacks (what `memscope run` records; the fold's
-# instructions, on its own thread, are counted too).
+# instructions, on its own thread, are counted too), and full capture with
+# 20-frame stacks (wl_churn's mallocs come straight from main: the walk,
+# hash and interning of main's stack down to _start).
 # Usage: bench/hook-instructions.sh [BUILD_DIR [PRELOAD]]. Needs valgrind.
 set -euo pipefail
 build=${1:-build}
@@ -33,7 +35,8 @@ instructions() {
 
 native=$(instructions)
 echo "# callgrind, wl_churn $pairs ($calls calls): instructions added per malloc or free"
-for cfg in "off|MEMSCOPE_CAPTURE=0" "sample1%|MEMSCOPE_SAMPLE_RATE=0.01" "full|"; do
+for cfg in "off|MEMSCOPE_CAPTURE=0" "sample1%|MEMSCOPE_SAMPLE_RATE=0.01" "full|" \
+  "stacks20|MEMSCOPE_STACKS=20"; do
   name=${cfg%%|*}
   read -r -a vars <<<"${cfg#*|}"
   n=$(instructions LD_PRELOAD="$preload" MEMSCOPE_RETAINED_BYTES=0 \

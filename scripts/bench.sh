@@ -38,50 +38,38 @@ if [ "${build_type:-}" != "Release" ]; then
 fi
 
 failed=()
-total_start=$(date +%s.%N)
-for b in "${benches[@]}"; do
+# step NAME COMMAND...: a "## NAME" section running COMMAND, with its time;
+# a failure is noted and the others still run.
+step() {
+  local name=$1 start end rc=0
+  shift
   echo
-  echo "## $b"
+  echo "## $name"
   start=$(date +%s.%N)
-  rc=0
-  "$build/bench/$b" || rc=$?
+  "$@" || rc=$?
   if [ "$rc" -ne 0 ]; then
-    failed+=("$b")
-    echo "# $b FAILED (exit status $rc)"
+    failed+=("$name")
+    echo "# $name FAILED (exit status $rc)"
   fi
   end=$(date +%s.%N)
-  awk -v b="$b" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", b, e - s }'
+  awk -v n="$name" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", n, e - s }'
+}
+
+total_start=$(date +%s.%N)
+for b in "${benches[@]}"; do
+  step "$b" "$build/bench/$b"
 done
 
 # The fold once more, by the recording thread itself over a live set that stays
 # in its caches, and its instructions per record (callgrind: a count that other
 # programs on a shared machine do not move).
-echo
-echo "## fold-inline"
-rc=0
-"$build/bench/bench_fold" --inline --live 256 || rc=$?
-[ "$rc" -eq 0 ] || { failed+=("bench_fold --inline"); echo "# bench_fold --inline FAILED"; }
-rc=0
-"$(dirname "$0")/../bench/fold-instructions.sh" "$build" || rc=$?
-[ "$rc" -eq 0 ] || { failed+=("fold-instructions"); echo "# fold-instructions FAILED"; }
-
-# What the malloc hooks add to each call (callgrind), capture off, sampling
-# and full capture.
-echo
-echo "## hook-instructions"
-rc=0
-"$(dirname "$0")/../bench/hook-instructions.sh" "$build" || rc=$?
-[ "$rc" -eq 0 ] || { failed+=("hook-instructions"); echo "# hook-instructions FAILED"; }
-
+step fold-inline "$build/bench/bench_fold" --inline --live 256
+step fold-instructions "$(dirname "$0")/../bench/fold-instructions.sh" "$build"
+# What the malloc hooks add to each call (callgrind), capture off, sampling,
+# full capture and 20-frame stacks.
+step hook-instructions "$(dirname "$0")/../bench/hook-instructions.sh" "$build"
 # A whole run's trace (memscope run --format bin) against heaptrack's.
-echo
-echo "## trace-size"
-rc=0
-"$(dirname "$0")/../bench/trace-size.sh" "$build" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  failed+=("trace-size")
-  echo "# trace-size FAILED (exit status $rc)"
-fi
+step trace-size "$(dirname "$0")/../bench/trace-size.sh" "$build"
 
 # The dashboard of a 10-million-event run: its size, and its render time in
 # headless chromium when chromium and Node.js are installed.
@@ -107,23 +95,6 @@ else
 fi
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" 'BEGIN { printf "# dashboard took %.1f s\n", e - s }'
-
-# step NAME COMMAND...: a "## NAME" section running COMMAND, with its time;
-# a failure is noted and the others still run.
-step() {
-  local name=$1 start end rc=0
-  shift
-  echo
-  echo "## $name"
-  start=$(date +%s.%N)
-  "$@" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    failed+=("$name")
-    echo "# $name FAILED (exit status $rc)"
-  fi
-  end=$(date +%s.%N)
-  awk -v n="$name" -v s="$start" -v e="$end" 'BEGIN { printf "# %s took %.1f s\n", n, e - s }'
-}
 
 # memscope run against native, heaptrack and massif on bench/workloads/: a table.
 step compare-peers "$(dirname "$0")/../bench/compare-peers.sh" "$build"

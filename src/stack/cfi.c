@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "common/atomic.h"
+#include "common/cursor.h"
 #include "common/heap.h"
 
 #if defined(__x86_64__) && defined(DLFO_STRUCT_HAS_EH_DBASE)
@@ -62,90 +63,36 @@ enum { SAVED_CFA = 1, SAVED_RBP = 2 };
 
 /* ------------------------------------------------------------- reading */
 
-typedef struct rd {
-    const uint8_t *p, *end;
-    bool bad;
-} rd;
-
-static uint64_t rd_fixed(rd *r, size_t n)
-{
-    if ((size_t)(r->end - r->p) < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    memcpy(&v, r->p, n); // little-endian
-    r->p += n;
-    return v;
-}
-
-static uint64_t rd_uleb(rd *r)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0;; shift += 7) {
-        if (r->p >= r->end || shift >= 64) {
-            r->bad = true;
-            return 0;
-        }
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-}
-
-static int64_t rd_sleb(rd *r)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0;; shift += 7) {
-        if (r->p >= r->end || shift >= 64) {
-            r->bad = true;
-            return 0;
-        }
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            if (shift + 7 < 64 && (b & 0x40))
-                v |= ~(uint64_t)0 << (shift + 7);
-            return (int64_t)v;
-        }
-    }
-}
-
 /* A pointer in the DW_EH_PE encoding `enc` (absolute or pc-relative; the
  * other bases are not used for code on x86-64). `value_only`: the format
  * without its base, as an FDE's address range is written. */
-static uintptr_t rd_encoded(rd *r, uint8_t enc, bool value_only)
+static uintptr_t read_encoded(ms__cursor *r, uint8_t enc, bool value_only)
 {
     const uint8_t *at = r->p;
     uint64_t v;
     switch (enc & 0x0f) {
-    case 0x00:
-        v = rd_fixed(r, 8);
+    case 0x00: // absptr
+    case 0x04: // udata8
+    case 0x0c: // sdata8
+        v = ms__get_le(r, 8);
         break;
     case 0x01:
-        v = rd_uleb(r);
+        v = ms__get_varint(r);
         break;
     case 0x02:
-        v = rd_fixed(r, 2);
+        v = ms__get_le(r, 2);
         break;
     case 0x03:
-        v = rd_fixed(r, 4);
-        break;
-    case 0x04:
-        v = rd_fixed(r, 8);
+        v = ms__get_le(r, 4);
         break;
     case 0x09:
-        v = (uint64_t)rd_sleb(r);
+        v = (uint64_t)ms__get_svarint(r);
         break;
     case 0x0a:
-        v = (uint64_t)(int64_t)(int16_t)rd_fixed(r, 2);
+        v = (uint64_t)(int64_t)(int16_t)ms__get_le(r, 2);
         break;
     case 0x0b:
-        v = (uint64_t)(int64_t)(int32_t)rd_fixed(r, 4);
-        break;
-    case 0x0c:
-        v = rd_fixed(r, 8);
+        v = (uint64_t)(int64_t)(int32_t)ms__get_le(r, 4);
         break;
     default:
         r->bad = true;
@@ -178,9 +125,9 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc, bool *unread)
     if (hdr[0] != 1)
         return NULL;
     uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
-    rd r = {hdr + 4, hdr + 4 + 32, false};
-    (void)rd_encoded(&r, ptr_enc, false); // where .eh_frame starts
-    uint64_t count = rd_encoded(&r, count_enc, false);
+    ms__cursor r = {hdr + 4, hdr + 4 + 32, false};
+    (void)read_encoded(&r, ptr_enc, false); // where .eh_frame starts
+    uint64_t count = read_encoded(&r, count_enc, false);
     if (r.bad || table_enc != 0x3b || count == 0 || count > ((uint64_t)1 << 31))
         return NULL;
     *unread = false;
@@ -259,7 +206,7 @@ static void restore_reg(cfa_state *s, const cfa_state *init, uint64_t reg)
  * apply past `target` (the end of the call). `init`: the CIE's state, for
  * DW_CFA_restore (NULL while running the CIE's own). @return false when the
  * program is malformed or uses something not read here. */
-static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_state *s,
+static bool run(ms__cursor *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_state *s,
                 const cfa_state *init)
 {
     cfa_state saved[STATES];
@@ -274,7 +221,7 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
             advance = true;
             break;
         case 2: // DW_CFA_offset
-            set_reg(s, op & 0x3f, R_AT, scaled(rd_uleb(r), c->data_align));
+            set_reg(s, op & 0x3f, R_AT, scaled(ms__get_varint(r), c->data_align));
             break;
         case 3: // DW_CFA_restore
             if (!init)
@@ -286,42 +233,42 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
             case 0x00:
                 break;   // nop
             case 0x01: { // set_loc
-                uintptr_t to = rd_encoded(r, c->fde_enc, false);
+                uintptr_t to = read_encoded(r, c->fde_enc, false);
                 if (to > target)
                     return !r->bad;
                 *loc = to;
                 break;
             }
             case 0x02:
-                delta = rd_fixed(r, 1) * c->code_align;
+                delta = ms__get_u8(r) * c->code_align;
                 advance = true;
                 break;
             case 0x03:
-                delta = rd_fixed(r, 2) * c->code_align;
+                delta = ms__get_le(r, 2) * c->code_align;
                 advance = true;
                 break;
             case 0x04:
-                delta = rd_fixed(r, 4) * c->code_align;
+                delta = ms__get_le(r, 4) * c->code_align;
                 advance = true;
                 break;
             case 0x05: // offset_extended
-                reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, scaled(rd_uleb(r), c->data_align));
+                reg = ms__get_varint(r);
+                set_reg(s, reg, R_AT, scaled(ms__get_varint(r), c->data_align));
                 break;
             case 0x06: // restore_extended
                 if (!init)
                     return false;
-                restore_reg(s, init, rd_uleb(r));
+                restore_reg(s, init, ms__get_varint(r));
                 break;
             case 0x07:
-                set_reg(s, rd_uleb(r), R_UNDEF, 0);
+                set_reg(s, ms__get_varint(r), R_UNDEF, 0);
                 break;
             case 0x08:
-                set_reg(s, rd_uleb(r), R_SAME, 0);
+                set_reg(s, ms__get_varint(r), R_SAME, 0);
                 break;
             case 0x09: // register: kept in another register
-                reg = rd_uleb(r);
-                (void)rd_uleb(r);
+                reg = ms__get_varint(r);
+                (void)ms__get_varint(r);
                 set_reg(s, reg, R_BAD, 0);
                 break;
             case 0x0a: // remember_state
@@ -335,28 +282,28 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
                 *s = saved[--depth];
                 break;
             case 0x0c: // def_cfa
-                s->cfa_reg = rd_uleb(r);
-                s->cfa_off = (int64_t)rd_uleb(r);
+                s->cfa_reg = ms__get_varint(r);
+                s->cfa_off = (int64_t)ms__get_varint(r);
                 s->cfa_deref = s->cfa_bad = false;
                 break;
             case 0x0d: // def_cfa_register
-                s->cfa_reg = rd_uleb(r);
+                s->cfa_reg = ms__get_varint(r);
                 s->cfa_deref = false;
                 break;
             case 0x0e:
-                s->cfa_off = (int64_t)rd_uleb(r);
+                s->cfa_off = (int64_t)ms__get_varint(r);
                 break;   // def_cfa_offset
             case 0x0f: { // def_cfa_expression
-                uint64_t len = rd_uleb(r);
+                uint64_t len = ms__get_varint(r);
                 if (len > (uint64_t)(r->end - r->p))
                     return false;
-                rd e = {r->p, r->p + len, false};
+                ms__cursor e = {r->p, r->p + len, false};
                 r->p += len;
                 // gcc's realigned frame: DW_OP_breg6 off; DW_OP_deref.
                 s->cfa_bad = true;
-                if (len >= 3 && rd_fixed(&e, 1) == 0x76) {
-                    int64_t off = rd_sleb(&e);
-                    if (!e.bad && rd_fixed(&e, 1) == 0x06 && e.p == e.end && !e.bad) {
+                if (len >= 3 && ms__get_u8(&e) == 0x76) {
+                    int64_t off = ms__get_svarint(&e);
+                    if (!e.bad && ms__get_u8(&e) == 0x06 && e.p == e.end && !e.bad) {
                         s->cfa_reg = DW_RBP;
                         s->deref_off = off;
                         s->cfa_deref = true;
@@ -368,48 +315,48 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
             case 0x10: // expression
             case 0x16: // val_expression
             {
-                reg = rd_uleb(r);
-                uint64_t len = rd_uleb(r);
+                reg = ms__get_varint(r);
+                uint64_t len = ms__get_varint(r);
                 if (len > (uint64_t)(r->end - r->p))
                     return false;
-                rd e = {r->p, r->p + len, false};
+                ms__cursor e = {r->p, r->p + len, false};
                 r->p += len;
                 set_reg(s, reg, R_BAD, 0);
                 // gcc's realigned frame keeps rbp at DW_OP_breg6 off.
-                if (op == 0x10 && reg == DW_RBP && len >= 2 && rd_fixed(&e, 1) == 0x76) {
-                    int64_t off = rd_sleb(&e);
+                if (op == 0x10 && reg == DW_RBP && len >= 2 && ms__get_u8(&e) == 0x76) {
+                    int64_t off = ms__get_svarint(&e);
                     if (!e.bad && e.p == e.end)
                         set_reg(s, reg, R_AT_RBP, off);
                 }
                 break;
             }
             case 0x11: // offset_extended_sf
-                reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, scaled((uint64_t)rd_sleb(r), c->data_align));
+                reg = ms__get_varint(r);
+                set_reg(s, reg, R_AT, scaled((uint64_t)ms__get_svarint(r), c->data_align));
                 break;
             case 0x12: // def_cfa_sf
-                s->cfa_reg = rd_uleb(r);
-                s->cfa_off = scaled((uint64_t)rd_sleb(r), c->data_align);
+                s->cfa_reg = ms__get_varint(r);
+                s->cfa_off = scaled((uint64_t)ms__get_svarint(r), c->data_align);
                 s->cfa_deref = s->cfa_bad = false;
                 break;
             case 0x13:
-                s->cfa_off = scaled((uint64_t)rd_sleb(r), c->data_align);
+                s->cfa_off = scaled((uint64_t)ms__get_svarint(r), c->data_align);
                 break; // def_cfa_offset_sf
             case 0x14: // val_offset
             case 0x15: // val_offset_sf
-                reg = rd_uleb(r);
+                reg = ms__get_varint(r);
                 if (op == 0x14)
-                    (void)rd_uleb(r);
+                    (void)ms__get_varint(r);
                 else
-                    (void)rd_sleb(r);
+                    (void)ms__get_svarint(r);
                 set_reg(s, reg, R_BAD, 0);
                 break;
             case 0x2e:
-                (void)rd_uleb(r);
+                (void)ms__get_varint(r);
                 break; // GNU_args_size
             case 0x2f: // GNU_negative_offset_extended
-                reg = rd_uleb(r);
-                set_reg(s, reg, R_AT, scaled(0 - rd_uleb(r), c->data_align));
+                reg = ms__get_varint(r);
+                set_reg(s, reg, R_AT, scaled(0 - ms__get_varint(r), c->data_align));
                 break;
             default:
                 return false;
@@ -426,16 +373,16 @@ static bool run(rd *r, const cie_info *c, uintptr_t *loc, uintptr_t target, cfa_
 
 /* The CIE at cie (its length word): what its FDEs need, and its initial
  * instructions in *ins. @return false for a form not read here. */
-static bool read_cie(const uint8_t *cie, cie_info *c, rd *ins)
+static bool read_cie(const uint8_t *cie, cie_info *c, ms__cursor *ins)
 {
     uint32_t len;
     memcpy(&len, cie, 4);
     if (len == 0 || len == 0xffffffffu)
         return false;
-    rd r = {cie + 4, cie + 4 + len, false};
-    if (rd_fixed(&r, 4) != 0) // a CIE's id in .eh_frame
+    ms__cursor r = {cie + 4, cie + 4 + len, false};
+    if (ms__get_le(&r, 4) != 0) // a CIE's id in .eh_frame
         return false;
-    uint64_t version = rd_fixed(&r, 1);
+    uint64_t version = ms__get_u8(&r);
     if (version != 1 && version != 3)
         return false;
     const char *aug = (const char *)r.p;
@@ -445,30 +392,30 @@ static bool read_cie(const uint8_t *cie, cie_info *c, rd *ins)
     if (r.p >= r.end || alen > 8)
         return false;
     r.p++;
-    c->code_align = rd_uleb(&r);
-    c->data_align = rd_sleb(&r);
-    c->ra_reg = version == 1 ? rd_fixed(&r, 1) : rd_uleb(&r);
+    c->code_align = ms__get_varint(&r);
+    c->data_align = ms__get_svarint(&r);
+    c->ra_reg = version == 1 ? ms__get_u8(&r) : ms__get_varint(&r);
     c->fde_enc = 0;
     c->has_aug = alen > 0 && aug[0] == 'z';
     c->signal = false;
     if (alen > 0 && !c->has_aug)
         return false;
     if (c->has_aug) {
-        uint64_t dlen = rd_uleb(&r);
+        uint64_t dlen = ms__get_varint(&r);
         if (r.bad || dlen > (uint64_t)(r.end - r.p))
             return false;
         const uint8_t *data_end = r.p + dlen;
         for (size_t i = 1; i < alen && !r.bad; i++) {
             switch (aug[i]) {
             case 'R':
-                c->fde_enc = (uint8_t)rd_fixed(&r, 1);
+                c->fde_enc = (uint8_t)ms__get_u8(&r);
                 break;
             case 'L':
-                (void)rd_fixed(&r, 1);
+                (void)ms__get_u8(&r);
                 break;
             case 'P': {
-                uint8_t penc = (uint8_t)rd_fixed(&r, 1);
-                (void)rd_encoded(&r, (uint8_t)(penc & 0x7f), true); // the personality: skipped
+                uint8_t penc = (uint8_t)ms__get_u8(&r);
+                (void)read_encoded(&r, (uint8_t)(penc & 0x7f), true); // the personality: skipped
                 break;
             }
             case 'S':
@@ -519,18 +466,18 @@ static uint64_t rule_for(uintptr_t ret)
     if (len == 0 || len == 0xffffffffu || cie_off == 0)
         return fail;
     cie_info c;
-    rd cie_ins;
+    ms__cursor cie_ins;
     if (!read_cie(fde + 4 - cie_off, &c, &cie_ins))
         return fail;
-    rd r = {fde + 8, fde + 4 + len, false};
-    uintptr_t start = rd_encoded(&r, c.fde_enc, false);
-    uintptr_t range = rd_encoded(&r, c.fde_enc, true);
+    ms__cursor r = {fde + 8, fde + 4 + len, false};
+    uintptr_t start = read_encoded(&r, c.fde_enc, false);
+    uintptr_t range = read_encoded(&r, c.fde_enc, true);
     if (r.bad)
         return fail;
     if (pc < start || pc - start >= range)
         return end; // between functions: no FDE covers it
     if (c.has_aug) {
-        uint64_t skip = rd_uleb(&r);
+        uint64_t skip = ms__get_varint(&r);
         if (r.bad || skip > (uint64_t)(r.end - r.p))
             return fail;
         r.p += skip;
@@ -635,22 +582,20 @@ static bool on_stack(uintptr_t at, uintptr_t lo, uintptr_t hi)
 }
 
 /* The stack words a walk read (where, and what it found), while they fit. */
-#define MEMO_FRAMES MS__CFI_MEMO_FRAMES
-#define MEMO_READS MS__CFI_MEMO_READS
 
 typedef struct reads {
-    unsigned n; /* MEMO_READS + 1: too many to keep */
-    uintptr_t at[MEMO_READS], val[MEMO_READS];
+    unsigned n; /* MS__CFI_MEMO_READS + 1: too many to keep */
+    uintptr_t at[MS__CFI_MEMO_READS], val[MS__CFI_MEMO_READS];
 } reads;
 
 static uintptr_t read_word(reads *r, uintptr_t at)
 {
     uintptr_t v = word_at(at);
-    if (r->n < MEMO_READS) {
+    if (r->n < MS__CFI_MEMO_READS) {
         r->at[r->n] = at;
         r->val[r->n] = v;
     }
-    if (r->n <= MEMO_READS)
+    if (r->n <= MS__CFI_MEMO_READS)
         r->n++;
     return v;
 }
@@ -733,7 +678,7 @@ static void memo_keep(ms__cfi_memo *m, uintptr_t frame, uintptr_t below, uintptr
                       uintptr_t rbp, uint32_t now, size_t max, const uintptr_t *out, size_t n,
                       const reads *r)
 {
-    if (n == 0 || n > MEMO_FRAMES || r->n > MEMO_READS || max > UINT8_MAX)
+    if (n == 0 || n > MS__CFI_MEMO_FRAMES || r->n > MS__CFI_MEMO_READS || max > UINT8_MAX)
         return;
     m->below = below;
     m->pc = pc;

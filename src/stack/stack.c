@@ -337,11 +337,16 @@ static void wrap_site_learn(uintptr_t site, size_t d)
         atomic_compare_exchange_strong(e, &empty, (uint64_t)d << 56 | site);
 }
 
-/* Is `pc`, read as a return address, plausibly one: not in the first page,
- * not into this thread's stack [lo, hi). */
+/* Could a program's code be at x: not in the first page, inside the 47 bits
+ * of user space? A word that fails it is data (say, a frame register that
+ * held some), not a return address. */
+static bool code_address(uintptr_t x) { return x >= 4096 && !(x >> 47); }
+
+/* Is `pc`, read as a return address, plausibly one: a code address, not into
+ * this thread's stack [lo, hi). */
 static bool plausible_pc(uintptr_t pc, uintptr_t lo, uintptr_t hi)
 {
-    return pc >= 4096 && !(pc >= lo && pc < hi);
+    return code_address(pc) && !(pc >= lo && pc < hi);
 }
 
 /* Learn, from the unwinder's frames tmp[0..u) (tmp[0] = ret, stored at
@@ -383,10 +388,18 @@ MS_NOINLINE static size_t chain_rest(ms__tbuf *b, uintptr_t fp, uintptr_t cur, u
                                      size_t n, size_t max)
 {
     if (stack_word(cur + 8) != out[n - 1])
-        return n; // a SKIP word's frame, which has no frame of its own to go on from
+        return n; // not the frame out[n - 1] was read from (no path gives one: a guard)
     size_t more = ms__cfi_walk_frame(cur, cur == fp ? 0 : out[n - 2], out + n - 1, max - n + 1,
                                      b ? &b->cfi_memo : NULL);
     return more > 1 ? n + more - 1 : n;
+}
+
+/* A walk of n frames by the chain, ending at `cur`, gone on from when it
+ * ended before max, under MEMSCOPE_UNWIND=auto (mode m). */
+static inline size_t chain_then_rest(ms__tbuf *b, const void *fp, uintptr_t cur, uintptr_t *out,
+                                     size_t n, size_t max, int m)
+{
+    return n < max && m == MS__UNWIND_AUTO ? chain_rest(b, (uintptr_t)fp, cur, out, n, max) : n;
 }
 
 size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
@@ -415,7 +428,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
         if (in_stack && v == V_SKIP && n < max) {
             uintptr_t at = cur + 16 + 8 * VERDICT_ARG(e);
             uintptr_t w = at + 8 <= hi ? stack_word(at) : 0;
-            if (w >= 4096 && !(w >> 47))
+            if (code_address(w))
                 out[n++] = w;
             else
                 v = V_BAD; // no return address there: the unwinder answers this walk
@@ -427,10 +440,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
                     next - cur > ((uintptr_t)1 << 24))
                     break;
                 uintptr_t ra = stack_word(next + 8);
-                // Not an address a program's code can be at (the first
-                // page, past the 47 bits of user space): a frame register
-                // that held data, not a frame's address.
-                if (ra < 4096 || ra >> 47)
+                if (!code_address(ra)) // the frame register held data, not a frame
                     break;
                 out[n++] = ra;
                 cur = next;
@@ -450,9 +460,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
             // qsort. The last frame it read is right, and the unwinder goes
             // on from it (at the bottom of the stack, the same few frames at
             // every call: cfi.c keeps the thread's last such walk).
-            if (n < max && m == MS__UNWIND_AUTO)
-                n = chain_rest(b, (uintptr_t)fp, cur, out, n, max);
-            return n;
+            return chain_then_rest(b, fp, cur, out, n, max, m);
         }
     }
     // The decision looks at the unwinder's first three frames, whatever depth
@@ -463,8 +471,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
     if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
-            return n < max && m == MS__UNWIND_AUTO ? chain_rest(b, (uintptr_t)fp, cur, out, n, max)
-                                                   : n;
+            return chain_then_rest(b, fp, cur, out, n, max, m);
         }
         // SKIP: the caller's return address is in the wrapper's frame, and
         // the chain past it goes on where the unwinder does (or breaks at
@@ -480,9 +487,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
                 size_t keep = n < max ? n : max - 1;
                 memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
                 out[1] = tmp[1];
-                return keep + 1 < max && m == MS__UNWIND_AUTO
-                           ? chain_rest(b, (uintptr_t)fp, cur, out, keep + 1, max)
-                           : keep + 1;
+                return chain_then_rest(b, fp, cur, out, keep + 1, max, m);
             }
         } else {
             size_t walks = VERDICT_ARG(e) + 1;

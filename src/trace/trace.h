@@ -13,6 +13,7 @@
 #include <memscope.h>
 
 #include "common/buf.h"
+#include "common/cursor.h" /* a block's payload is read through an ms__cursor */
 
 #define MS__TRACE_MAGIC "\x89MSB\r\n\x1a\n" /* 8 bytes, as PNG's: catches text-mode copies */
 #define MS__TRACE_VERSION 1u
@@ -119,37 +120,6 @@ static inline uint64_t ms__le64(const uint8_t *p)
     return (uint64_t)ms__le32(p) | (uint64_t)ms__le32(p + 4) << 32;
 }
 
-/* A bounded reader over one block's payload: a read past the end sets `bad`
- * and returns 0, so decoding a corrupt block cannot run off it. */
-typedef struct ms__cursor {
-    const uint8_t *p, *end;
-    bool bad;
-} ms__cursor;
-
-static inline uint64_t ms__get_varint(ms__cursor *c)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (c->p >= c->end) {
-            c->bad = true;
-            return 0;
-        }
-        uint8_t byte = *c->p++;
-        v |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80))
-            return v;
-    }
-    c->bad = true; // more than 10 bytes
-    return 0;
-}
-static inline uint8_t ms__get_u8(ms__cursor *c)
-{
-    if (c->p >= c->end) {
-        c->bad = true;
-        return 0;
-    }
-    return *c->p++;
-}
 static inline double ms__get_double(ms__cursor *c)
 {
     if (c->end - c->p < 8) {
