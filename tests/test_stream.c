@@ -382,6 +382,7 @@ static void failed_write_should_be_counted(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     ms_tracker *t = ms_tracker_new();
     ms_tracker_with_streaming(t, path);
+    off_t header = file_size(path); // written before ms_tracker_with_streaming returns
     churn(t, blocks, 256, 500000);
     ms_memory_stats st;
     for (int i = 0; i < 2000; i++) { // the writer passes the rest within ms
@@ -398,7 +399,12 @@ static void failed_write_should_be_counted(void **state)
     assert_int_equal(c.rc, 0);
     assert_false(c.info.complete); // the trailer could not be written
     assert_true(c.info.truncated);
-    assert_true(c.events > 0);
+    // The file was cut back to the last buffer of whole blocks that reached
+    // it. Whether one did before the limit depends on the machine: a writer
+    // that falls behind writes its buffers uncompressed, and the first may be
+    // past the limit. If one did, it holds events.
+    if (file_size(path) > header)
+        assert_true(c.events > 0);
     // Whatever the file holds plus what was counted lost is every event
     // (up to the writer's last pass: the rest were counted at the end).
     assert_true(c.events + st.stream_lost_events <= 1000000);
