@@ -445,6 +445,39 @@ static void stacks_should_go_on_past_code_without_frame_pointers(void **state)
     cJSON_Delete(root);
 }
 
+static void stacks_should_not_skip_or_make_up_frames_through_callbacks(void **state)
+{
+    (void)state;
+    char out[600];
+    path_in(out, sizeof out, "callbacks.json");
+    // Callbacks built with frame pointers, called by code without them: one
+    // leaves the frame register alone (the chain skips its caller), one
+    // points it at a made-up frame (the chain takes decoy for its caller).
+    const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks",         "20", "-o",
+                          out,          "--",  PROGS "/callbacks", NULL};
+    assert_int_equal(run(argv, NULL), 0);
+    cJSON *root = report(out);
+    double plain = 0, scrambled = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(l, "function");
+        if (!cJSON_IsString(f))
+            continue;
+        bool is_plain = strcmp(f->valuestring, "leak_in_callback") == 0;
+        if (!is_plain && strcmp(f->valuestring, "leak_in_scrambled") != 0)
+            continue;
+        assert_true(stack_has(l, is_plain ? "visit_twice" : "scramble_visit"));
+        assert_true(stack_has(l, is_plain ? "through_plain" : "through_scrambled"));
+        assert_true(stack_has(l, "main"));
+        assert_false(stack_has(l, "decoy"));
+        *(is_plain ? &plain : &scrambled) += num(l, "count");
+    }
+    assert_int_equal(plain, 10);
+    assert_int_equal(scrambled, 5);
+    cJSON_Delete(root);
+}
+
 static void stacks_should_follow_a_library_loaded_where_another_was(void **state)
 {
     (void)state;
@@ -1076,6 +1109,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(stacks_should_go_on_past_code_without_frame_pointers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(stacks_should_not_skip_or_make_up_frames_through_callbacks,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_follow_a_library_loaded_where_another_was,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_should_be_whole_with_or_without_frame_pointers,

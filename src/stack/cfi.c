@@ -667,11 +667,20 @@ static bool memo_holds(const ms__cfi_memo *m, uintptr_t frame, uintptr_t below, 
 
 /* Does the function that ret returns into keep a frame pointer at that call
  * (CFA = rbp + 16, rbp saved at CFA - 16)? */
-static bool keeps_frame_pointer(uintptr_t ret)
+static bool frame_pointer_rule(uint64_t rule)
 {
-    uint64_t rule = rule_of(ret);
     return RULE_KIND(rule) == K_OK && RULE_BASE(rule) == B_RBP && RULE_CFA_OFF(rule) == 16 &&
            RULE_SAVED(rule) == SAVED_CFA && RULE_RBP_OFF(rule) == -16;
+}
+
+static bool keeps_frame_pointer(uintptr_t ret) { return frame_pointer_rule(rule_of(ret)); }
+
+int ms__cfi_frame_pointer(uintptr_t ret)
+{
+    uint64_t rule = rule_of(ret);
+    if (RULE_KIND(rule) != K_OK)
+        return MS__CFI_UNKNOWN;
+    return frame_pointer_rule(rule) ? MS__CFI_YES : MS__CFI_NO;
 }
 
 static void memo_keep(ms__cfi_memo *m, uintptr_t frame, uintptr_t below, uintptr_t pc,
@@ -783,6 +792,12 @@ size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size
 {
     (void)frame, (void)below, (void)out, (void)max, (void)m;
     return 0;
+}
+
+int ms__cfi_frame_pointer(uintptr_t ret)
+{
+    (void)ret;
+    return MS__CFI_UNKNOWN;
 }
 
 void ms__cfi_forget(void) {}

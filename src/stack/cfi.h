@@ -57,6 +57,15 @@ typedef struct ms__cfi_memo {
 size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size_t max,
                           ms__cfi_memo *memo);
 
+/* Does the function that `ret` returns into keep a frame pointer at that
+ * call by its call-frame information (CFA = rbp + 16, rbp saved at CFA - 16),
+ * so that a chain of frame pointers goes on from its frame to its caller's?
+ * MS__CFI_NO when its rule says otherwise (the frame is on the stack pointer,
+ * or realigned); MS__CFI_UNKNOWN when it has no rule (code without unwind
+ * information, a rule we do not read). */
+enum { MS__CFI_NO = 0, MS__CFI_YES = 1, MS__CFI_UNKNOWN = 2 };
+int ms__cfi_frame_pointer(uintptr_t ret);
+
 /* Code was unloaded (dlclose), and other code may be loaded where it was:
  * the rules and kept walks worked out so far are not used again. */
 void ms__cfi_forget(void);

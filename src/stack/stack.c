@@ -379,6 +379,22 @@ static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintp
     return tmp[i];
 }
 
+/* What a walk took from the chain of frame pointers without checking it, and
+ * where the unwinder would go on from each of those frames: the chain went
+ * from out[k] to out[k + 1], for k in [from, to), through the frame record of
+ * the function out[k] returns into, trusting that it keeps a frame pointer
+ * (the verdict checks out[0]'s only). Its frame rec[k] (the frame record
+ * out[k] was read from: the stack pointer is rec[k] + 16 on the return to
+ * out[k], the frame register the word at rec[k]), or, for the return address
+ * a SKIP verdict read at skip_at, skip_at + 8 and the word at the hook's
+ * frame `fp`. Checked only for a stack the thread's cache and the table do
+ * not know (chain_wrong_at): the table holds only checked stacks. */
+typedef struct chain_state {
+    size_t from, to, max;
+    uintptr_t fp, skip_at;
+    uintptr_t rec[MS__STACK_MAX_DEPTH];
+} chain_state;
+
 /* The walk past the end of a frame-pointer chain: from `cur`, the last frame
  * it read (out[n - 1] is its return address; out[n - 2], when cur is not the
  * hook's frame `fp`, the return address into the function whose frame it
@@ -402,8 +418,21 @@ static inline size_t chain_then_rest(ms__tbuf *b, const void *fp, uintptr_t cur,
     return n < max && m == MS__UNWIND_AUTO ? chain_rest(b, (uintptr_t)fp, cur, out, n, max) : n;
 }
 
-size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
+/* A walk's n frames came from the chain: its links past out[1] are unchecked. */
+static inline void chain_unchecked(chain_state *cs, const void *fp, size_t n, size_t max)
 {
+    cs->from = 1;
+    cs->to = n - 1;
+    cs->max = max;
+    cs->fp = (uintptr_t)fp;
+}
+
+/* The walk of ms__stack_take, and in cs what it took from the chain
+ * unchecked (none: cs->to <= cs->from). */
+static size_t walk_stack(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out, size_t max,
+                         chain_state *cs)
+{
+    cs->from = cs->to = 0;
     if (max > MS__STACK_MAX_DEPTH)
         max = MS__STACK_MAX_DEPTH;
     if (max == 0 || ret == 0)
@@ -416,6 +445,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
     tl_entries_fresh();
     uintptr_t lo = 0, hi = 0, cur = (uintptr_t)fp;
     bool in_stack = false;
+    cs->skip_at = 0;
     if (m != MS__UNWIND_UNWINDER) {
         e = m == MS__UNWIND_FP ? verdict_entry(ret, V_FP, 0) : verdict_of(ret);
         v = (int)(e & 3);
@@ -428,6 +458,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
         if (in_stack && v == V_SKIP && n < max) {
             uintptr_t at = cur + 16 + 8 * VERDICT_ARG(e);
             uintptr_t w = at + 8 <= hi ? stack_word(at) : 0;
+            cs->skip_at = at;
             if (code_address(w))
                 out[n++] = w;
             else
@@ -442,6 +473,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
                 uintptr_t ra = stack_word(next + 8);
                 if (!code_address(ra)) // the frame register held data, not a frame
                     break;
+                cs->rec[n] = next;
                 out[n++] = ra;
                 cur = next;
             }
@@ -460,6 +492,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
             // qsort. The last frame it read is right, and the unwinder goes
             // on from it (at the bottom of the stack, the same few frames at
             // every call: cfi.c keeps the thread's last such walk).
+            chain_unchecked(cs, fp, n, max);
             return chain_then_rest(b, fp, cur, out, n, max, m);
         }
     }
@@ -471,6 +504,7 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
     if (learn) {
         if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
+            chain_unchecked(cs, fp, n, max);
             return chain_then_rest(b, fp, cur, out, n, max, m);
         }
         // SKIP: the caller's return address is in the wrapper's frame, and
@@ -486,7 +520,10 @@ size_t ms__stack_walk(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out
                 // The stack every later walk from this site takes.
                 size_t keep = n < max ? n : max - 1;
                 memmove(out + 2, out + 1, (keep - 1) * sizeof *out);
+                memmove(cs->rec + 2, cs->rec + 1, (keep - 1) * sizeof *cs->rec);
                 out[1] = tmp[1];
+                cs->skip_at = (uintptr_t)fp + 16 + 8 * k;
+                chain_unchecked(cs, fp, keep + 1, max);
                 return chain_then_rest(b, fp, cur, out, keep + 1, max, m);
             }
         } else {
@@ -907,9 +944,52 @@ static bool entry_is(const uintptr_t *a, uint32_t id, uint64_t h, size_t depth)
            __atomic_load_n(&a[id + 1], __ATOMIC_ACQUIRE) == depth;
 }
 
+/* What intern answers for a walk whose chain is wrong from out[k] on
+ * (chain_wrong_at): never an id (ids are below 2^27). A thread's cache keeps
+ * it for that walk's frames, so that the next walk that finds them goes on by
+ * the unwinder at once. */
+#define CHAIN_WRONG (UINT32_C(1) << 31)
+
+/* The first k in [from, to) at which cs's chain went wrong: where the
+ * function out[k] returns into keeps no frame pointer, by its call-frame
+ * information (code without it is taken as the chain gives it). 0: none. */
+static size_t chain_wrong_at(const uintptr_t *out, const chain_state *cs)
+{
+    for (size_t k = cs->from; k < cs->to; k++)
+        if (ms__cfi_frame_pointer(out[k]) == MS__CFI_NO)
+            return k;
+    return 0;
+}
+
+/* The walk of n frames, whose chain went wrong past out[k], walked again
+ * from there by the unwinder (from the start by glibc's if it cannot go on).
+ * @return its depth. */
+static size_t chain_redo(uintptr_t *out, size_t k, const chain_state *cs)
+{
+    if (ms_atomic_load_relaxed(&mode) != MS__UNWIND_BACKTRACE) {
+        uintptr_t sp = cs->rec[k] + 16, rbp;
+        if (k == 1 && cs->skip_at) {
+            sp = cs->skip_at + 8;
+            rbp = stack_word(cs->fp);
+        } else {
+            rbp = stack_word(cs->rec[k]);
+        }
+        uintptr_t lo, hi;
+        ms__thread_stack(&lo, &hi);
+        size_t more = ms__cfi_walk(out[k], sp, rbp, lo, hi, out + k, cs->max - k);
+        if (more > 0)
+            return k + more;
+    }
+    size_t u = backtrace_from(out[0], out, cs->max);
+    return u >= 2 ? u : k + 1; // out[0 .. k] are right
+}
+
 /* ms__stack_intern: with b's cache and guess when `cached` (else b only
- * counts a dropped stack; b may be NULL). */
-static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames, size_t depth)
+ * counts a dropped stack; b may be NULL). With `cs` (a walk whose chain is
+ * unchecked), a stack that neither the cache nor the table holds is checked
+ * before it is added: CHAIN_WRONG | k when it is wrong past frames[k]. */
+static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames, size_t depth,
+                              const chain_state *cs)
 {
     if (depth == 0)
         return 0;
@@ -919,8 +999,10 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
     ms__stack_slot *c = b && cached ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
     uint32_t id = 0, guess = 0;
     uintptr_t *a = get_arena();
-    if (c && c->hash == h) {
+    if (c && c->hash == h && (cs || !(c->id & CHAIN_WRONG))) {
         id = c->id; // 64-bit hashes of distinct stacks do not meet in practice
+        if (id & CHAIN_WRONG)
+            return id;
     } else if (a && c && (guess = b->stack_next) != 0 &&
                // Not past the arena's top: a read of a page nobody has written
                // maps the zero page there, and the append that writes it then
@@ -932,6 +1014,12 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
         tbl *top = a ? get_newest() : NULL;
         for (tbl *t = top; t && !id; t = t->older)
             id = find_in(a, t, h, frames, depth);
+        size_t k = !id && cs ? chain_wrong_at(frames, cs) : 0;
+        if (k) {
+            if (c)
+                *c = (ms__stack_slot){h, CHAIN_WRONG | (uint32_t)k};
+            return CHAIN_WRONG | (uint32_t)k;
+        }
         if (!id && top)
             id = insert(a, h, frames, depth, top);
         if (!id) {
@@ -954,10 +1042,10 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
 uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
     if (!b || b->stack_busy) // a signal handler that interrupted this thread's call
-        return intern(b, false, frames, depth);
+        return intern(b, false, frames, depth, NULL);
     b->stack_busy = 1;
     ms_compiler_barrier();
-    uint32_t id = intern(b, true, frames, depth);
+    uint32_t id = intern(b, true, frames, depth, NULL);
     ms_compiler_barrier();
     b->stack_busy = 0;
     return id;
@@ -965,7 +1053,29 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 
 uint32_t ms__stack_intern_held(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
-    return intern(b, true, frames, depth);
+    return intern(b, true, frames, depth, NULL);
+}
+
+uint32_t ms__stack_take(ms__tbuf *b, const void *fp, uintptr_t ret, size_t max)
+{
+    uintptr_t out[MS__STACK_MAX_DEPTH];
+    chain_state cs;
+    size_t n = walk_stack(b, fp, ret, out, max, &cs);
+    bool cached = b && !b->stack_busy; // not: a signal handler inside this thread's call
+    if (cached) {
+        b->stack_busy = 1;
+        ms_compiler_barrier();
+    }
+    uint32_t id = intern(b, cached, out, n, cs.to > cs.from ? &cs : NULL);
+    if (ms_unlikely(id & CHAIN_WRONG)) {
+        n = chain_redo(out, id & ~CHAIN_WRONG, &cs);
+        id = intern(b, cached, out, n, NULL);
+    }
+    if (cached) {
+        ms_compiler_barrier();
+        b->stack_busy = 0;
+    }
+    return id;
 }
 
 size_t ms__stack_get(uint32_t id, const uintptr_t **frames)

@@ -30,12 +30,17 @@ void ms__stack_warm_up(void);
 
 /* The stack of a call whose caller's frame is `fp` (the frame of the function
  * that was called, built with frame pointers) and whose return address is
- * `ret`: at most `max` return addresses into out, innermost (ret) first. `b`
- * (may be NULL): the calling thread's store buffer, which keeps its last walk
- * past the end of a chain of frame pointers.
- * @return the depth (at least 1 when ret != 0). No allocation, no lock. */
-size_t ms__stack_walk(struct ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *out,
-                      size_t max);
+ * `ret`, at most `max` return addresses, innermost (ret) first, interned as
+ * ms__stack_intern does. `b` (may be NULL): the calling thread's store
+ * buffer, which keeps its cache of stacks and its last walk past the end of a
+ * chain of frame pointers. A stack the chain gave that neither the cache nor
+ * the table knows is checked against the call-frame information first: where
+ * a function on it keeps no frame pointer, the chain went wrong, and the
+ * unwinder walks on from there (a callback from code without frame pointers
+ * that leaves the register alone, or uses it for data).
+ * @return the stack's id; 0 when ret is 0 or the table is full. No
+ * allocation, no lock. */
+uint32_t ms__stack_take(struct ms__tbuf *b, const void *fp, uintptr_t ret, size_t max);
 
 /* Code was unloaded (dlclose): what walks learnt per return address (the
  * call sites' verdicts, the wrappers' frames, cfi.c's rules) is forgotten, so
@@ -55,7 +60,7 @@ void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi);
 /* Is this return address into a wrapper? Lock-free, a couple of compares for
  * an address outside their libraries. */
 bool ms__stack_in_wrapper(uintptr_t pc);
-/* For a call with frame `fp` and return address `ret` (as ms__stack_walk):
+/* For a call with frame `fp` and return address `ret` (as ms__stack_take):
  * ret when it is not into a wrapper, else the first return address above it
  * that is not: where the program called the wrapper. Learnt per wrapper call
  * site with the unwinder's help, then read from the wrapper's frame. No

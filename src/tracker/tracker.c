@@ -132,9 +132,7 @@ MS_NOINLINE bool ms__tracker_sample_slow(ms_tracker *t, ms__tbuf *b)
 
 uint32_t ms__tracker_stack_walk(ms_tracker *t, ms__tbuf *b, const void *fp, uintptr_t ret)
 {
-    uintptr_t frames[MS__STACK_MAX_DEPTH];
-    size_t depth = ms__stack_walk(b, fp, ret, frames, ms_atomic_load_relaxed(&t->max_stack_depth));
-    return ms__stack_intern(b, frames, depth);
+    return ms__stack_take(b, fp, ret, ms_atomic_load_relaxed(&t->max_stack_depth));
 }
 
 /* The caller cache pair (*pc, *stack) of b: `pc`'s one-frame stack. */
