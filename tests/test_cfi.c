@@ -5,15 +5,19 @@
  * qsort, the walk gives the same return addresses as glibc's backtrace(),
  * to the outermost frame; a second walk reuses the rules the first worked
  * out, and the thread's last walk is reused only where the stack is the same
- * (the same frame under two callers is not); a walk never reads past the stack it is given (it
+ * (the same frame under two callers is not), and rules are kept for more
+ * return addresses than the first table holds; a walk never reads past the stack it is given (it
  * gives up: the caller falls back); and one from a signal handler either gives up or is right. */
+#define _GNU_SOURCE /* dl_iterate_phdr */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <link.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cfi/shapes.h"
@@ -138,6 +142,48 @@ static void rules_should_be_worked_out_again_when_code_is_unloaded(void **state)
     assert_true(before[2] == before[1]);      // refreshed in place
 }
 
+/* The start and size of libc's code (its executable segment). */
+static int find_libc_code(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t *range = data;
+    if (!strstr(info->dlpi_name, "libc.so"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            range[0] = info->dlpi_addr + ph->p_vaddr;
+            range[1] = ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void rules_should_be_kept_past_the_first_table(void **state)
+{
+    (void)state;
+    // Every byte of libc's code read as a return address: three times the
+    // first table's 65 536 slots. Each gets its rule once, kept, and the
+    // kept rule is the one worked out.
+    enum { N = 200000 };
+    uintptr_t range[2] = {0, 0};
+    dl_iterate_phdr(find_libc_code, range);
+    if (range[1] < N)
+        skip();
+    int *first = calloc(N, sizeof *first);
+    assert_non_null(first);
+    uint64_t before = ms__cfi_rules();
+    for (size_t i = 0; i < N; i++)
+        first[i] = ms__cfi_frame_pointer(range[0] + 1 + i);
+    uint64_t added = ms__cfi_rules() - before;
+    assert_true(added + 1024 >= N); // a few were kept by the tests before
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(ms__cfi_frame_pointer(range[0] + 1 + i), first[i]);
+    assert_true(ms__cfi_rules() - before == added); // none worked out again
+    free(first);
+}
+
 static void a_walk_should_stop_at_the_depth_asked(void **state)
 {
     (void)state;
@@ -181,6 +227,7 @@ int main(void)
         cmocka_unit_test(a_second_walk_should_reuse_its_rules),
         cmocka_unit_test(a_kept_walk_should_not_answer_for_another_caller),
         cmocka_unit_test(rules_should_be_worked_out_again_when_code_is_unloaded),
+        cmocka_unit_test(rules_should_be_kept_past_the_first_table),
         cmocka_unit_test(a_walk_should_stop_at_the_depth_asked),
         cmocka_unit_test(a_walk_should_give_up_rather_than_leave_its_stack),
         cmocka_unit_test(a_walk_in_a_signal_handler_should_give_up_or_be_right),

@@ -40,6 +40,7 @@
 #include "common/atomic.h"
 #include "common/cursor.h"
 #include "common/heap.h"
+#include "common/pages.h"
 
 #if defined(__x86_64__) && defined(DLFO_STRUCT_HAS_EH_DBASE)
 
@@ -517,6 +518,13 @@ static uint64_t rule_for(uintptr_t ret)
 
 #define SLOT_BITS 16u
 #define PROBES 32u
+/* Tables past the first, each twice the one before, made (from pages: the
+ * first use of one is the slow path of a lookup that found no room) when an
+ * address's run of PROBES slots in every table before it is full: a program
+ * with more distinct return addresses on its stacks than the first table
+ * holds keeps rules for up to 15 × 65 536 of them (15 MiB) instead of working
+ * the rest out at every walk. */
+#define LEVELS 4u
 
 typedef struct slot {
     _Atomic uint64_t key; /* 0 empty; ret << 1 pending; ret << 1 | 1 ready */
@@ -524,10 +532,31 @@ typedef struct slot {
 } slot;
 
 static slot slots[(size_t)1 << SLOT_BITS];
+static _Atomic(slot *) more_slots[LEVELS]; /* [0] unused: slots */
 static _Atomic uint64_t nrules;
 static _Atomic uint32_t epoch; /* ms__cfi_forget */
 
 uint64_t ms__cfi_rules(void) { return ms_atomic_load_relaxed(&nrules); }
+
+static size_t level_bytes(unsigned l) { return sizeof(slot) << (SLOT_BITS + l); }
+
+/* Table l, made if `make` and not yet there. NULL: none (or no memory). */
+static slot *level_table(unsigned l, bool make)
+{
+    if (l == 0)
+        return slots;
+    slot *t = ms_atomic_load_acquire(&more_slots[l]);
+    if (t || !make)
+        return t;
+    slot *fresh = ms__pages_alloc(level_bytes(l)), *expect = NULL;
+    if (!fresh)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&more_slots[l], &expect, fresh)) {
+        ms__pages_free(fresh, level_bytes(l)); // another thread made it first
+        return expect;
+    }
+    return fresh;
+}
 
 static uint64_t rule_of(uintptr_t ret)
 {
@@ -535,35 +564,43 @@ static uint64_t rule_of(uintptr_t ret)
         return RULE(K_FAIL, 0, 0, 0, 0);
     uint64_t now = (uint64_t)(ms_atomic_load_relaxed(&epoch) & 0xffff) << EPOCH_SHIFT;
     uint64_t want = (uint64_t)ret << 1;
-    size_t mask = ((size_t)1 << SLOT_BITS) - 1;
-    size_t i = (size_t)(((uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - SLOT_BITS));
-    for (unsigned k = 0; k < PROBES; k++, i = (i + 1) & mask) {
-        uint64_t key = ms_atomic_load_acquire(&slots[i].key);
-        if (ms_likely(key == (want | 1))) {
-            uint64_t rule = ms_atomic_load_relaxed(&slots[i].rule);
-            if (ms_likely((rule & EPOCH_MASK) == now))
+    uint64_t h = (uint64_t)ret * UINT64_C(0x9E3779B97F4A7C15);
+    for (unsigned l = 0; l < LEVELS; l++) {
+        // A table is made only for an address whose runs before it are full,
+        // so an address found nowhere in the tables there are has no rule.
+        slot *tab = level_table(l, true);
+        if (!tab)
+            break;
+        unsigned bits = SLOT_BITS + l;
+        size_t mask = ((size_t)1 << bits) - 1, i = (size_t)(h >> (64 - bits));
+        for (unsigned k = 0; k < PROBES; k++, i = (i + 1) & mask) {
+            uint64_t key = ms_atomic_load_acquire(&tab[i].key);
+            if (ms_likely(key == (want | 1))) {
+                uint64_t rule = ms_atomic_load_relaxed(&tab[i].rule);
+                if (ms_likely((rule & EPOCH_MASK) == now))
+                    return rule;
+                // Worked out before code was unloaded: again, for this epoch
+                // (a reader meanwhile takes the old word or the new, and
+                // works the rule out itself on the old).
+                rule = rule_for(ret) | now;
+                if (!(rule & UNKEPT))
+                    ms_atomic_store_relaxed(&tab[i].rule, rule);
                 return rule;
-            // Worked out before code was unloaded: again, for this epoch (a
-            // reader meanwhile takes the old word or the new, and works the
-            // rule out itself on the old).
-            rule = rule_for(ret) | now;
-            if (!(rule & UNKEPT))
-                ms_atomic_store_relaxed(&slots[i].rule, rule);
-            return rule;
-        }
-        if (key == want)
-            return rule_for(ret); // another walk is writing it
-        if (key == 0) {
-            uint64_t rule = rule_for(ret) | now;
-            if (!(rule & UNKEPT) && atomic_compare_exchange_strong(&slots[i].key, &key, want)) {
-                ms_atomic_store_relaxed(&slots[i].rule, rule);
-                ms_atomic_store_release(&slots[i].key, want | 1);
-                ms_atomic_add_relaxed(&nrules, 1);
             }
-            return rule;
+            if (key == want)
+                return rule_for(ret); // another walk is writing it
+            if (key == 0) {
+                uint64_t rule = rule_for(ret) | now;
+                if (!(rule & UNKEPT) && atomic_compare_exchange_strong(&tab[i].key, &key, want)) {
+                    ms_atomic_store_relaxed(&tab[i].rule, rule);
+                    ms_atomic_store_release(&tab[i].key, want | 1);
+                    ms_atomic_add_relaxed(&nrules, 1);
+                }
+                return rule;
+            }
         }
     }
-    return rule_for(ret); // the run is full: worked out every time
+    return rule_for(ret); // every run is full: worked out every time
 }
 
 /* ------------------------------------------------------------- the walk */
@@ -768,12 +805,15 @@ void ms__cfi_forget(void)
     if (((was + 1) & 0xffff) != 0)
         return;
     // The rules carry 16 bits of the epoch: at its wrap, a rule 65 536 unloads
-    // old would look current. Empty the table instead (a walk that inserts
+    // old would look current. Empty the tables instead (a walk that inserts
     // meanwhile leaves a rule of an epoch before, which is worked out again).
-    for (size_t i = 0; i < ((size_t)1 << SLOT_BITS); i++) {
-        if (ms_atomic_load_relaxed(&slots[i].key) != 0) {
-            ms_atomic_store_relaxed(&slots[i].key, 0);
-            ms_atomic_store_relaxed(&slots[i].rule, 0);
+    for (unsigned l = 0; l < LEVELS; l++) {
+        slot *tab = level_table(l, false);
+        for (size_t i = 0; tab && i < ((size_t)1 << (SLOT_BITS + l)); i++) {
+            if (ms_atomic_load_relaxed(&tab[i].key) != 0) {
+                ms_atomic_store_relaxed(&tab[i].key, 0);
+                ms_atomic_store_relaxed(&tab[i].rule, 0);
+            }
         }
     }
 }
