@@ -452,29 +452,53 @@ static void stacks_should_not_skip_or_make_up_frames_through_callbacks(void **st
     path_in(out, sizeof out, "callbacks.json");
     // Callbacks built with frame pointers, called by code without them: one
     // leaves the frame register alone (the chain skips its caller), one
-    // points it at a made-up frame (the chain takes decoy for its caller).
+    // points it at a made-up frame (the chain takes decoy for its caller),
+    // a signal handler that raise() runs (the chain goes through the
+    // signal frame), and a call site learnt where the chain looked right.
     const char *argv[] = {MEMSCOPE_CLI, "run", "--stacks",         "20", "-o",
                           out,          "--",  PROGS "/callbacks", NULL};
     assert_int_equal(run(argv, NULL), 0);
     cJSON *root = report(out);
-    double plain = 0, scrambled = 0;
+    static const struct {
+        const char *fn, *through, *caller;
+        int count;
+    } want[] = {{"leak_in_callback", "visit_twice", "through_plain", 10},
+                {"leak_in_scrambled", "scramble_visit", "through_scrambled", 5},
+                {"leak_in_handler", "raise", "through_raise", 5}};
+    double count[3] = {0, 0, 0};
     const cJSON *l;
     cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
     {
         const cJSON *f = cJSON_GetObjectItem(l, "function");
-        if (!cJSON_IsString(f))
-            continue;
-        bool is_plain = strcmp(f->valuestring, "leak_in_callback") == 0;
-        if (!is_plain && strcmp(f->valuestring, "leak_in_scrambled") != 0)
-            continue;
-        assert_true(stack_has(l, is_plain ? "visit_twice" : "scramble_visit"));
-        assert_true(stack_has(l, is_plain ? "through_plain" : "through_scrambled"));
-        assert_true(stack_has(l, "main"));
-        assert_false(stack_has(l, "decoy"));
-        *(is_plain ? &plain : &scrambled) += num(l, "count");
+        for (size_t i = 0; i < 3 && cJSON_IsString(f); i++) {
+            if (strcmp(f->valuestring, want[i].fn) != 0)
+                continue;
+            assert_true(stack_has(l, want[i].through));
+            assert_true(stack_has(l, want[i].caller));
+            assert_true(stack_has(l, "main"));
+            assert_false(stack_has(l, "decoy"));
+            count[i] += num(l, "count");
+        }
     }
-    assert_int_equal(plain, 10);
-    assert_int_equal(scrambled, 5);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(count[i], want[i].count);
+    // A call site without a frame pointer, learnt at the bottom of a
+    // recursion whose chain looks right there: its other callers are named.
+    double direct = 0, in_all = 0;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(root, "leaks"))
+    {
+        const cJSON *f = cJSON_GetObjectItem(l, "function");
+        if (!cJSON_IsString(f) || strcmp(f->valuestring, "leak_direct") != 0)
+            continue;
+        assert_true(stack_has(l, "main"));
+        in_all += num(l, "count");
+        if (stack_has(l, "direct_from_here"))
+            direct += num(l, "count");
+        else
+            assert_true(stack_has(l, "recurse_into"));
+    }
+    assert_int_equal(in_all, 5);
+    assert_int_equal(direct, 4);
     cJSON_Delete(root);
 }
 

@@ -715,7 +715,9 @@ static bool keeps_frame_pointer(uintptr_t ret) { return frame_pointer_rule(rule_
 int ms__cfi_frame_pointer(uintptr_t ret)
 {
     uint64_t rule = rule_of(ret);
-    if (RULE_KIND(rule) != K_OK)
+    // A signal frame, or a rule not read, is not a frame record either; code
+    // the loader does not know (a JIT's) or without unwind information is.
+    if (RULE_KIND(rule) == K_END || (RULE_KIND(rule) == K_FAIL && (rule & UNKEPT)))
         return MS__CFI_UNKNOWN;
     return frame_pointer_rule(rule) ? MS__CFI_YES : MS__CFI_NO;
 }

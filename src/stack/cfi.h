@@ -61,8 +61,9 @@ size_t ms__cfi_walk_frame(uintptr_t frame, uintptr_t below, uintptr_t *out, size
  * call by its call-frame information (CFA = rbp + 16, rbp saved at CFA - 16),
  * so that a chain of frame pointers goes on from its frame to its caller's?
  * MS__CFI_NO when its rule says otherwise (the frame is on the stack pointer,
- * or realigned); MS__CFI_UNKNOWN when it has no rule (code without unwind
- * information, a rule we do not read). */
+ * or realigned), or is a signal frame or a rule we do not read;
+ * MS__CFI_UNKNOWN when it has none (code without unwind information, or that
+ * the loader does not know, such as a JIT's). */
 enum { MS__CFI_NO = 0, MS__CFI_YES = 1, MS__CFI_UNKNOWN = 2 };
 int ms__cfi_frame_pointer(uintptr_t ret);
 

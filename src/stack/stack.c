@@ -287,11 +287,8 @@ void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t cou
             next.max = hi[i];
     }
     wrap_set *fresh = NULL;
-    if (!old || next.n != old->n) {
-        ms__internal_enter();
-        fresh = ms__malloc(sizeof *fresh);
-        ms__internal_leave();
-    }
+    if (!old || next.n != old->n)
+        fresh = ms__pages_alloc(sizeof *fresh); // a page: a few in a process's life
     if (fresh) {
         *fresh = next;
         ms_atomic_store_release(&wraps, fresh);
@@ -410,16 +407,20 @@ static uintptr_t wrap_learn(const uintptr_t *tmp, size_t u, uintptr_t loc, uintp
  * where the unwinder would go on from each of those frames: the chain went
  * from out[k] to out[k + 1], for k in [from, to), through the frame record of
  * the function out[k] returns into, trusting that it keeps a frame pointer
- * (the verdict checks out[0]'s only). Its frame rec[k] (the frame record
- * out[k] was read from: the stack pointer is rec[k] + 16 on the return to
- * out[k], the frame register the word at rec[k]), or, for the return address
- * a SKIP verdict read at skip_at, skip_at + 8 and the word at the hook's
- * frame `fp`. Checked only for a stack the thread's cache and the table do
- * not know (chain_wrong_at): the table holds only checked stacks. */
+ * (the verdict checks out[0]'s), or, for k = to - 1 = n - 1, ended there
+ * without the unwinder going on (a signal frame). Where the unwinder would go
+ * on from out[k]: the frame record out[k] was read from, fp + rec[k] (the
+ * stack pointer is 16 above it on the return to out[k], the frame register
+ * the word there; offsets from the hook's frame `fp`, which the chain only
+ * moves up from, keep the walk's frame small for a handler on a small
+ * signal stack), or, for the return address a SKIP verdict read at skip_at,
+ * skip_at + 8 and the word at fp. Checked only for a stack the thread's cache
+ * and the table do not know (chain_wrong_at): the table holds only checked
+ * stacks. */
 typedef struct chain_state {
     size_t from, to, max;
     uintptr_t fp, skip_at;
-    uintptr_t rec[MS__STACK_MAX_DEPTH];
+    uint32_t rec[MS__STACK_MAX_DEPTH];
 } chain_state;
 
 /* The walk past the end of a frame-pointer chain: from `cur`, the last frame
@@ -437,21 +438,24 @@ MS_NOINLINE static size_t chain_rest(ms__tbuf *b, uintptr_t fp, uintptr_t cur, u
     return more > 1 ? n + more - 1 : n;
 }
 
-/* A walk of n frames by the chain, ending at `cur`, gone on from when it
- * ended before max, under MEMSCOPE_UNWIND=auto (mode m). */
-static inline size_t chain_then_rest(ms__tbuf *b, const void *fp, uintptr_t cur, uintptr_t *out,
-                                     size_t n, size_t max, int m)
-{
-    return n < max && m == MS__UNWIND_AUTO ? chain_rest(b, (uintptr_t)fp, cur, out, n, max) : n;
-}
-
-/* A walk's n frames came from the chain: its links past out[1] are unchecked. */
-static inline void chain_unchecked(chain_state *cs, const void *fp, size_t n, size_t max)
+/* A walk's n frames came from the chain, ending at `cur`: gone on from when
+ * it ended before max, under MEMSCOPE_UNWIND=auto (mode m), and its links
+ * past out[1] left for cs to check (and, when the unwinder could not go on,
+ * the function out[n - 1] returns into: a chain that ends in a signal frame
+ * ends where the stack does not). */
+static inline size_t chain_then_rest(ms__tbuf *b, chain_state *cs, const void *fp, uintptr_t cur,
+                                     uintptr_t *out, size_t n, size_t max, int m)
 {
     cs->from = 1;
     cs->to = n - 1;
     cs->max = max;
     cs->fp = (uintptr_t)fp;
+    if (n == max || m != MS__UNWIND_AUTO)
+        return n;
+    size_t got = chain_rest(b, (uintptr_t)fp, cur, out, n, max);
+    if (got == n)
+        cs->to = n;
+    return got;
 }
 
 /* The walk of ms__stack_take, and in cs what it took from the chain
@@ -500,7 +504,7 @@ static size_t walk_stack(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *
                 uintptr_t ra = stack_word(next + 8);
                 if (!code_address(ra)) // the frame register held data, not a frame
                     break;
-                cs->rec[n] = next;
+                cs->rec[n] = (uint32_t)(next - (uintptr_t)fp);
                 out[n++] = ra;
                 cur = next;
             }
@@ -519,8 +523,7 @@ static size_t walk_stack(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *
             // qsort. The last frame it read is right, and the unwinder goes
             // on from it (at the bottom of the stack, the same few frames at
             // every call: cfi.c keeps the thread's last such walk).
-            chain_unchecked(cs, fp, n, max);
-            return chain_then_rest(b, fp, cur, out, n, max, m);
+            return chain_then_rest(b, cs, fp, cur, out, n, max, m);
         }
     }
     // The decision looks at the unwinder's first three frames, whatever depth
@@ -529,10 +532,12 @@ static size_t walk_stack(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *
     uintptr_t tmp[MS__STACK_MAX_DEPTH];
     size_t u = unwind(fp, ret, tmp, learn ? MS__STACK_MAX_DEPTH : max);
     if (learn) {
-        if (u <= 1 || (n >= 2 && tmp[1] == out[1])) {
+        // The caller's frame pointer by its call-frame information too: under
+        // recursion through one call site, the chain's second frame may
+        // match the unwinder's by chance.
+        if (u <= 1 || (n >= 2 && tmp[1] == out[1] && ms__cfi_frame_pointer(ret) != MS__CFI_NO)) {
             verdict_put(ret, verdict_entry(ret, V_FP, 0));
-            chain_unchecked(cs, fp, n, max);
-            return chain_then_rest(b, fp, cur, out, n, max, m);
+            return chain_then_rest(b, cs, fp, cur, out, n, max, m);
         }
         // SKIP: the caller's return address is in the wrapper's frame, and
         // the chain past it goes on where the unwinder does (or breaks at
@@ -550,8 +555,7 @@ static size_t walk_stack(ms__tbuf *b, const void *fp, uintptr_t ret, uintptr_t *
                 memmove(cs->rec + 2, cs->rec + 1, (keep - 1) * sizeof *cs->rec);
                 out[1] = tmp[1];
                 cs->skip_at = (uintptr_t)fp + 16 + 8 * k;
-                chain_unchecked(cs, fp, keep + 1, max);
-                return chain_then_rest(b, fp, cur, out, keep + 1, max, m);
+                return chain_then_rest(b, cs, fp, cur, out, keep + 1, max, m);
             }
         } else {
             size_t walks = VERDICT_ARG(e) + 1;
@@ -994,12 +998,12 @@ static size_t chain_wrong_at(const uintptr_t *out, const chain_state *cs)
 static size_t chain_redo(uintptr_t *out, size_t k, const chain_state *cs)
 {
     if (ms_atomic_load_relaxed(&mode) != MS__UNWIND_BACKTRACE) {
-        uintptr_t sp = cs->rec[k] + 16, rbp;
+        uintptr_t rec = cs->fp + cs->rec[k], sp = rec + 16, rbp;
         if (k == 1 && cs->skip_at) {
             sp = cs->skip_at + 8;
             rbp = stack_word(cs->fp);
         } else {
-            rbp = stack_word(cs->rec[k]);
+            rbp = stack_word(rec);
         }
         uintptr_t lo, hi;
         ms__thread_stack(&lo, &hi);
@@ -1026,7 +1030,9 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
     ms__stack_slot *c = b && cached ? &b->stack_cache[(h >> 7) & (MS__STACK_CACHE - 1)] : NULL;
     uint32_t id = 0, guess = 0;
     uintptr_t *a = get_arena();
-    if (c && c->hash == h && (cs || !(c->id & CHAIN_WRONG))) {
+    // A chain found wrong at frame k answers only a walk whose chain took
+    // that frame (the same frames from a shorter chain: not in practice).
+    if (c && c->hash == h && (!(c->id & CHAIN_WRONG) || (cs && (c->id & ~CHAIN_WRONG) < cs->to))) {
         id = c->id; // 64-bit hashes of distinct stacks do not meet in practice
         if (id & CHAIN_WRONG)
             return id;

@@ -1,8 +1,21 @@
 /* callbacks_visit — code without frame pointers that calls back into code
  * with them (capture/callbacks.c), built -O2 -fomit-frame-pointer. */
 
+#include <stdlib.h>
+
 void visit_twice(void (*cb)(void));
 void decoy(void);
+void leak_direct(int depth);
+
+void *volatile visit_sink;
+
+/* Allocates without a frame of its own, leaving the frame register as its
+ * caller set it. */
+void leak_direct(int depth)
+{
+    (void)depth;
+    visit_sink = malloc(152);
+}
 
 /* Keeps cb in a register the calls preserve, and leaves the frame register
  * alone: the callback's saved frame pointer is the caller's. */
