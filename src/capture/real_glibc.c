@@ -1,6 +1,5 @@
 /* real_glibc.c — the part of glibc's allocator that has no __libc_ alias, and
- * the glibc functions capture interposes beside the malloc family
- * (pthread_getattr_np, dlopen, dlclose). */
+ * the two glibc functions capture interposes beside the malloc family. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <link.h>
@@ -81,41 +80,6 @@ static int first_object_subs(struct dl_phdr_info *info, size_t size, void *subs)
     if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
         *(unsigned long long *)subs = info->dlpi_subs;
     return 1; // every object holds the same count: the first one tells
-}
-
-static int first_object_adds(struct dl_phdr_info *info, size_t size, void *adds)
-{
-    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
-        *(unsigned long long *)adds = info->dlpi_adds;
-    return 1;
-}
-
-/* dlopen, interposed: a C++ runtime loaded with a plugin (a C++ extension of
- * a Python program) brings the operator new that blocks are named past
- * (stack/stack.h, allocator wrappers), looked for again when the loader's
- * count of objects added moved. Weak, as dlclose below. */
-typedef void *(*dlopen_fn)(const char *, int);
-static _Atomic(dlopen_fn) real_dlopen;
-static _Atomic unsigned long long seen_adds; /* dlpi_adds at the last dlopen */
-
-__attribute__((visibility("default"), weak)) void *dlopen(const char *file, int mode)
-{
-    dlopen_fn f = ms_atomic_load_acquire(&real_dlopen);
-    if (ms_unlikely(!f)) {
-        void *sym = next_symbol("dlopen");
-        memcpy(&f, &sym, sizeof f);
-        if (!f)
-            return NULL;
-        ms_atomic_store_release(&real_dlopen, f);
-    }
-    void *h = f(file, mode);
-    if (h) {
-        unsigned long long adds = ULLONG_MAX; // not told: look
-        dl_iterate_phdr(first_object_adds, &adds);
-        if (atomic_exchange(&seen_adds, adds) != adds || adds == ULLONG_MAX)
-            ms__stack_code_loaded();
-    }
-    return h;
 }
 
 __attribute__((visibility("default"), weak)) int dlclose(void *handle)

@@ -540,20 +540,28 @@ uint64_t ms__cfi_rules(void) { return ms_atomic_load_relaxed(&nrules); }
 
 static size_t level_bytes(unsigned l) { return sizeof(slot) << (SLOT_BITS + l); }
 
+/* more_slots[l] when its pages could not be had: not asked for again (a
+ * system call at every lookup that reaches it). */
+#define NO_TABLE ((slot *)(uintptr_t)1)
+
 /* Table l, made if `make` and not yet there. NULL: none (or no memory). */
 static slot *level_table(unsigned l, bool make)
 {
     if (l == 0)
         return slots;
     slot *t = ms_atomic_load_acquire(&more_slots[l]);
+    if (t == NO_TABLE)
+        return NULL;
     if (t || !make)
         return t;
     slot *fresh = ms__pages_alloc(level_bytes(l)), *expect = NULL;
-    if (!fresh)
+    if (!fresh) {
+        atomic_compare_exchange_strong(&more_slots[l], &expect, NO_TABLE);
         return NULL;
+    }
     if (!atomic_compare_exchange_strong(&more_slots[l], &expect, fresh)) {
-        ms__pages_free(fresh, level_bytes(l)); // another thread made it first
-        return expect;
+        ms__pages_free(fresh, level_bytes(l)); // another thread made it first (or failed)
+        return expect == NO_TABLE ? NULL : expect;
     }
     return fresh;
 }

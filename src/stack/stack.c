@@ -23,7 +23,6 @@
 #include "stack/stack.h"
 
 #include <execinfo.h>
-#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -247,73 +246,50 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 /* ------------------------------------------------- allocator wrappers
  *
  * Code ranges of the functions that only allocate for their caller (C++'s
- * operator new and new[] in every form, strdup and strndup), found outside
- * any hook (ms__stack_find_wrappers, symbols.c: at start, and again when a
- * dlopen loads the C++ runtime), then read without a lock. A block allocated
- * through one is named where the program called it. The ranges are
- * published as a whole, in order: a set is never changed once readers can
- * see it, and never freed (a hook may be reading it; a set is replaced only
- * when a search finds new wrappers, a few times in a process's life). */
+ * operator new and new[] in every form, strdup and strndup), found once,
+ * outside any hook (ms__stack_find_wrappers, symbols.c), then read without a
+ * lock. A block allocated through one is named where the program called it. */
 #define MAX_WRAPPERS 24u
-typedef struct wrap_set {
-    unsigned n;
-    uintptr_t min, max; /* all of them lie between */
-    uintptr_t lo[MAX_WRAPPERS], hi[MAX_WRAPPERS];
-} wrap_set;
-static _Atomic(wrap_set *) wraps;
-static pthread_mutex_t wraps_lock = PTHREAD_MUTEX_INITIALIZER; /* writers */
+static uintptr_t wrap_lo[MAX_WRAPPERS], wrap_hi[MAX_WRAPPERS];
+static _Atomic unsigned nwrap;
+static uintptr_t wrap_min = UINTPTR_MAX, wrap_max; /* all of them lie between */
 
-void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count)
+void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi)
 {
-    pthread_mutex_lock(&wraps_lock);
-    const wrap_set *old = ms_atomic_load_relaxed(&wraps);
-    wrap_set next = old ? *old : (wrap_set){.min = UINTPTR_MAX};
-    for (size_t i = 0; i < count; i++) {
-        unsigned n = next.n, at = 0;
-        if (lo[i] >= hi[i] || n == MAX_WRAPPERS)
-            continue;
-        while (at < n && next.lo[at] < lo[i]) // kept in order, for the search below
-            at++;
-        if (at < n && next.lo[at] == lo[i])
-            continue;
-        memmove(&next.lo[at + 1], &next.lo[at], (n - at) * sizeof *next.lo);
-        memmove(&next.hi[at + 1], &next.hi[at], (n - at) * sizeof *next.hi);
-        next.lo[at] = lo[i];
-        next.hi[at] = hi[i];
-        next.n = n + 1;
-        if (lo[i] < next.min)
-            next.min = lo[i];
-        if (hi[i] > next.max)
-            next.max = hi[i];
-    }
-    wrap_set *fresh = NULL;
-    if (!old || next.n != old->n)
-        fresh = ms__pages_alloc(sizeof *fresh); // a page: a few in a process's life
-    if (fresh) {
-        *fresh = next;
-        ms_atomic_store_release(&wraps, fresh);
-    }
-    pthread_mutex_unlock(&wraps_lock);
+    unsigned n = ms_atomic_load_relaxed(&nwrap), at = 0;
+    if (lo >= hi || n == MAX_WRAPPERS)
+        return;
+    while (at < n && wrap_lo[at] < lo) // kept in order, for the search below
+        at++;
+    if (at < n && wrap_lo[at] == lo)
+        return;
+    memmove(&wrap_lo[at + 1], &wrap_lo[at], (n - at) * sizeof *wrap_lo);
+    memmove(&wrap_hi[at + 1], &wrap_hi[at], (n - at) * sizeof *wrap_hi);
+    wrap_lo[at] = lo;
+    wrap_hi[at] = hi;
+    if (lo < wrap_min)
+        wrap_min = lo;
+    if (hi > wrap_max)
+        wrap_max = hi;
+    ms_atomic_store_release(&nwrap, n + 1);
 }
-
-void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi) { ms__stack_add_wrappers(&lo, &hi, 1); }
 
 bool ms__stack_in_wrapper(uintptr_t pc)
 {
-    const wrap_set *w = ms_atomic_load_acquire(&wraps);
-    if (!w || pc <= w->min || pc > w->max)
+    unsigned n = ms_atomic_load_acquire(&nwrap);
+    if (n == 0 || pc <= wrap_min || pc > wrap_max)
         return false;
     // A return address is just past its call: in (lo, hi]. The last range
     // whose lo is below pc is the only one that may hold it.
-    unsigned a = 0, b = w->n;
+    unsigned a = 0, b = n;
     while (b - a > 1) {
         unsigned mid = (a + b) / 2;
-        if (w->lo[mid] < pc)
+        if (wrap_lo[mid] < pc)
             a = mid;
         else
             b = mid;
     }
-    return pc > w->lo[a] && pc <= w->hi[a];
+    return pc > wrap_lo[a] && pc <= wrap_hi[a];
 }
 
 /* Where a wrapper's caller's return address sits, learnt per call site in a
@@ -695,15 +671,23 @@ static uint64_t stack_hash(const uintptr_t *f, size_t depth)
     return h0 | 1; // 0 marks an empty cache slot
 }
 
+/* Set when the arena's address space could not be had: not asked for again
+ * (a system call at every stack; its stacks are counted as dropped). */
+static _Atomic bool arena_failed;
+
 static uintptr_t *get_arena(void)
 {
     uintptr_t *a = ms_atomic_load_acquire(&arena);
     if (ms_likely(a))
         return a;
+    if (ms_atomic_load_relaxed(&arena_failed))
+        return NULL;
     void *m = mmap(NULL, ARENA_WORDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
+    if (m == MAP_FAILED) {
+        ms_atomic_store_relaxed(&arena_failed, true);
         return NULL;
+    }
     uintptr_t *expect = NULL;
     if (!atomic_compare_exchange_strong_explicit(&arena, &expect, (uintptr_t *)m,
                                                  memory_order_acq_rel, memory_order_acquire)) {

@@ -52,15 +52,10 @@ void ms__stack_forget_code(void);
  * (C++'s operator new and new[] in every form, strdup, strndup), whose blocks
  * are named where the program called them, with call stacks or without.
  * ms__stack_find_wrappers (symbols.c) looks up the ones the process has loaded,
- * outside any hook (it takes the loader's lock), when capture starts. */
+ * once, outside any hook: it takes the loader's lock. A C++ runtime loaded
+ * later (by dlopen) is not seen. */
 void ms__stack_find_wrappers(void);
-/* dlopen loaded objects (capture/real_glibc.c): while no operator new has
- * been found, look again, so that a C++ runtime loaded with a plugin (a C++
- * extension of a Python program) is seen. Outside any hook, as above. */
-void ms__stack_code_loaded(void);
-/* Add [lo[i], hi[i]) for i < count as wrappers' code, published together
- * (never in a hook: it takes a lock and allocates). */
-void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count);
+/* Add [lo, hi) as a wrapper's code. pre: no other thread adds one meanwhile. */
 void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi);
 /* Is this return address into a wrapper? Lock-free, a couple of compares for
  * an address outside their libraries. */

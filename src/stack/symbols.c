@@ -323,10 +323,6 @@ int ms_symbolize(uintptr_t pc, char *buf, size_t size)
  * global scope (the definitions calls bind to, a program's own operator new
  * included) and in the C++ runtime the process loaded, if any. Each one's code
  * range is its symbol's size. */
-/* Has a search found an operator new (the C++ runtime is loaded, or linked
- * into the program)? Then a later load brings none that calls bind to. */
-static _Atomic bool found_new;
-
 void ms__stack_find_wrappers(void)
 {
     static const char *const names[] = {"_Znwm",
@@ -339,41 +335,25 @@ void ms__stack_find_wrappers(void)
                                         "_ZnamSt11align_val_tRKSt9nothrow_t",
                                         "strdup",
                                         "strndup"};
-    enum { NAMES = sizeof names / sizeof *names };
-    uintptr_t lo[2 * NAMES], hi[2 * NAMES];
-    size_t n = 0;
-    bool runtime = false;
     ms__internal_enter(); // dlsym and dladdr may allocate
     void *rt = cxx_runtime();
     void *scopes[] = {RTLD_DEFAULT, rt};
     for (size_t s = 0; s < 2; s++) {
         if (s > 0 && !scopes[s]) // RTLD_DEFAULT is a null pointer itself
             continue;
-        for (size_t i = 0; i < NAMES; i++) {
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
             void *sym = dlsym(scopes[s], names[i]);
             Dl_info info;
             void *entry = NULL; // a const ElfW(Sym) *
             const ElfW(Sym) *e = NULL;
             if (sym && dladdr1(sym, &info, &entry, RTLD_DL_SYMENT))
                 e = entry;
-            if (e && e->st_size > 0 && info.dli_saddr == sym) {
-                lo[n] = (uintptr_t)sym;
-                hi[n++] = (uintptr_t)sym + e->st_size;
-                runtime |= names[i][0] == '_'; // an operator new
-            }
+            if (e && e->st_size > 0 && info.dli_saddr == sym)
+                ms__stack_add_wrapper((uintptr_t)sym, (uintptr_t)sym + e->st_size);
         }
     }
     // rt's reference is kept, as the demangler's is: the ranges stay its code.
     ms__internal_leave();
-    ms__stack_add_wrappers(lo, hi, n);
-    if (runtime)
-        ms_atomic_store_relaxed(&found_new, true);
-}
-
-void ms__stack_code_loaded(void)
-{
-    if (!ms_atomic_load_relaxed(&found_new))
-        ms__stack_find_wrappers();
 }
 
 bool ms__symbol_is_allocator(const char *f)
