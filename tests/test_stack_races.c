@@ -343,7 +343,7 @@ static void a_wrappers_caller_is_where_the_program_called_it(void **state)
     ms__stack_add_wrapper(a, a + 0x40);
     ms__stack_add_wrapper(c, c + 0x20);
     ms__stack_add_wrapper(c, c + 0x20); // once
-    assert_int_equal(ms_atomic_load_relaxed(&nwrap), 2);
+    assert_int_equal(ms_atomic_load_relaxed(&wraps)->n, 2);
     assert_false(ms__stack_in_wrapper(a));
     assert_true(ms__stack_in_wrapper(a + 1));
     assert_true(ms__stack_in_wrapper(a + 0x40));

@@ -32,6 +32,7 @@
 #include "common/heap.h"
 #include "common/pages.h"
 #include "stack/cfi.h"
+#include "stack/objects.h"
 #include "store/store.h"
 
 #define ARENA_WORDS ((size_t)1 << 27) /* ids fit the block's 30 bits */
@@ -246,50 +247,97 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
 /* ------------------------------------------------- allocator wrappers
  *
  * Code ranges of the functions that only allocate for their caller (C++'s
- * operator new and new[] in every form, strdup and strndup), found once,
- * outside any hook (ms__stack_find_wrappers, symbols.c), then read without a
- * lock. A block allocated through one is named where the program called it. */
+ * operator new and new[] in every form, strdup and strndup), then read
+ * without a lock. A block allocated through one is named where the program
+ * called it. Found by their dynamic symbols outside any hook when capture
+ * starts (ms__stack_find_wrappers, symbols.c), and in a hook the first time
+ * a stack is seen from an object no search has looked at yet
+ * (search_object): a C++ runtime that comes with a plugin. The ranges are
+ * published as a whole, in order, by a compare-and-swap: a set is never
+ * changed once readers can see it, and never freed (a hook may be reading
+ * it; one is replaced only when a search finds new wrappers, a few times in
+ * a process's life). ms__wrap_gen counts the sets published: the threads'
+ * caches of a caller (tracker.c) are from one of them. */
 #define MAX_WRAPPERS 24u
-static uintptr_t wrap_lo[MAX_WRAPPERS], wrap_hi[MAX_WRAPPERS];
-static _Atomic unsigned nwrap;
-static uintptr_t wrap_min = UINTPTR_MAX, wrap_max; /* all of them lie between */
+typedef struct wrap_set {
+    unsigned n;
+    uintptr_t min, max; /* all of them lie between */
+    uintptr_t lo[MAX_WRAPPERS], hi[MAX_WRAPPERS];
+} wrap_set;
+static _Atomic(wrap_set *) wraps;
+_Atomic uint32_t ms__wrap_gen;
 
-void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi)
+static bool set_has(const wrap_set *w, uintptr_t lo)
 {
-    unsigned n = ms_atomic_load_relaxed(&nwrap), at = 0;
-    if (lo >= hi || n == MAX_WRAPPERS)
-        return;
-    while (at < n && wrap_lo[at] < lo) // kept in order, for the search below
-        at++;
-    if (at < n && wrap_lo[at] == lo)
-        return;
-    memmove(&wrap_lo[at + 1], &wrap_lo[at], (n - at) * sizeof *wrap_lo);
-    memmove(&wrap_hi[at + 1], &wrap_hi[at], (n - at) * sizeof *wrap_hi);
-    wrap_lo[at] = lo;
-    wrap_hi[at] = hi;
-    if (lo < wrap_min)
-        wrap_min = lo;
-    if (hi > wrap_max)
-        wrap_max = hi;
-    ms_atomic_store_release(&nwrap, n + 1);
+    for (unsigned i = 0; w && i < w->n; i++)
+        if (w->lo[i] == lo)
+            return true;
+    return false;
 }
+
+static void set_add(wrap_set *w, uintptr_t lo, uintptr_t hi)
+{
+    unsigned n = w->n, at = 0;
+    if (lo >= hi || n == MAX_WRAPPERS || set_has(w, lo))
+        return;
+    while (at < n && w->lo[at] < lo) // kept in order, for the search below
+        at++;
+    memmove(&w->lo[at + 1], &w->lo[at], (n - at) * sizeof *w->lo);
+    memmove(&w->hi[at + 1], &w->hi[at], (n - at) * sizeof *w->hi);
+    w->lo[at] = lo;
+    w->hi[at] = hi;
+    w->n = n + 1;
+    if (lo < w->min)
+        w->min = lo;
+    if (hi > w->max)
+        w->max = hi;
+}
+
+void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count)
+{
+    wrap_set *fresh = NULL;
+    for (;;) {
+        wrap_set *old = ms_atomic_load_acquire(&wraps);
+        bool any = false;
+        for (size_t i = 0; i < count; i++)
+            any |= lo[i] < hi[i] && !set_has(old, lo[i]);
+        if (!any || (old && old->n == MAX_WRAPPERS))
+            break;
+        if (!fresh && !(fresh = ms__pages_alloc(sizeof *fresh))) // a page, a few times
+            return;
+        if (old)
+            *fresh = *old;
+        else
+            *fresh = (wrap_set){.min = UINTPTR_MAX};
+        for (size_t i = 0; i < count; i++)
+            set_add(fresh, lo[i], hi[i]);
+        if (atomic_compare_exchange_strong(&wraps, &old, fresh)) {
+            ms_atomic_add_relaxed(&ms__wrap_gen, 1);
+            return;
+        }
+    }
+    if (fresh)
+        ms__pages_free(fresh, sizeof *fresh);
+}
+
+void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi) { ms__stack_add_wrappers(&lo, &hi, 1); }
 
 bool ms__stack_in_wrapper(uintptr_t pc)
 {
-    unsigned n = ms_atomic_load_acquire(&nwrap);
-    if (n == 0 || pc <= wrap_min || pc > wrap_max)
+    const wrap_set *w = ms_atomic_load_acquire(&wraps);
+    if (!w || pc <= w->min || pc > w->max)
         return false;
     // A return address is just past its call: in (lo, hi]. The last range
     // whose lo is below pc is the only one that may hold it.
-    unsigned a = 0, b = n;
+    unsigned a = 0, b = w->n;
     while (b - a > 1) {
         unsigned mid = (a + b) / 2;
-        if (wrap_lo[mid] < pc)
+        if (w->lo[mid] < pc)
             a = mid;
         else
             b = mid;
     }
-    return pc > wrap_lo[a] && pc <= wrap_hi[a];
+    return pc > w->lo[a] && pc <= w->hi[a];
 }
 
 /* Where a wrapper's caller's return address sits, learnt per call site in a
@@ -305,6 +353,52 @@ bool ms__stack_in_wrapper(uintptr_t pc)
 #define WRAP_NEVER 127u
 static _Atomic uint64_t wrap_sites[WRAP_SITES];
 
+/* The objects a search for wrappers has looked at (their link maps; 0
+ * empty), so that each is searched once; when the table is full, later
+ * objects are not searched. */
+#define SEARCHED 512u /* 2^9 */
+static _Atomic uint64_t objects_searched[SEARCHED];
+
+/* A stack was seen for the first time, from code at pc: if pc's object was
+ * never searched, look for wrappers in its dynamic symbols (a C++ runtime
+ * loaded with a plugin after capture started: its operator new is where the
+ * plugin's allocations come from). b (may be NULL) keeps the bounds of the
+ * last object the thread looked at. Lock-free; the first search of an
+ * object publishes what it finds (ms__stack_wrap_gen moves). */
+static void search_object(ms__tbuf *b, uintptr_t pc)
+{
+    static const char *const names[] = {"_Znwm",
+                                        "_Znam",
+                                        "_ZnwmRKSt9nothrow_t",
+                                        "_ZnamRKSt9nothrow_t",
+                                        "_ZnwmSt11align_val_t",
+                                        "_ZnamSt11align_val_t",
+                                        "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                        "_ZnamSt11align_val_tRKSt9nothrow_t"};
+    enum { NAMES = sizeof names / sizeof *names };
+    uint32_t now = ms_atomic_load_relaxed(&code_epoch);
+    if (b && pc > b->obj_lo && pc <= b->obj_hi && b->obj_epoch == now)
+        return; // the object this thread looked at last
+    uintptr_t id, lo, hi;
+    if (!ms__object_of(pc - 1, &id, &lo, &hi))
+        return;
+    if (b) {
+        b->obj_lo = lo;
+        b->obj_hi = hi;
+        b->obj_epoch = now;
+    }
+    _Atomic uint64_t *slot = site_slot(objects_searched, 9, 64, 0, id);
+    uint64_t none = 0;
+    if (!slot || !atomic_compare_exchange_strong(slot, &none, (uint64_t)id))
+        return; // searched (or being searched), or no room
+    uintptr_t flo[NAMES], fhi[NAMES];
+    size_t n = 0;
+    for (size_t i = 0; i < NAMES; i++)
+        n += ms__object_function(id, names[i], &flo[n], &fhi[n]);
+    if (n)
+        ms__stack_add_wrappers(flo, fhi, n);
+}
+
 void ms__stack_forget_code(void)
 {
     ms_atomic_add_relaxed(&code_epoch, 1);
@@ -315,6 +409,9 @@ void ms__stack_forget_code(void)
     for (size_t i = 0; i < WRAP_SITES; i++)
         if (ms_atomic_load_relaxed(&wrap_sites[i]) != 0)
             ms_atomic_store_relaxed(&wrap_sites[i], 0);
+    for (size_t i = 0; i < SEARCHED; i++) // another object may be loaded at one's link map
+        if (ms_atomic_load_relaxed(&objects_searched[i]) != 0)
+            ms_atomic_store_relaxed(&objects_searched[i], 0);
     ms__cfi_forget();
 }
 
@@ -1004,7 +1101,7 @@ static size_t chain_redo(uintptr_t *out, size_t k, const chain_state *cs)
  * unchecked), a stack that neither the cache nor the table holds is checked
  * before it is added: CHAIN_WRONG | k when it is wrong past frames[k]. */
 static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames, size_t depth,
-                              const chain_state *cs)
+                              const chain_state *cs, bool *added)
 {
     if (depth == 0)
         return 0;
@@ -1037,8 +1134,11 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
                 *c = (ms__stack_slot){h, CHAIN_WRONG | (uint32_t)k};
             return CHAIN_WRONG | (uint32_t)k;
         }
-        if (!id && top)
+        if (!id && top) {
             id = insert(a, h, frames, depth, top);
+            if (added)
+                *added = id != 0;
+        }
         if (!id) {
             ms_atomic_add_relaxed(&ndropped, 1);
             if (b && b->store) // the event goes without its stack: its report says so
@@ -1059,10 +1159,10 @@ static inline uint32_t intern(ms__tbuf *b, bool cached, const uintptr_t *frames,
 uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
     if (!b || b->stack_busy) // a signal handler that interrupted this thread's call
-        return intern(b, false, frames, depth, NULL);
+        return intern(b, false, frames, depth, NULL, NULL);
     b->stack_busy = 1;
     ms_compiler_barrier();
-    uint32_t id = intern(b, true, frames, depth, NULL);
+    uint32_t id = intern(b, true, frames, depth, NULL, NULL);
     ms_compiler_barrier();
     b->stack_busy = 0;
     return id;
@@ -1070,7 +1170,11 @@ uint32_t ms__stack_intern(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 
 uint32_t ms__stack_intern_held(ms__tbuf *b, const uintptr_t *frames, size_t depth)
 {
-    return intern(b, true, frames, depth, NULL);
+    bool added = false;
+    uint32_t id = intern(b, true, frames, depth, NULL, &added);
+    if (added)
+        search_object(b, frames[0]);
+    return id;
 }
 
 uint32_t ms__stack_take(ms__tbuf *b, const void *fp, uintptr_t ret, size_t max)
@@ -1083,11 +1187,14 @@ uint32_t ms__stack_take(ms__tbuf *b, const void *fp, uintptr_t ret, size_t max)
         b->stack_busy = 1;
         ms_compiler_barrier();
     }
-    uint32_t id = intern(b, cached, out, n, cs.to > cs.from ? &cs : NULL);
+    bool added = false;
+    uint32_t id = intern(b, cached, out, n, cs.to > cs.from ? &cs : NULL, &added);
     if (ms_unlikely(id & CHAIN_WRONG)) {
         n = chain_redo(out, id & ~CHAIN_WRONG, &cs);
-        id = intern(b, cached, out, n, NULL);
+        id = intern(b, cached, out, n, NULL, &added);
     }
+    if (added)
+        search_object(b, out[0]);
     if (cached) {
         ms_compiler_barrier();
         b->stack_busy = 0;

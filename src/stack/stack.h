@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/atomic.h"
+
 struct ms__tbuf;
 
 #define MS__STACK_MAX_DEPTH 64u
@@ -51,12 +53,20 @@ void ms__stack_forget_code(void);
 /* Allocator wrappers: the functions that only allocate for their caller
  * (C++'s operator new and new[] in every form, strdup, strndup), whose blocks
  * are named where the program called them, with call stacks or without.
- * ms__stack_find_wrappers (symbols.c) looks up the ones the process has loaded,
- * once, outside any hook: it takes the loader's lock. A C++ runtime loaded
- * later (by dlopen) is not seen. */
+ * ms__stack_find_wrappers (symbols.c) looks up the ones the process has loaded
+ * when capture starts, outside any hook: it takes the loader's lock. A C++
+ * runtime loaded later is found in a hook (ms__stack_add_wrappers). */
 void ms__stack_find_wrappers(void);
-/* Add [lo, hi) as a wrapper's code. pre: no other thread adds one meanwhile. */
+/* Add [lo[i], hi[i]) for i < count as wrappers' code, published together.
+ * Lock-free; takes a page when it adds any. Also done in a hook, the first
+ * time a stack is seen from an object never searched (a C++ runtime loaded
+ * with a plugin after capture started), by its dynamic symbols. */
+void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count);
 void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi);
+/* How many sets of wrappers were published: a cache of where a call came
+ * from (ms__stack_caller) is good while it has not moved. */
+extern _Atomic uint32_t ms__wrap_gen;
+static inline uint32_t ms__stack_wrap_gen(void) { return ms_atomic_load_relaxed(&ms__wrap_gen); }
 /* Is this return address into a wrapper? Lock-free, a couple of compares for
  * an address outside their libraries. */
 bool ms__stack_in_wrapper(uintptr_t pc);

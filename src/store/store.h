@@ -65,6 +65,11 @@ typedef struct ms__tbuf {
     /* The same for the last caller of an allocator wrapper (ms__stack_caller). */
     uint32_t wcaller_stack;
     uintptr_t wcaller_pc;
+    uint32_t caller_gen; /* the wrappers (ms__stack_wrap_gen) both pairs are of */
+    /* The last object whose wrappers this thread looked for (stack.c), and the
+     * code epoch then. */
+    uint32_t obj_epoch;
+    uintptr_t obj_lo, obj_hi;
     struct ms__seg *own_spares; /* spares taken from `spare`, not used yet */
     _Atomic uint32_t own_count; /* how many (the folder reads it) */
     /* Single writer (owner), read by the folder: relaxed is enough.

@@ -157,7 +157,8 @@ static uint32_t cached_caller(ms__tbuf *b, uintptr_t *cpc, uint32_t *cstack, uin
     return id;
 }
 
-uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
+/* ms__tracker_caller_stack with the wrappers of generation gen. */
+static uint32_t caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
 {
     // A block from operator new or strdup is named where the program called
     // it: every such call comes here (the caller differs, the return address
@@ -166,6 +167,29 @@ uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
     if (ms_unlikely(pc != ret))
         return cached_caller(b, &b->wcaller_pc, &b->wcaller_stack, pc);
     return cached_caller(b, &b->caller_pc, &b->caller_stack, ret);
+}
+
+uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
+{
+    // Wrappers found since the caches were filled (a C++ runtime that came
+    // with a plugin) may be where they point: they are emptied. A signal
+    // handler inside this thread's call leaves them be.
+    uint32_t gen = ms__stack_wrap_gen();
+    if (ms_unlikely(b->caller_gen != gen) && !b->stack_busy) {
+        b->caller_stack = 0; // one store each: a handler meanwhile sees no pair
+        b->wcaller_stack = 0;
+        b->caller_gen = gen;
+    }
+    uint32_t id = caller_stack(b, fp, ret);
+    // This call's first stack may have found wrappers, perhaps the one `ret`
+    // is into: it is placed again.
+    if (ms_unlikely(ms__stack_wrap_gen() != gen) && !b->stack_busy) {
+        b->caller_stack = 0;
+        b->wcaller_stack = 0;
+        b->caller_gen = ms__stack_wrap_gen();
+        id = caller_stack(b, fp, ret);
+    }
+    return id;
 }
 
 /* ------------------------------------------------------- recording path */

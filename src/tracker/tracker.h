@@ -6,6 +6,7 @@
 
 #include "analyze/analyze.h"
 #include "monitor/monitor.h"
+#include "stack/stack.h"
 #include "store/store.h"
 
 struct ms_tracker {
@@ -98,7 +99,7 @@ static inline uint32_t ms__tracker_stack(ms_tracker *t, ms__tbuf *b, const void 
     if (!caller_only || !ret)
         return 0;
     // Consecutive allocations mostly come from one call site: skip the hash.
-    if (ms_likely(ret == b->caller_pc && b->caller_stack))
+    if (ms_likely(ret == b->caller_pc && b->caller_stack && b->caller_gen == ms__stack_wrap_gen()))
         return b->caller_stack;
     return ms__tracker_caller_stack(b, fp, ret);
 }
