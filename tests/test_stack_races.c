@@ -13,12 +13,15 @@
  * leaves the arena full), a stack that comes when the arena is full. (A
  * waiter gives up after a fraction of a millisecond: the lookups that meet
  * an undecided claim here take that long.) */
+#define _GNU_SOURCE /* dlinfo */
 #include <setjmp.h> /* cmocka needs these first */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <stdlib.h>
 
 #include "stack/stack.c"
@@ -336,6 +339,31 @@ static void a_signal_handler_leaves_the_threads_cache_be(void **state)
  * calls (lo excluded, hi included); a caller of one is read from the word its
  * call site learnt, through a wrapper around a wrapper too; a caller-only stack
  * and a stack's place are that caller, not the wrapper. */
+/* A wrapper range in an object that dlclose unloads leaves the set when code
+ * is forgotten: other code may be loaded where it was. (A range in glibc's
+ * libanl stub, which nothing here loads: any address of an object will do.) */
+static void wrappers_of_an_unloaded_object_should_go(void **state)
+{
+    (void)state;
+    void *h = dlopen("libanl.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        skip();
+    struct link_map *m = NULL;
+    assert_int_equal(dlinfo(h, RTLD_DI_LINKMAP, &m), 0);
+    const uintptr_t lo = (uintptr_t)m->l_ld, keep = 0x7e0000009000u;
+    ms__stack_add_wrapper(lo, lo + 16);
+    ms__stack_add_wrapper(keep, keep + 16); // no object: stays
+    assert_true(ms__stack_in_wrapper(lo + 1));
+    uint32_t gen = ms__stack_wrap_gen();
+    dlclose(h);
+    if (dlopen("libanl.so.1", RTLD_NOW | RTLD_NOLOAD))
+        skip(); // still loaded: nothing to see
+    ms__stack_forget_code();
+    assert_false(ms__stack_in_wrapper(lo + 1));
+    assert_true(ms__stack_in_wrapper(keep + 1));
+    assert_int_not_equal(ms__stack_wrap_gen(), gen); // the callers' caches are emptied
+}
+
 static void a_wrappers_caller_is_where_the_program_called_it(void **state)
 {
     (void)state;
@@ -451,6 +479,7 @@ int main(void)
         cmocka_unit_test(a_decision_late_after_the_replacement),
         cmocka_unit_test(a_signal_handler_leaves_the_threads_cache_be),
         cmocka_unit_test(a_wrappers_caller_is_where_the_program_called_it),
+        cmocka_unit_test(wrappers_of_an_unloaded_object_should_go),
         cmocka_unit_test(a_stack_that_comes_when_the_arena_is_full), // last
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -258,12 +258,14 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
  * it; one is replaced only when a search finds new wrappers, a few times in
  * a process's life). ms__wrap_gen counts the sets published: the threads'
  * caches of a caller (tracker.c) are from one of them. */
-#define MAX_WRAPPERS 24u
+#define MAX_WRAPPERS 160u /* a set fits a page */
 typedef struct wrap_set {
     unsigned n;
     uintptr_t min, max; /* all of them lie between */
     uintptr_t lo[MAX_WRAPPERS], hi[MAX_WRAPPERS];
+    uintptr_t obj[MAX_WRAPPERS]; /* the object of each (ms__object_of; 0: not known) */
 } wrap_set;
+_Static_assert(sizeof(wrap_set) <= 4096, "a wrapper set is one page");
 static _Atomic(wrap_set *) wraps;
 _Atomic uint32_t ms__wrap_gen;
 
@@ -275,7 +277,7 @@ static bool set_has(const wrap_set *w, uintptr_t lo)
     return false;
 }
 
-static void set_add(wrap_set *w, uintptr_t lo, uintptr_t hi)
+static void set_add(wrap_set *w, uintptr_t lo, uintptr_t hi, uintptr_t obj)
 {
     unsigned n = w->n, at = 0;
     if (lo >= hi || n == MAX_WRAPPERS || set_has(w, lo))
@@ -284,13 +286,22 @@ static void set_add(wrap_set *w, uintptr_t lo, uintptr_t hi)
         at++;
     memmove(&w->lo[at + 1], &w->lo[at], (n - at) * sizeof *w->lo);
     memmove(&w->hi[at + 1], &w->hi[at], (n - at) * sizeof *w->hi);
+    memmove(&w->obj[at + 1], &w->obj[at], (n - at) * sizeof *w->obj);
     w->lo[at] = lo;
     w->hi[at] = hi;
+    w->obj[at] = obj;
     w->n = n + 1;
     if (lo < w->min)
         w->min = lo;
     if (hi > w->max)
         w->max = hi;
+}
+
+/* The object that holds code at pc, 0 when the loader knows none. */
+static uintptr_t object_id(uintptr_t pc)
+{
+    uintptr_t id, lo, hi;
+    return ms__object_of(pc, &id, &lo, &hi) ? id : 0;
 }
 
 void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count)
@@ -310,7 +321,7 @@ void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t cou
         else
             *fresh = (wrap_set){.min = UINTPTR_MAX};
         for (size_t i = 0; i < count; i++)
-            set_add(fresh, lo[i], hi[i]);
+            set_add(fresh, lo[i], hi[i], object_id(lo[i]));
         if (atomic_compare_exchange_strong(&wraps, &old, fresh)) {
             ms_atomic_add_relaxed(&ms__wrap_gen, 1);
             return;
@@ -321,6 +332,34 @@ void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t cou
 }
 
 void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi) { ms__stack_add_wrappers(&lo, &hi, 1); }
+
+/* After a dlclose (outside any hook): the wrappers of objects that are gone
+ * leave the set, or other code loaded where they were would be taken for
+ * them, and they would fill it. A range whose object was not known stays. */
+static void wrappers_drop_unloaded(void)
+{
+    wrap_set *fresh = NULL;
+    for (;;) {
+        wrap_set *old = ms_atomic_load_acquire(&wraps);
+        unsigned gone = 0;
+        for (unsigned i = 0; old && i < old->n; i++)
+            gone += old->obj[i] && object_id(old->lo[i]) != old->obj[i];
+        if (!gone)
+            break;
+        if (!fresh && !(fresh = ms__pages_alloc(sizeof *fresh)))
+            return;
+        *fresh = (wrap_set){.min = UINTPTR_MAX};
+        for (unsigned i = 0; i < old->n; i++)
+            if (!old->obj[i] || object_id(old->lo[i]) == old->obj[i])
+                set_add(fresh, old->lo[i], old->hi[i], old->obj[i]);
+        if (atomic_compare_exchange_strong(&wraps, &old, fresh)) {
+            ms_atomic_add_relaxed(&ms__wrap_gen, 1);
+            return;
+        }
+    }
+    if (fresh)
+        ms__pages_free(fresh, sizeof *fresh);
+}
 
 bool ms__stack_in_wrapper(uintptr_t pc)
 {
@@ -412,6 +451,7 @@ void ms__stack_forget_code(void)
     for (size_t i = 0; i < SEARCHED; i++) // another object may be loaded at one's link map
         if (ms_atomic_load_relaxed(&objects_searched[i]) != 0)
             ms_atomic_store_relaxed(&objects_searched[i], 0);
+    wrappers_drop_unloaded();
     ms__cfi_forget();
 }
 
@@ -1193,8 +1233,8 @@ uint32_t ms__stack_take(ms__tbuf *b, const void *fp, uintptr_t ret, size_t max)
         n = chain_redo(out, id & ~CHAIN_WRONG, &cs);
         id = intern(b, cached, out, n, NULL, &added);
     }
-    if (added)
-        search_object(b, out[0]);
+    if (added) // a handler inside this thread's call leaves b's object be
+        search_object(cached ? b : NULL, out[0]);
     if (cached) {
         ms_compiler_barrier();
         b->stack_busy = 0;
