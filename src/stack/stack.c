@@ -258,6 +258,17 @@ static size_t unwind(const void *fp, uintptr_t ret, uintptr_t *out, size_t max)
  * it; one is replaced only when a search finds new wrappers, a few times in
  * a process's life). ms__wrap_gen counts the sets published: the threads'
  * caches of a caller (tracker.c) are from one of them. */
+const char *const ms__wrapper_names[MS__WRAPPER_NAMES] = {"_Znwm",
+                                                          "_Znam",
+                                                          "_ZnwmRKSt9nothrow_t",
+                                                          "_ZnamRKSt9nothrow_t",
+                                                          "_ZnwmSt11align_val_t",
+                                                          "_ZnamSt11align_val_t",
+                                                          "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                                          "_ZnamSt11align_val_tRKSt9nothrow_t",
+                                                          "strdup",
+                                                          "strndup"};
+
 #define MAX_WRAPPERS 160u /* a set fits a page */
 typedef struct wrap_set {
     unsigned n;
@@ -304,22 +315,34 @@ static uintptr_t object_id(uintptr_t pc)
     return ms__object_of(pc, &id, &lo, &hi) ? id : 0;
 }
 
-void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count)
+/* Is range i of w in an object that is gone (dlclose)? Then other code may
+ * be loaded where it was, and would be taken for a wrapper. A range whose
+ * object was not known stays. */
+static bool range_gone(const wrap_set *w, unsigned i)
+{
+    return w->obj[i] && object_id(w->lo[i]) != w->obj[i];
+}
+
+/* Publish a set of the published one's ranges that are not gone, and of
+ * [lo[i], hi[i]) for i < count; none when nothing would change. */
+static void wraps_update(const uintptr_t *lo, const uintptr_t *hi, size_t count)
 {
     wrap_set *fresh = NULL;
     for (;;) {
         wrap_set *old = ms_atomic_load_acquire(&wraps);
-        bool any = false;
+        bool gone = false, more = false;
+        for (unsigned i = 0; old && i < old->n; i++)
+            gone |= range_gone(old, i);
         for (size_t i = 0; i < count; i++)
-            any |= lo[i] < hi[i] && !set_has(old, lo[i]);
-        if (!any || (old && old->n == MAX_WRAPPERS))
+            more |= lo[i] < hi[i] && !set_has(old, lo[i]);
+        if (!gone && (!more || (old && old->n == MAX_WRAPPERS)))
             break;
         if (!fresh && !(fresh = ms__pages_alloc(sizeof *fresh))) // a page, a few times
             return;
-        if (old)
-            *fresh = *old;
-        else
-            *fresh = (wrap_set){.min = UINTPTR_MAX};
+        *fresh = (wrap_set){.min = UINTPTR_MAX};
+        for (unsigned i = 0; old && i < old->n; i++)
+            if (!range_gone(old, i))
+                set_add(fresh, old->lo[i], old->hi[i], old->obj[i]);
         for (size_t i = 0; i < count; i++)
             set_add(fresh, lo[i], hi[i], object_id(lo[i]));
         if (atomic_compare_exchange_strong(&wraps, &old, fresh)) {
@@ -331,35 +354,12 @@ void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t cou
         ms__pages_free(fresh, sizeof *fresh);
 }
 
-void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi) { ms__stack_add_wrappers(&lo, &hi, 1); }
-
-/* After a dlclose (outside any hook): the wrappers of objects that are gone
- * leave the set, or other code loaded where they were would be taken for
- * them, and they would fill it. A range whose object was not known stays. */
-static void wrappers_drop_unloaded(void)
+void ms__stack_add_wrappers(const uintptr_t *lo, const uintptr_t *hi, size_t count)
 {
-    wrap_set *fresh = NULL;
-    for (;;) {
-        wrap_set *old = ms_atomic_load_acquire(&wraps);
-        unsigned gone = 0;
-        for (unsigned i = 0; old && i < old->n; i++)
-            gone += old->obj[i] && object_id(old->lo[i]) != old->obj[i];
-        if (!gone)
-            break;
-        if (!fresh && !(fresh = ms__pages_alloc(sizeof *fresh)))
-            return;
-        *fresh = (wrap_set){.min = UINTPTR_MAX};
-        for (unsigned i = 0; i < old->n; i++)
-            if (!old->obj[i] || object_id(old->lo[i]) == old->obj[i])
-                set_add(fresh, old->lo[i], old->hi[i], old->obj[i]);
-        if (atomic_compare_exchange_strong(&wraps, &old, fresh)) {
-            ms_atomic_add_relaxed(&ms__wrap_gen, 1);
-            return;
-        }
-    }
-    if (fresh)
-        ms__pages_free(fresh, sizeof *fresh);
+    wraps_update(lo, hi, count);
 }
+
+void ms__stack_add_wrapper(uintptr_t lo, uintptr_t hi) { wraps_update(&lo, &hi, 1); }
 
 bool ms__stack_in_wrapper(uintptr_t pc)
 {
@@ -406,15 +406,6 @@ static _Atomic uint64_t objects_searched[SEARCHED];
  * object publishes what it finds (ms__stack_wrap_gen moves). */
 static void search_object(ms__tbuf *b, uintptr_t pc)
 {
-    static const char *const names[] = {"_Znwm",
-                                        "_Znam",
-                                        "_ZnwmRKSt9nothrow_t",
-                                        "_ZnamRKSt9nothrow_t",
-                                        "_ZnwmSt11align_val_t",
-                                        "_ZnamSt11align_val_t",
-                                        "_ZnwmSt11align_val_tRKSt9nothrow_t",
-                                        "_ZnamSt11align_val_tRKSt9nothrow_t"};
-    enum { NAMES = sizeof names / sizeof *names };
     uint32_t now = ms_atomic_load_relaxed(&code_epoch);
     if (b && pc > b->obj_lo && pc <= b->obj_hi && b->obj_epoch == now)
         return; // the object this thread looked at last
@@ -430,10 +421,10 @@ static void search_object(ms__tbuf *b, uintptr_t pc)
     uint64_t none = 0;
     if (!slot || !atomic_compare_exchange_strong(slot, &none, (uint64_t)id))
         return; // searched (or being searched), or no room
-    uintptr_t flo[NAMES], fhi[NAMES];
+    uintptr_t flo[MS__NEW_NAMES], fhi[MS__NEW_NAMES];
     size_t n = 0;
-    for (size_t i = 0; i < NAMES; i++)
-        n += ms__object_function(id, names[i], &flo[n], &fhi[n]);
+    for (size_t i = 0; i < MS__NEW_NAMES; i++)
+        n += ms__object_function(id, ms__wrapper_names[i], &flo[n], &fhi[n]);
     if (n)
         ms__stack_add_wrappers(flo, fhi, n);
 }
@@ -451,7 +442,7 @@ void ms__stack_forget_code(void)
     for (size_t i = 0; i < SEARCHED; i++) // another object may be loaded at one's link map
         if (ms_atomic_load_relaxed(&objects_searched[i]) != 0)
             ms_atomic_store_relaxed(&objects_searched[i], 0);
-    wrappers_drop_unloaded();
+    wraps_update(NULL, NULL, 0); // the wrappers of unloaded objects leave
     ms__cfi_forget();
 }
 

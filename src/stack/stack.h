@@ -57,6 +57,11 @@ void ms__stack_forget_code(void);
  * when capture starts, outside any hook: it takes the loader's lock. A C++
  * runtime loaded later is found in a hook (ms__stack_add_wrappers). */
 void ms__stack_find_wrappers(void);
+/* The wrappers' symbols: operator new's forms (the first MS__NEW_NAMES),
+ * then strdup and strndup. */
+#define MS__NEW_NAMES 8u
+#define MS__WRAPPER_NAMES 10u
+extern const char *const ms__wrapper_names[MS__WRAPPER_NAMES];
 /* Add [lo[i], hi[i]) for i < count as wrappers' code, published together.
  * Lock-free; takes a page when it adds any. Also done in a hook, the first
  * time a stack is seen from an object never searched (a C++ runtime loaded

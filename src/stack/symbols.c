@@ -325,24 +325,14 @@ int ms_symbolize(uintptr_t pc, char *buf, size_t size)
  * range is its symbol's size. */
 void ms__stack_find_wrappers(void)
 {
-    static const char *const names[] = {"_Znwm",
-                                        "_Znam",
-                                        "_ZnwmRKSt9nothrow_t",
-                                        "_ZnamRKSt9nothrow_t",
-                                        "_ZnwmSt11align_val_t",
-                                        "_ZnamSt11align_val_t",
-                                        "_ZnwmSt11align_val_tRKSt9nothrow_t",
-                                        "_ZnamSt11align_val_tRKSt9nothrow_t",
-                                        "strdup",
-                                        "strndup"};
     ms__internal_enter(); // dlsym and dladdr may allocate
     void *rt = cxx_runtime();
     void *scopes[] = {RTLD_DEFAULT, rt};
     for (size_t s = 0; s < 2; s++) {
         if (s > 0 && !scopes[s]) // RTLD_DEFAULT is a null pointer itself
             continue;
-        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-            void *sym = dlsym(scopes[s], names[i]);
+        for (size_t i = 0; i < MS__WRAPPER_NAMES; i++) {
+            void *sym = dlsym(scopes[s], ms__wrapper_names[i]);
             Dl_info info;
             void *entry = NULL; // a const ElfW(Sym) *
             const ElfW(Sym) *e = NULL;

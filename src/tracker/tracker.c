@@ -157,7 +157,7 @@ static uint32_t cached_caller(ms__tbuf *b, uintptr_t *cpc, uint32_t *cstack, uin
     return id;
 }
 
-/* ms__tracker_caller_stack with the wrappers of generation gen. */
+/* ms__tracker_caller_stack, from the caches as they are. */
 static uint32_t caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
 {
     // A block from operator new or strdup is named where the program called
@@ -169,24 +169,31 @@ static uint32_t caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
     return cached_caller(b, &b->caller_pc, &b->caller_stack, ret);
 }
 
+/* Empty b's caller caches, filled under other wrappers than those of
+ * generation gen (one store each: a signal handler meanwhile sees no pair).
+ * A handler inside this thread's call leaves them be. */
+static void callers_fresh(ms__tbuf *b, uint32_t gen)
+{
+    if (b->stack_busy)
+        return;
+    b->caller_stack = 0;
+    b->wcaller_stack = 0;
+    b->caller_gen = gen;
+}
+
 uint32_t ms__tracker_caller_stack(ms__tbuf *b, const void *fp, uintptr_t ret)
 {
     // Wrappers found since the caches were filled (a C++ runtime that came
-    // with a plugin) may be where they point: they are emptied. A signal
-    // handler inside this thread's call leaves them be.
+    // with a plugin) may be where they point.
     uint32_t gen = ms__stack_wrap_gen();
-    if (ms_unlikely(b->caller_gen != gen) && !b->stack_busy) {
-        b->caller_stack = 0; // one store each: a handler meanwhile sees no pair
-        b->wcaller_stack = 0;
-        b->caller_gen = gen;
-    }
+    if (ms_unlikely(b->caller_gen != gen))
+        callers_fresh(b, gen);
     uint32_t id = caller_stack(b, fp, ret);
     // This call's first stack may have found wrappers, perhaps the one `ret`
     // is into: it is placed again.
-    if (ms_unlikely(ms__stack_wrap_gen() != gen) && !b->stack_busy) {
-        b->caller_stack = 0;
-        b->wcaller_stack = 0;
-        b->caller_gen = ms__stack_wrap_gen();
+    uint32_t now = ms__stack_wrap_gen();
+    if (ms_unlikely(now != gen) && !b->stack_busy) {
+        callers_fresh(b, now);
         id = caller_stack(b, fp, ret);
     }
     return id;
