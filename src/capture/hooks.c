@@ -351,6 +351,8 @@ MS_NOINLINE static void free_other(void *p, unsigned w)
         m = ms__cap_slow_state(); // start-up, crash
         if (m == MS__CAP_ARENA)
             return; // the process is about to die: never touch glibc's heap again
+        if (ms__arena_owns(p))
+            return; // the reporting thread's block, freed by another (the trace's writer)
     }
     size_t off = header_off(p);
     if (ms_unlikely(off))
@@ -519,6 +521,14 @@ static inline void *realloc_hook(void *p, size_t n, const void *fp, uintptr_t re
                                             : ms__real_usable_size(p);
             memcpy(q, p, old < n ? old : n);
         }
+        return q;
+    }
+    if (ms_unlikely(ms__cap_mode() == MS__CAP_CRASH) && p && ms__arena_owns(p)) {
+        // The reporting thread's block, grown by another (the trace's
+        // writer): glibc must never see it. Unrecorded, as the arena's are.
+        void *q = n ? ms__real_malloc(n) : NULL;
+        if (q)
+            memcpy(q, p, ms__arena_size(p) < n ? ms__arena_size(p) : n);
         return q;
     }
     if (m != MS__CAP_ON || ms__tl.internal)
