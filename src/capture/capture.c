@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "capture/real.h"
@@ -203,11 +204,30 @@ static void fork_block_signals(void)
 
 static void fork_restore_signals(void) { pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL); }
 
-/* Write the report, then die of the same signal. The reporting thread takes
- * its memory from the arena: the signal may have come from inside malloc. */
+/* A report is being written on the way out of the process (a fatal signal's
+ * or _exit's): whoever comes second waits for the end it brings. */
+static _Atomic int reporting;
+
+/* Write the report now, on the way out. The thread takes its memory from the
+ * crash arena: a fatal signal may have come from inside malloc, and a signal
+ * handler that ends the process with _exit may have interrupted it. `dying`:
+ * a thread died, and a lock it held must not stop the stream's finish.
+ * pre: this thread took `reporting` and is not in a fold. */
+static void report_now(bool dying)
+{
+    int saved = errno;
+    tl_reporting = true;
+    ms__hook_set(MS__HOOK_MODE, MS__CAP_CRASH);
+    ms__clock_calibrate_at_exit(); // no 5 ms wait, here or in a thread calibrating
+    if (dying)
+        ms__stream_dying();
+    ms__tracker_auto_export(ms__cap_tracker);
+    errno = saved;
+}
+
+/* Write the report, then die of the same signal. */
 static void on_fatal(int sig)
 {
-    static _Atomic int entered;
     // On a thread in a fold, the report's own fold would wait on the lock
     // the thread holds. An asynchronous signal comes back when it lets go.
     bool in_fold = ms__store_folding_here();
@@ -215,24 +235,18 @@ static void on_fatal(int sig)
         ms__store_defer_signal(sig);
         return;
     }
-    if (atomic_exchange(&entered, 1) != 0 || !ms__cap_tracker) {
+    if (atomic_exchange(&reporting, 1) != 0 || !ms__cap_tracker) {
         for (;;) // another thread is writing the report and then ends the process
             pause();
     }
     if (in_fold) {
         say("memscope: a fault inside memscope's own fold: no report\n");
     } else {
-        int saved = errno;
-        tl_reporting = true;
-        ms__hook_set(MS__HOOK_MODE, MS__CAP_CRASH);
         char msg[96];
         snprintf(msg, sizeof msg, "memscope: signal %d, writing the report\n", sig);
         say(msg);
         alarm(30); // a lock held by a dead thread must not hang the process forever
-        ms__clock_calibrate_at_exit(); // no 5 ms wait, here or in a thread calibrating
-        ms__stream_dying();
-        ms__tracker_auto_export(ms__cap_tracker);
-        errno = saved;
+        report_now(true);
     }
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
@@ -267,6 +281,46 @@ static void install_fatal_handlers(void)
         sigaction(fatal_signals[i], &sa, NULL);
     }
 }
+
+/* ------------------------------------------------------------ _exit */
+
+/* The process capture records for. A vfork() child runs in its parent's
+ * memory until it execs or ends: it must neither write nor take the
+ * parent's report (getpid() tells it apart; fork handlers do not run). */
+static pid_t own_pid;
+
+/* A process that ends with _exit or _Exit (a forked child, as it should; a
+ * program that skips its cleanup; a signal handler that ends the process) or
+ * quick_exit runs no atexit handler: the report is written here instead, as
+ * exit() would have, if this process has one to write. */
+static void report_at_quick_end(void)
+{
+    ms_tracker *t = ms__cap_tracker;
+    if (!t || ms__cap_mode() == MS__CAP_OFF || getpid() != own_pid)
+        return;
+    if (!ms_atomic_load_relaxed(&t->auto_export) && !ms_atomic_load_relaxed(&t->stream))
+        return;
+    if (ms__store_folding_here()) { // a handler inside our fold: its lock is held here
+        say("memscope: _exit inside memscope's own fold: no report\n");
+        return;
+    }
+    if (atomic_exchange(&reporting, 1) != 0) {
+        for (;;) // another thread is writing the report and then ends the process
+            pause();
+    }
+    report_now(false);
+}
+
+/* glibc's exit() and its own internal calls reach glibc's _exit directly,
+ * never these: only the program's (and its libraries') calls do. */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+    report_at_quick_end();
+    for (;;) // what glibc's _exit does
+        syscall(SYS_exit_group, status);
+}
+
+__attribute__((visibility("default"), noreturn)) void _Exit(int status) { _exit(status); }
 
 /* ---------------------------------------------------------- configuration */
 
@@ -378,6 +432,7 @@ static void env_monitor(ms_tracker *t)
 
 static void fork_child(void)
 {
+    own_pid = getpid();
     if (ms__cap_mode() == MS__CAP_OFF)
         return;
     if (cfg.run && !cfg.follow_children) {
@@ -417,6 +472,7 @@ __attribute__((constructor(101))) static void capture_configure(void)
     if (cfg.configured)
         return;
     cfg.configured = true;
+    own_pid = getpid();
     ms__internal_enter();
     const char *on = getenv("MEMSCOPE_CAPTURE");
     if (on && strcmp(on, "0") == 0) {
@@ -486,6 +542,7 @@ __attribute__((constructor(101))) static void capture_configure(void)
     env_monitor(t);
     // After the store's handlers, so that ours enclose them (fork_block_signals).
     pthread_atfork(fork_block_signals, fork_restore_signals, fork_child_then_restore);
+    at_quick_exit(report_at_quick_end);
     // Recording threads only append; the fold runs beside them. Not while
     // sampling: a second thread would make glibc's malloc take its arena
     // lock at every call its thread cache cannot serve (a process with one
