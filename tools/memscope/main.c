@@ -442,8 +442,8 @@ static int cmd_run(int argc, char **argv)
                     WTERMSIG(status), strsignal(WTERMSIG(status)));
         if (!summarize(path))
             fprintf(stderr,
-                    "%s: %s wrote no report to %s (it ended without exit(), or "
-                    "cleared LD_PRELOAD)\n",
+                    "%s: %s wrote no report to %s (it was killed by SIGKILL, "
+                    "made the exit_group system call itself, or cleared LD_PRELOAD)\n",
                     prog_name, argv[i], path);
     }
     return code;
