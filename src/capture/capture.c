@@ -235,11 +235,12 @@ static void on_fatal(int sig)
         ms__store_defer_signal(sig);
         return;
     }
-    if (atomic_exchange(&reporting, 1) != 0 || !ms__cap_tracker) {
+    if (tl_reporting) { // a fault in this thread's report (one _exit began): end
+        say("memscope: a fault while writing the report: no report\n");
+    } else if (atomic_exchange(&reporting, 1) != 0 || !ms__cap_tracker) {
         for (;;) // another thread is writing the report and then ends the process
             pause();
-    }
-    if (in_fold) {
+    } else if (in_fold) {
         say("memscope: a fault inside memscope's own fold: no report\n");
     } else {
         char msg[96];
@@ -299,6 +300,8 @@ static void report_at_quick_end(void)
     if (!t || ms__cap_mode() == MS__CAP_OFF || getpid() != own_pid)
         return;
     if (!ms_atomic_load_relaxed(&t->auto_export) && !ms_atomic_load_relaxed(&t->stream))
+        return;
+    if (tl_reporting) // this thread writes it (an _exit from inside the report's end)
         return;
     if (ms__store_folding_here()) { // a handler inside our fold: its lock is held here
         say("memscope: _exit inside memscope's own fold: no report\n");
