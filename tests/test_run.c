@@ -101,6 +101,15 @@ static bool leaks_of(const cJSON *root, const char *fn, double *count, double *b
     return *count > 0;
 }
 
+/* fn's live blocks in root are exactly n blocks of `bytes` in all. */
+#define assert_leaks(root, fn, n, bytes)                                                           \
+    do {                                                                                           \
+        double count_, bytes_;                                                                     \
+        assert_true(leaks_of((root), (fn), &count_, &bytes_));                                     \
+        assert_int_equal(count_, (n));                                                             \
+        assert_int_equal(bytes_, (bytes));                                                         \
+    } while (0)
+
 /* The first leak group whose function is fn, or NULL. */
 static const cJSON *leak_from(const cJSON *root, const char *fn)
 {
@@ -616,10 +625,7 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     assert_int_equal(num(l, "count"), 3);
     assert_true(stack_has(l, "make_two"));
     assert_true(stack_has(l, "main"));
-    double count = 0, bytes = 0;
-    assert_true(leaks_of(root, "main", &count, &bytes));
-    assert_int_equal(count, 2);
-    assert_int_equal(bytes, 16);
+    assert_leaks(root, "main", 2, 16);
     cJSON_Delete(root);
     // A frame register that points into a caller's data, and a walk on a
     // coroutine's stack.
@@ -657,10 +663,7 @@ static void stacks_should_be_whole_with_or_without_frame_pointers(void **state)
     const char *argv4[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/mangled", NULL};
     assert_int_equal(run(argv4, NULL), 0);
     root = report(out);
-    count = 0, bytes = 0;
-    assert_true(leaks_of(root, "leak_nodes()", &count, &bytes));
-    assert_int_equal(count, 3);
-    assert_int_equal(bytes, 48);
+    assert_leaks(root, "leak_nodes()", 3, 48);
     cJSON_Delete(root);
 #endif
 }
@@ -674,13 +677,8 @@ static void blocks_from_strdup_should_be_placed_in_its_caller(void **state)
     for (int stacks = 0; stacks < 2; stacks++) {
         cJSON *root = report_of_run("dup", NULL, stacks ? "dup_stacks.json" : "dup.json",
                                     stacks ? "8" : NULL);
-        double count = 0, bytes = 0;
-        assert_true(leaks_of(root, "dup_three", &count, &bytes));
-        assert_int_equal(count, 3);
-        assert_int_equal(bytes, 12);
-        assert_true(leaks_of(root, "ndup_four", &count, &bytes));
-        assert_int_equal(count, 4);
-        assert_int_equal(bytes, 16);
+        assert_leaks(root, "dup_three", 3, 12);
+        assert_leaks(root, "ndup_four", 4, 16);
         cJSON_Delete(root);
     }
     char out[600];
@@ -908,10 +906,7 @@ static void exit_from_a_thread_should_write_the_report(void **state)
     const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/exit_thread", NULL};
     assert_int_equal(run(argv, NULL), 3);
     cJSON *root = report(out);
-    double count, bytes;
-    assert_true(leaks_of(root, "work", &count, &bytes));
-    assert_int_equal(count, 3);
-    assert_int_equal(bytes, 3 * 64);
+    assert_leaks(root, "work", 3, 3 * 64);
     cJSON_Delete(root);
 }
 
@@ -950,10 +945,7 @@ static cJSON *quick_end_report(const char *how, bool follow, char *sub, size_t n
             break;
     }
     cJSON *root = report(out);
-    double count, bytes;
-    assert_true(leaks_of(root, "leak_seven", &count, &bytes));
-    assert_int_equal(count, 7);
-    assert_int_equal(bytes, 7 * 48);
+    assert_leaks(root, "leak_seven", 7, 7 * 48);
     return root;
 }
 
@@ -982,9 +974,7 @@ static void ending_without_exit_should_write_the_report(void **state)
         snprintf(each, sizeof each, "%s/%s", sub, e->d_name);
         cJSON *root = report(each);
         double count, bytes;
-        assert_true(leaks_of(root, "child_leak", &count, &bytes));
-        assert_int_equal(count, 3);
-        assert_int_equal(bytes, 3 * 32);
+        assert_leaks(root, "child_leak", 3, 3 * 32);
         assert_false(leaks_of(root, "leak_seven", &count, &bytes));
         cJSON_Delete(root);
     }
@@ -1016,6 +1006,29 @@ static void ending_without_exit_should_write_the_report(void **state)
     cJSON_Delete(root);
 }
 
+/* A thread that dies of a signal or calls _exit while exit() has the report
+ * written waits for that report, then ends the process as it would have
+ * (the report was cut short before and never written). */
+static void an_end_during_the_exit_report_should_wait_for_it(void **state)
+{
+    (void)state;
+    const struct {
+        const char *how;
+        int status;
+    } ends[] = {{"segv", 128 + SIGSEGV}, {"_exit", 4}};
+    for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+        char out[600], name[64];
+        snprintf(name, sizeof name, "end-in-report-%s.json", ends[i].how);
+        path_in(out, sizeof out, name);
+        const char *argv[] = {MEMSCOPE_CLI,           "run",       "-q", "-o", out, "--",
+                              PROGS "/end_in_report", ends[i].how, NULL};
+        assert_int_equal(run(argv, NULL), ends[i].status);
+        cJSON *root = report(out);
+        assert_leaks(root, "leak_many", 100000, 100000 * 24);
+        cJSON_Delete(root);
+    }
+}
+
 static void a_fatal_signal_should_still_write_the_report(void **state)
 {
     (void)state;
@@ -1024,10 +1037,7 @@ static void a_fatal_signal_should_still_write_the_report(void **state)
     const char *argv[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/segv", NULL};
     assert_int_equal(run(argv, NULL), 128 + SIGSEGV);
     cJSON *root = report(out);
-    double count, bytes;
-    assert_true(leaks_of(root, "main", &count, &bytes));
-    assert_int_equal(count, 5);
-    assert_int_equal(bytes, 5 * 128);
+    assert_leaks(root, "main", 5, 5 * 128);
     cJSON_Delete(root);
 
     // glibc aborts inside free(): the report is written without its heap.
@@ -1035,9 +1045,7 @@ static void a_fatal_signal_should_still_write_the_report(void **state)
     const char *argv2[] = {MEMSCOPE_CLI, "run", "-o", out, "--", PROGS "/abort_in_free", NULL};
     assert_int_equal(run(argv2, NULL), 128 + SIGABRT);
     root = report(out);
-    assert_true(leaks_of(root, "main", &count, &bytes));
-    assert_int_equal(count, 2);
-    assert_int_equal(bytes, 2 * 256);
+    assert_leaks(root, "main", 2, 2 * 256);
     cJSON_Delete(root);
 }
 
@@ -1292,6 +1300,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(exit_from_a_thread_should_write_the_report, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(ending_without_exit_should_write_the_report, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_end_during_the_exit_report_should_wait_for_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_fatal_signal_should_still_write_the_report, setup,
                                         teardown),

@@ -221,7 +221,7 @@ static void report_now(bool dying)
     ms__clock_calibrate_at_exit(); // no 5 ms wait, here or in a thread calibrating
     if (dying)
         ms__stream_dying();
-    ms__tracker_auto_export(ms__cap_tracker);
+    ms__tracker_last_export(ms__cap_tracker);
     errno = saved;
 }
 
@@ -299,7 +299,8 @@ static void report_at_quick_end(void)
     ms_tracker *t = ms__cap_tracker;
     if (!t || ms__cap_mode() == MS__CAP_OFF || getpid() != own_pid)
         return;
-    if (!ms_atomic_load_relaxed(&t->auto_export) && !ms_atomic_load_relaxed(&t->stream))
+    if (!ms_atomic_load_relaxed(&t->auto_export) && !ms_atomic_load_relaxed(&t->stream) &&
+        !atomic_load(&t->exporter)) // nothing to write, and no exit() writing it now
         return;
     if (tl_reporting) // this thread writes it (an _exit from inside the report's end)
         return;
@@ -449,6 +450,8 @@ static void fork_child(void)
     // file, never over its parent's, and without the parent's system
     // samples (the child has no sampler: docs/capture.md).
     ms__mon_forget(&ms__cap_tracker->mon);
+    atomic_store(&ms__cap_tracker->exporter, 0); // a parent's thread in its exit's export
+    atomic_store(&ms__cap_tracker->end_waits, false);
     char *cur = ms_atomic_exchange_acq_rel(&ms__cap_tracker->auto_export, NULL);
     ms__stream_forget(ms__cap_tracker); // the parent's writer and file
     const char *base = cfg.output[0] ? cfg.output : cur;

@@ -5,6 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -373,19 +376,43 @@ ms_tracker *ms_tracker_global(void)
     return global_tracker;
 }
 
-void ms__tracker_auto_export(ms_tracker *t)
+/* One thread at a time writes t's report; the others wait for it. A report
+ * that exit() writes on one thread is not cut short by another thread's
+ * fatal signal or _exit (the process would end in the middle of it), and that
+ * thread's end then waits for the report. `ending`: the caller ends the process. */
+static void export_once(ms_tracker *t, bool ending)
 {
+    long me = (long)syscall(SYS_gettid), other = 0;
+    if (!atomic_compare_exchange_strong(&t->exporter, &other, me)) {
+        if (other == me) // a fault or an _exit inside this thread's own export
+            return;
+        if (ending)
+            atomic_store(&t->end_waits, true);
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 20000 && atomic_load(&t->exporter) == other; i++)
+            nanosleep(&ms, NULL); // async-signal-safe, as the callers need
+        return;
+    }
     ms__stream_finish(t);
     char *path = ms_atomic_exchange_acq_rel(&t->auto_export, NULL);
-    if (!path)
-        return;
-    ms__internal_enter();
-    int rc = ms__export_path(t, path);
-    if (rc < 0)
-        fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path, ms_last_error_message());
-    ms__internal_leave();
-    ms__free(path);
+    if (path) {
+        ms__internal_enter();
+        int rc = ms__export_path(t, path);
+        if (rc < 0)
+            fprintf(stderr, "memscope: auto-export to %s failed: %s\n", path,
+                    ms_last_error_message());
+        ms__internal_leave();
+        ms__free(path);
+    }
+    atomic_store(&t->exporter, 0);
+    if (atomic_load(&t->end_waits))
+        for (;;) // the thread that waited for this report ends the process
+            pause();
 }
+
+void ms__tracker_auto_export(ms_tracker *t) { export_once(t, false); }
+
+void ms__tracker_last_export(ms_tracker *t) { export_once(t, true); }
 
 bool ms_capture_active(void) { return ms_atomic_load_relaxed(&ms__capture_on); }
 

@@ -24,6 +24,10 @@ struct ms_tracker {
     _Atomic bool capture_call_stack;
     _Atomic size_t max_stack_depth;
     _Atomic(char *) auto_export; /* taken with an exchange when written */
+    /* The kernel tid of the thread in ms__tracker_auto_export (0: none), and
+     * whether a thread that ends the process waits for that export to end. */
+    _Atomic long exporter;
+    _Atomic bool end_waits;
     uint64_t start_ns, start_mono_ns;
     bool is_global;
     _Atomic bool captured; /* the global tracker under malloc capture: TRACK names blocks */
@@ -110,8 +114,13 @@ ms_sampling_config ms__tracker_sampling(ms_tracker *t);
 ms_analysis_report *ms__tracker_analyze(ms_tracker *t, ms_memory_snapshot **keep,
                                         ms_memory_stats *stats);
 /* Finish the stream (trailer), then write and forget the auto-export, if
- * either is set. */
+ * either is set. While another thread does that, wait for it to be done
+ * instead (up to 20 s, within on_fatal's alarm); from inside this thread's own, return. */
 void ms__tracker_auto_export(ms_tracker *t);
+/* The same on the way out of the process (a fatal signal, _exit), whose
+ * caller ends it: a thread whose export this one waits for then never ends
+ * the process itself (it pauses), so the process ends as the caller says. */
+void ms__tracker_last_export(ms_tracker *t);
 /* trace/stream.c: finish t's stream, if it has one (the writer stops, the
  * rest of the log and the trailer are written, the file closed); and, in a
  * child after fork(), forget its parent's. */

@@ -442,8 +442,9 @@ static int cmd_run(int argc, char **argv)
                     WTERMSIG(status), strsignal(WTERMSIG(status)));
         if (!summarize(path))
             fprintf(stderr,
-                    "%s: %s wrote no report to %s (it was killed by SIGKILL, "
-                    "made the exit_group system call itself, or cleared LD_PRELOAD)\n",
+                    "%s: %s wrote no report to %s (SIGKILL, a signal whose handler it "
+                    "replaced, the exit_group system call made directly, or LD_PRELOAD "
+                    "cleared end a program without one)\n",
                     prog_name, argv[i], path);
     }
     return code;
