@@ -264,8 +264,9 @@ typedef struct ms_analysis_report {
 MS_API MS_NODISCARD ms_tracker *ms_tracker_new(void);
 
 /** The process-wide tracker, created on first use and never freed; if it has
- *  an auto-export path the report is written at process exit (atexit).
- *  ms_tracker_free() on it does nothing. Thread-safe. */
+ *  an auto-export path the report is written at process exit (atexit; with
+ *  capture linked or preloaded, also at _exit, _Exit, quick_exit and a fatal
+ *  signal: docs/capture.md). ms_tracker_free() on it does nothing. Thread-safe. */
 MS_API ms_tracker *ms_tracker_global(void);
 
 /** Set the sampling configuration. A rate outside [0, 1] (or NaN) is
